@@ -1,0 +1,63 @@
+"""The entropy bottleneck: companding, training noise, and rounding to b-bit integers.
+
+The encoder output is companded with the Gaussian CDF into the open interval
+``(-(2^b - 1)/2, (2^b - 1)/2)``, so that rounding gives integers in
+``[-(2^(b-1) - 1), 2^(b-1) - 1]``: ``2^b - 1`` symbols, bounded whatever the input. While
+training, additive uniform noise in ``[-0.5, 0.5)`` stands in for rounding, which keeps the
+model differentiable. The decoder first undoes the companding (inverse Gaussian CDF),
+which spends the quantization levels densely near zero, where latents are most likely.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+_EPS = 1e-6
+
+
+class Bottleneck(nn.Module):
+    """Compand, perturb or round, and expand latents of ``bits``-bit precision."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        self.bits = bits
+        self.half_range = (2**bits - 1) / 2
+
+    @property
+    def max_symbol(self) -> int:
+        """Largest integer a latent can take; the smallest is its negative."""
+        return 2 ** (self.bits - 1) - 1
+
+    @property
+    def int_dtype(self) -> torch.dtype:
+        return torch.int8 if self.bits <= 8 else torch.int16
+
+    def compand(self, y: torch.Tensor) -> torch.Tensor:
+        """Map the real line into ``(-half_range, half_range)`` via the Gaussian CDF."""
+        return self.half_range * torch.erf(y / math.sqrt(2.0))
+
+    def expand(self, v: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`compand` (clamped so that noisy values stay finite)."""
+        u = (v / self.half_range).clamp(-1 + _EPS, 1 - _EPS)
+        return math.sqrt(2.0) * torch.erfinv(u)
+
+    def perturb(self, v: torch.Tensor) -> torch.Tensor:
+        """Additive uniform noise, the differentiable stand-in for rounding."""
+        return v + torch.empty_like(v).uniform_(-0.5, 0.5)
+
+    def quantize(self, v: torch.Tensor) -> torch.Tensor:
+        """Round companded latents to integers (an integer tensor)."""
+        m = self.max_symbol
+        return torch.round(v).clamp_(-m, m).to(self.int_dtype)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """Noise while training, rounding (kept as float) at inference."""
+        if self.training:
+            return self.perturb(v)
+        return torch.round(v)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"

@@ -1,0 +1,134 @@
+"""The codec configuration: everything needed to rebuild a model, saved with its weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pywt
+
+from .errors import ConfigError
+
+CONFIG_VERSION = 1
+MODALITIES = ("image", "audio", "volume", "signal")
+_DEFAULT_NDIM = {"image": 2, "audio": 1, "volume": 3}
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Hyper-parameters of a :class:`~wavecodec.model.Codec`.
+
+    ``channels`` input channels are split by a ``levels``-level wavelet packet transform into
+    ``channels * 2^(ndim*levels)`` subbands, mapped per position to ``latent_dim`` channels
+    and quantized to ``latent_bits``-bit integers. ``value_range`` is the range of the input
+    samples as floats (``(0, 1)`` for images, ``(-1, 1)`` for audio); integer inputs are
+    scaled into it.
+    """
+
+    channels: int = 3
+    levels: int = 3
+    latent_dim: int = 12
+    latent_bits: int = 8
+    modality: str = "image"
+    ndim: int = 0  # 0: take it from the modality (image 2, audio 1, volume 3)
+    wavelet: str = "bior4.4"
+    decoder_width: int = 64
+    decoder_depth: int = 2
+    decoder_kernel: int = 3
+    value_range: tuple[float, float] = (0.0, 1.0)
+    sample_rate: int | None = None
+    name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
+        if self.ndim == 0:
+            if self.modality == "signal":
+                raise ConfigError("a 'signal' codec needs ndim set to 1, 2 or 3")
+            object.__setattr__(self, "ndim", _DEFAULT_NDIM[self.modality])
+        object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+        checks = [
+            (self.ndim in (1, 2, 3), f"ndim must be 1, 2 or 3, got {self.ndim}"),
+            (_positive_int(self.channels), f"channels must be a positive integer, got {self.channels!r}"),
+            (_positive_int(self.levels) and self.levels <= 10, f"levels must be an integer in 1..10, got {self.levels!r}"),
+            (_positive_int(self.latent_dim), f"latent_dim must be a positive integer, got {self.latent_dim!r}"),
+            (_positive_int(self.latent_bits) and self.latent_bits <= 16, f"latent_bits must be in 1..16, got {self.latent_bits!r}"),
+            (_non_negative_int(self.decoder_width), f"decoder_width must be a non-negative integer, got {self.decoder_width!r}"),
+            (_non_negative_int(self.decoder_depth), f"decoder_depth must be a non-negative integer, got {self.decoder_depth!r}"),
+            (_positive_int(self.decoder_kernel) and self.decoder_kernel % 2 == 1, f"decoder_kernel must be a positive odd integer, got {self.decoder_kernel!r}"),
+            (len(self.value_range) == 2 and self.value_range[0] < self.value_range[1], f"value_range must be (low, high) with low < high, got {self.value_range}"),
+            (self.sample_rate is None or _positive_int(self.sample_rate), f"sample_rate must be a positive integer or None, got {self.sample_rate!r}"),
+            (self.decoder_width > 0 or self.decoder_depth == 0, "decoder_depth > 0 needs decoder_width > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if self.latent_dim > self.subbands:
+            raise ConfigError(f"latent_dim {self.latent_dim} exceeds the {self.subbands} wavelet subbands")
+        try:
+            pywt.Wavelet(self.wavelet)
+        except ValueError:
+            raise ConfigError(f"unknown wavelet {self.wavelet!r}; use a discrete PyWavelets name such as 'bior4.4'") from None
+
+    @property
+    def subbands(self) -> int:
+        """Number of wavelet subbands (encoder input channels)."""
+        return self.channels * 2 ** (self.ndim * self.levels)
+
+    @property
+    def block(self) -> int:
+        """Spatial size of one latent position in input samples along each axis (``2^levels``)."""
+        return 2**self.levels
+
+    @property
+    def reduction(self) -> float:
+        """How many times fewer values the latent has than the input."""
+        return self.subbands / self.latent_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["value_range"] = list(self.value_range)
+        d["config_version"] = CONFIG_VERSION
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CodecConfig":
+        data = dict(data)
+        version = data.pop("config_version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ConfigError(f"config version {version} is not supported by this wavecodec (expects {CONFIG_VERSION})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:  # wrong types that __post_init__ could not compare
+            raise ConfigError(f"invalid config: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "CodecConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError("the config is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ConfigError("the config must be a JSON object")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "CodecConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _non_negative_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0

@@ -1,0 +1,71 @@
+"""Reading and writing images as tensors (Pillow and NumPy, no torchvision)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm")
+BUNDLED_PHOTO = Path(__file__).resolve().parent / "data" / "astronaut.png"
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image as an ``(H, W, C)`` uint8 or uint16 array (gray C=1, RGB C=3, RGBA C=4)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.int64)
+                arr = np.clip(arr, 0, 65535).astype(np.uint16)
+            elif im.mode in ("L", "RGB", "RGBA"):
+                arr = np.asarray(im)
+            elif im.mode in ("LA", "P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV", "F"):
+                target = "RGBA" if ("A" in im.mode or "transparency" in im.info) else "RGB"
+                if im.mode in ("1", "F"):
+                    target = "L"
+                arr = np.asarray(im.convert(target))
+            else:
+                raise InputError(f"{path}: unsupported image mode {im.mode}")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: not a readable image") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.size == 0:
+        raise InputError(f"{path}: the image is empty")
+    return np.require(arr, requirements=["C", "W"])
+
+
+def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Write an ``(H, W, C)`` uint8/uint16 array; the format follows the suffix (PNG by default)."""
+    from .checkpoint import atomic_write
+
+    arr = array[:, :, 0] if array.shape[2] == 1 else array
+    if arr.dtype == np.uint16:
+        if arr.ndim != 2:
+            raise InputError("16-bit images can only be written as single-channel PNG/TIFF here")
+        im = Image.fromarray(arr.astype(np.uint16))
+    else:
+        im = Image.fromarray(arr)
+    suffix = Path(path).suffix.lower()
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}.get(suffix, "PNG")
+    atomic_write(path, lambda tmp: im.save(tmp, format=fmt))
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """``(H, W, C)`` array to a ``(1, C, H, W)`` tensor of the same dtype."""
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+
+def to_array(tensor: torch.Tensor) -> np.ndarray:
+    """``(1, C, H, W)`` tensor to an ``(H, W, C)`` array."""
+    return tensor[0].permute(1, 2, 0).cpu().numpy()

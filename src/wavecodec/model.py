@@ -1,0 +1,174 @@
+"""The codec: wavelets -> encoder -> bottleneck -> decoder -> inverse wavelets.
+
+Data flow, for an image ``x`` of shape ``(B, C, H, W)``::
+
+    x --normalise, reflect-pad to a multiple of 2^J--> wpt.analysis --> (B, C*4^J, H/2^J, W/2^J)
+      --LinearEncoder--> (B, latent_dim, ...) --compand--> latents in (-(2^b-1)/2, (2^b-1)/2)
+      --round--> b-bit integers --expand--> Decoder --> subbands --wpt.synthesis--> crop --> x_hat
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .bottleneck import Bottleneck
+from .config import CodecConfig
+from .decoder import Decoder
+from .encoder import LinearEncoder
+from .errors import ShapeError
+from .wpt import WaveletPacket
+
+
+class Codec(nn.Module):
+    """A learned wavelet codec built from a :class:`CodecConfig`.
+
+    Inputs are ``(B, C, *S)`` tensors with ``ndim`` spatial axes of any size, either floats
+    in ``config.value_range`` or integers (``uint8``/``uint16`` scaled by their maximum,
+    signed integers as PCM by ``2^(bits-1)``); outputs use the same range and dtype.
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wpt = WaveletPacket(config.levels, config.wavelet)
+        self.encoder = LinearEncoder(config)
+        self.bottleneck = Bottleneck(config.latent_bits)
+        self.decoder = Decoder(config)
+
+    # -- value range and size handling ---------------------------------------------------
+    def _check(self, x: torch.Tensor) -> None:
+        c = self.config
+        if not isinstance(x, torch.Tensor):
+            raise ShapeError(f"expected a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != c.ndim + 2 or x.shape[1] != c.channels:
+            axes = {1: "T", 2: "H, W", 3: "D, H, W"}[c.ndim]
+            raise ShapeError(
+                f"this codec takes (B, {c.channels}, {axes}) tensors, got shape {tuple(x.shape)}"
+            )
+        if x.numel() == 0:
+            raise ShapeError(f"the input is empty (shape {tuple(x.shape)})")
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Map input samples to floats in ``[-0.5, 0.5]`` (the range the model works in)."""
+        lo, hi = self.config.value_range
+        if x.is_floating_point():
+            return (x.to(self._param_dtype()) - lo) / (hi - lo) - 0.5
+        if x.dtype in (torch.uint8, torch.uint16, torch.bool):
+            top = 1.0 if x.dtype == torch.bool else float(torch.iinfo(x.dtype).max)
+            return x.to(self._param_dtype()) / top - 0.5
+        if x.dtype in (torch.int8, torch.int16, torch.int32):
+            scale = float(2 ** (torch.iinfo(x.dtype).bits - 1))
+            return (x.to(self._param_dtype()) / scale + 1) / 2 - 0.5
+        raise ShapeError(f"unsupported input dtype {x.dtype}")
+
+    def from_unit(self, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Inverse of :meth:`to_unit`, clamped to the valid range and cast to ``dtype``."""
+        u = (u + 0.5).clamp(0, 1)
+        if dtype.is_floating_point:
+            lo, hi = self.config.value_range
+            return (u * (hi - lo) + lo).to(dtype)
+        if dtype in (torch.uint8, torch.uint16, torch.bool):
+            top = 1.0 if dtype == torch.bool else float(torch.iinfo(dtype).max)
+            return torch.round(u * top).to(dtype)
+        info = torch.iinfo(dtype)
+        return torch.round(u * 2 * 2 ** (info.bits - 1) - 2 ** (info.bits - 1)).clamp(info.min, info.max).to(dtype)
+
+    def _param_dtype(self) -> torch.dtype:
+        return self.encoder.proj.weight.dtype
+
+    def pad(self, u: torch.Tensor) -> torch.Tensor:
+        """Pad every spatial axis at the end to a multiple of ``2^levels`` (reflect, or replicate when too short)."""
+        block = self.config.block
+        pads: list[int] = []
+        reflect = True
+        for size in reversed(u.shape[2:]):
+            extra = -size % block
+            pads += [0, extra]
+            reflect &= extra < size
+        if not any(pads):
+            return u
+        return F.pad(u, pads, mode="reflect" if reflect else "replicate")
+
+    @staticmethod
+    def crop(u: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        slices = (slice(None), slice(None)) + tuple(slice(0, s) for s in size)
+        return u[slices]
+
+    def latent_shape(self, size: Sequence[int]) -> tuple[int, ...]:
+        """Shape ``(latent_dim, *S')`` of the latents of one input of spatial ``size``."""
+        block = self.config.block
+        return (self.config.latent_dim, *(-(-s // block) for s in size))
+
+    # -- the stages ---------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Continuous (companded) latents ``(B, latent_dim, *ceil(S / 2^J))``, for compressed-domain learning."""
+        self._check(x)
+        subbands = self.wpt(self.pad(self.to_unit(x)))
+        return self.bottleneck.compand(self.encoder(subbands))
+
+    def quantize(self, latents: torch.Tensor) -> torch.Tensor:
+        """Round latents to ``latent_bits``-bit integers (an int8/int16 tensor)."""
+        return self.bottleneck.quantize(latents)
+
+    def decode(
+        self,
+        latents: torch.Tensor,
+        size: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Reconstruct from latents (float or integer); crop to ``size`` if given."""
+        expected = self.config.ndim + 2
+        if latents.dim() != expected or latents.shape[1] != self.config.latent_dim:
+            raise ShapeError(
+                f"expected latents of shape (B, {self.config.latent_dim}, ...) with {self.config.ndim} spatial axes, "
+                f"got {tuple(latents.shape)}"
+            )
+        u = self._decode_unit(latents.to(self._param_dtype()))
+        if size is not None:
+            u = self.crop(u, size)
+        return self.from_unit(u, dtype)
+
+    def _decode_unit(self, v: torch.Tensor) -> torch.Tensor:
+        return self.wpt.inverse(self.decoder(self.bottleneck.expand(v)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training pass: noise instead of rounding when ``self.training``; returns ``(x_hat, losses)``.
+
+        ``losses["mse"]`` is the mean squared error with the value range scaled to 1 (so
+        PSNR is ``-10 log10(mse)``); ``losses["subband_mse"]`` the same in the wavelet domain.
+        """
+        self._check(x)
+        size = x.shape[2:]
+        u = self.pad(self.to_unit(x))
+        subbands = self.wpt(u)
+        v = self.bottleneck(self.bottleneck.compand(self.encoder(subbands)))
+        subbands_hat = self.decoder(self.bottleneck.expand(v))
+        u_hat = self.crop(self.wpt.inverse(subbands_hat), size)
+        losses = {
+            "mse": F.mse_loss(u_hat, self.crop(u, size)),
+            "subband_mse": F.mse_loss(subbands_hat, subbands),
+        }
+        x_hat = self.from_unit(u_hat, x.dtype) if not x.is_floating_point() else self._unit_to_range(u_hat, x.dtype)
+        return x_hat, losses
+
+    def _unit_to_range(self, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Like :meth:`from_unit` for floats, but unclamped so gradients flow everywhere."""
+        lo, hi = self.config.value_range
+        return ((u + 0.5) * (hi - lo) + lo).to(dtype)
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode, round and decode ``x`` in one call; same shape, range and dtype as ``x``."""
+        return self.decode(self.quantize(self.encode(x)), size=x.shape[2:], dtype=x.dtype)
+
+    def num_parameters(self, part: str | None = None) -> int:
+        module = self if part is None else getattr(self, part)
+        return sum(p.numel() for p in module.parameters())
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"name={c.name!r}, subbands={c.subbands}, latent_dim={c.latent_dim}, reduction={c.reduction:g}x"
