@@ -9,6 +9,7 @@ Data flow, for an image ``x`` of shape ``(B, C, H, W)``::
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -19,6 +20,8 @@ from .bottleneck import Bottleneck
 from .config import CodecConfig
 from .decoder import Decoder
 from .encoder import LinearEncoder
+from .context import ContextModel
+from .entropy import EntropyModel
 from .errors import ShapeError
 from .wpt import WaveletPacket
 
@@ -38,6 +41,8 @@ class Codec(nn.Module):
         self.encoder = LinearEncoder(config)
         self.bottleneck = Bottleneck(config.latent_bits)
         self.decoder = Decoder(config)
+        self.entropy = EntropyModel(config.latent_dim, config.latent_bits)
+        self.context = ContextModel(config.latent_dim, config.latent_bits)
 
     # -- value range and size handling ---------------------------------------------------
     def _check(self, x: torch.Tensor) -> None:
@@ -139,7 +144,10 @@ class Codec(nn.Module):
         """Training pass: noise instead of rounding when ``self.training``; returns ``(x_hat, losses)``.
 
         ``losses["mse"]`` is the mean squared error with the value range scaled to 1 (so
-        PSNR is ``-10 log10(mse)``); ``losses["subband_mse"]`` the same in the wavelet domain.
+        PSNR is ``-10 log10(mse)``); ``losses["subband_mse"]`` the same in the wavelet domain;
+        ``losses["bpp"]`` the estimated rate in bits per pixel (per sample position for audio,
+        per voxel for volumes), from the learned probabilities while training and from the
+        frozen integer tables in eval mode.
         """
         self._check(x)
         size = x.shape[2:]
@@ -148,9 +156,12 @@ class Codec(nn.Module):
         v = self.bottleneck(self.bottleneck.compand(self.encoder(subbands)))
         subbands_hat = self.decoder(self.bottleneck.expand(v))
         u_hat = self.crop(self.wpt.inverse(subbands_hat), size)
+        bits = self.entropy.bits_noisy(v) if self.training else self.entropy.bits_integer(v.to(torch.int32))
+        positions = x.shape[0] * math.prod(size)
         losses = {
             "mse": F.mse_loss(u_hat, self.crop(u, size)),
             "subband_mse": F.mse_loss(subbands_hat, subbands),
+            "bpp": bits.sum().to(u_hat.dtype) / positions,
         }
         x_hat = self.from_unit(u_hat, x.dtype) if not x.is_floating_point() else self._unit_to_range(u_hat, x.dtype)
         return x_hat, losses
@@ -164,6 +175,18 @@ class Codec(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Encode, round and decode ``x`` in one call; same shape, range and dtype as ``x``."""
         return self.decode(self.quantize(self.encode(x)), size=x.shape[2:], dtype=x.dtype)
+
+    def compress(self, x: torch.Tensor, coder: str = "ans", **kwargs) -> bytes:
+        """Encode ``x`` into the bytes of a ``.wvc`` file (see :mod:`wavecodec.compression`)."""
+        from .compression import compress
+
+        return compress(self, x, coder=coder, **kwargs)
+
+    def decompress(self, data: bytes) -> torch.Tensor:
+        """Decode the bytes of a ``.wvc`` file made with this model."""
+        from .compression import decompress
+
+        return decompress(self, data).signal
 
     def num_parameters(self, part: str | None = None) -> int:
         module = self if part is None else getattr(self, part)

@@ -1,0 +1,223 @@
+"""Compress signals into ``.wvc`` bytes and back: the codec, the coder and the container together.
+
+``compress`` runs the encoder and bottleneck, codes the integers (``ans``, ``webp`` or
+``raw``), and wraps them with a header that records everything decoding needs: the model
+(name and weight hash), modality, original shape and dtype, padding, coder, sample rate.
+``decompress`` checks that header against the model and against size limits before it
+allocates anything, so a corrupt or hostile file gives a :class:`FormatError`, never a
+crash or a memory blow-up.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import fingerprint
+from .coders import CODERS, decode_symbols, encode_symbols
+from .config import MODALITIES
+from .container import pack, unpack
+from .errors import FormatError, ShapeError
+from .model import Codec
+
+MAX_SAMPLES = 2**30
+MAX_SIDE = 2**24
+DTYPES: dict[str, torch.dtype] = {
+    "uint8": torch.uint8,
+    "uint16": torch.uint16,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
+_DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+
+
+class ModelMismatchError(FormatError):
+    """The file was made with another model than the one decoding it."""
+
+
+@dataclass
+class Decoded:
+    """What :func:`decompress` returns: the signal in its original shape and dtype, and the header."""
+
+    signal: torch.Tensor
+    header: dict[str, Any]
+
+    @property
+    def sample_rate(self) -> int | None:
+        return self.header.get("sample_rate")
+
+
+def _split_alpha(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fit the input's channels to the model's: gray to RGB by repetition, alpha kept aside."""
+    have = x.shape[1]
+    if have == channels:
+        return x, None
+    alpha = None
+    if have in (2, 4) and have - 1 in (1, channels):  # LA or RGBA
+        x, alpha = x[:, :-1], x[:, -1:]
+        have -= 1
+    if have == 1 and channels == 3:
+        x = x.expand(-1, 3, *x.shape[2:])
+    if x.shape[1] != channels:
+        raise ShapeError(f"the model codes {channels}-channel signals, the input has {have} channel(s)")
+    return x, alpha
+
+
+def compress(codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None) -> bytes:
+    """Encode ``x`` (``(B, C, *S)`` or ``(C, *S)``) into the bytes of a ``.wvc`` file."""
+    if coder not in CODERS:
+        raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise ShapeError(f"expected a tensor or array, got {type(x).__name__}")
+    cfg = codec.config
+    if x.dim() == cfg.ndim + 1:
+        x = x[None]
+    if x.dim() != cfg.ndim + 2 or x.numel() == 0:
+        raise ShapeError(f"expected a non-empty (B, C, ...) signal with {cfg.ndim} spatial axes, got {tuple(x.shape)}")
+    if x.dtype not in _DTYPE_NAMES:
+        raise ShapeError(f"unsupported dtype {x.dtype}")
+    input_channels = x.shape[1]
+    x, alpha = _split_alpha(x, cfg.channels)
+    size = list(x.shape[2:])
+    with torch.inference_mode():
+        q = codec.quantize(codec.encode(x)).cpu()
+    payload = encode_symbols(coder, q.numpy().astype(np.int64), codec)
+    header = {
+        "model": cfg.name,
+        "model_hash": fingerprint(codec),
+        "modality": cfg.modality,
+        "batch": x.shape[0],
+        "channels": cfg.channels,
+        "input_channels": input_channels,
+        "shape": size,
+        "dtype": _DTYPE_NAMES[x.dtype],
+        "latent_bits": cfg.latent_bits,
+        "latent_shape": list(q.shape[1:]),
+        "padding": [-s % cfg.block for s in size],
+        "coder": coder,
+        "sample_rate": sample_rate,
+        "alpha": alpha is not None,
+    }
+    sections = {"latents": payload}
+    if alpha is not None:
+        sections["alpha"] = zlib.compress(alpha.cpu().contiguous().numpy().tobytes(), 9)
+    return pack(header, sections)
+
+
+def _int(header: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = header.get(key)
+    if type(value) is not int or not low <= value <= high:
+        raise FormatError(f"the header field {key!r} is missing or out of range")
+    return value
+
+
+def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
+    """Check a header's fields and sizes without a model; returns it unchanged."""
+    for key in ("model", "model_hash", "modality", "dtype", "coder"):
+        if not isinstance(header.get(key), str):
+            raise FormatError(f"the header field {key!r} is missing or not a string")
+    if header["modality"] not in MODALITIES:
+        raise FormatError(f"the header names an unknown modality {header['modality']!r}")
+    if header["dtype"] not in DTYPES:
+        raise FormatError(f"the header names an unsupported dtype {header['dtype']!r}")
+    if header["coder"] not in CODERS:
+        raise FormatError(f"the header names an unknown coder {header['coder']!r}")
+    batch = _int(header, "batch", 1, max_samples)
+    _int(header, "channels", 1, 4096)
+    channels = _int(header, "input_channels", 1, 4096)
+    _int(header, "latent_bits", 1, 16)
+    shape = header.get("shape")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in shape):
+        raise FormatError("the header's shape is missing or out of range")
+    if batch * channels * math.prod(shape) > max_samples:
+        raise FormatError(
+            f"the file declares {batch * channels * math.prod(shape):,} samples, above the limit of {max_samples:,}"
+        )
+    latent = header.get("latent_shape")
+    if not isinstance(latent, list) or not all(type(s) is int and s >= 1 for s in latent):
+        raise FormatError("the header's latent shape is malformed")
+    rate = header.get("sample_rate")
+    if rate is not None and (type(rate) is not int or not 1 <= rate <= 10**7):
+        raise FormatError("the header's sample rate is out of range")
+    if not isinstance(header.get("alpha"), bool):
+        raise FormatError("the header field 'alpha' is missing or not a boolean")
+    return header
+
+
+def read_header(data: bytes, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
+    """The verified header of ``.wvc`` bytes (no model needed)."""
+    header, _ = unpack(data)
+    return validate_header(header, max_samples)
+
+
+def check_model(header: dict[str, Any], codec: Codec) -> None:
+    """Raise :class:`ModelMismatchError` unless ``codec`` is the model the file was made with."""
+    cfg = codec.config
+    digest = fingerprint(codec)
+    if header["model_hash"] != digest:
+        raise ModelMismatchError(
+            f"the file was made with model {header['model'] or 'unnamed'!r} ({header['model_hash']}), "
+            f"not with {cfg.name or 'unnamed'!r} ({digest})"
+        )
+    expected_latent = list(codec.latent_shape(header["shape"]))
+    if (
+        header["modality"] != cfg.modality
+        or header["channels"] != cfg.channels
+        or header["latent_bits"] != cfg.latent_bits
+        or len(header["shape"]) != cfg.ndim
+        or header["latent_shape"] != expected_latent
+    ):
+        raise FormatError("the header's shapes do not match the model it names")
+
+
+def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Decoded:
+    """Decode ``.wvc`` bytes made with ``codec``; checks everything before allocating."""
+    header, sections = unpack(data)
+    validate_header(header, max_samples)
+    check_model(header, codec)
+    if set(sections) != ({"latents", "alpha"} if header["alpha"] else {"latents"}):
+        raise FormatError("the file's sections do not match its header")
+    shape = (header["batch"], *header["latent_shape"])
+    q = decode_symbols(header["coder"], sections["latents"], shape, codec)
+    dtype = DTYPES[header["dtype"]]
+    size = header["shape"]
+    with torch.inference_mode():
+        latents = torch.from_numpy(q).to(codec._param_dtype()).to(next(codec.parameters()).device)
+        u = codec.crop(codec._decode_unit(latents), size)
+        if header["input_channels"] in (1, 2) and codec.config.channels == 3:
+            u = u.mean(dim=1, keepdim=True)  # gray input through an RGB model: fold back
+        signal = codec.from_unit(u, dtype).cpu()
+    if header["alpha"]:
+        alpha = _inflate_alpha(sections["alpha"], header["batch"], size, dtype)
+        signal = torch.cat([signal, alpha], dim=1)
+    return Decoded(signal=signal, header=header)
+
+
+def _inflate_alpha(blob: bytes, batch: int, size: list[int], dtype: torch.dtype) -> torch.Tensor:
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    expected = batch * math.prod(size) * itemsize
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(blob, expected + 1)  # never inflate more than the header allows
+    except zlib.error:
+        raise FormatError("the alpha section is corrupted") from None
+    if len(raw) != expected or not inflater.eof:
+        raise FormatError("the alpha section has the wrong size")
+    arr = np.frombuffer(raw, dtype=torch.empty((), dtype=dtype).numpy().dtype).copy()
+    return torch.from_numpy(arr).reshape(batch, 1, *size)
+
+
+def bits_per_sample(nbytes: int, header: dict[str, Any]) -> float:
+    """Bits per pixel (per sample position for audio, per voxel for volumes) from a file's real size."""
+    return 8.0 * nbytes / (header["batch"] * math.prod(header["shape"]))

@@ -1,0 +1,123 @@
+"""Per-channel entropy model: learned probabilities, frozen as integer tables.
+
+Each latent channel has a probability table over the integers ``[-R, R]`` (``R`` is
+``table_radius``: all ``2^b - 1`` values for ``b <= 9`` bits) plus one **escape** entry;
+values outside the table are coded as the escape followed by the raw value, so a table
+never has to cover a 16-bit alphabet and no value is ever unencodable.
+
+Two views of the same model:
+
+* while training, ``logits`` give a differentiable rate ``-log2 p(v)`` of the noisy
+  latents, with ``p`` interpolated linearly between the two nearest integers (the
+  additive-noise relaxation of rounding);
+* for coding, :meth:`EntropyModel.freeze` turns the probabilities into **integer**
+  frequency tables (``pmf``, summing to ``2^16`` per channel, every entry >= 1) stored with
+  the weights. The coder reads only these integers, so encoder and decoder agree bit for
+  bit on every machine and thread count, whatever floating-point arithmetic does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+PRECISION = 16
+TOTAL = 2**PRECISION
+MAX_TABLE_RADIUS = 255
+
+
+def table_radius(bits: int) -> int:
+    """Largest ``|value|`` with its own table entry for ``bits``-bit latents."""
+    return min(2 ** (bits - 1) - 1, MAX_TABLE_RADIUS)
+
+
+def quantize_pmf(probs: np.ndarray) -> np.ndarray:
+    """Float probabilities ``(C, T)`` to int32 frequencies summing to ``2^16``, each >= 1."""
+    probs = np.asarray(probs, dtype=np.float64)
+    probs = np.where(np.isfinite(probs) & (probs > 0), probs, 0.0)
+    rows, size = probs.shape
+    if size >= TOTAL:
+        raise ValueError("table too large for the fixed-point precision")
+    sums = probs.sum(axis=1, keepdims=True)
+    probs = np.where(sums > 0, probs / np.where(sums > 0, sums, 1), 1.0 / size)
+    spare = TOTAL - size  # every entry gets 1, the rest is shared by probability
+    scaled = probs * spare
+    freq = np.floor(scaled).astype(np.int64)
+    short = spare - freq.sum(axis=1)
+    order = np.argsort(-(scaled - freq), axis=1, kind="stable")
+    for r in range(rows):  # hand out what flooring left over, largest remainders first
+        freq[r, order[r, : short[r]]] += 1
+    return (freq + 1).astype(np.int32)
+
+
+class EntropyModel(nn.Module):
+    """Learned per-channel probabilities with frozen integer tables for coding."""
+
+    def __init__(self, channels: int, bits: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.bits = bits
+        self.max_symbol = 2 ** (bits - 1) - 1
+        self.radius = table_radius(bits)
+        size = 2 * self.radius + 2  # values -R..R, then the escape
+        outside = (2 * self.max_symbol + 1) - (2 * self.radius + 1)
+        # companding makes Gaussian latents uniform, so start from a uniform table
+        init = torch.zeros(channels, size)
+        init[:, -1] = math.log(outside) if outside else -12.0
+        self.logits = nn.Parameter(init)
+        self.register_buffer("pmf", torch.from_numpy(quantize_pmf(torch.softmax(init, 1).numpy())))
+
+    @property
+    def escape(self) -> int:
+        return 2 * self.radius + 1
+
+    def _outside(self) -> int:
+        return max(1, (2 * self.max_symbol + 1) - (2 * self.radius + 1))
+
+    def bits_noisy(self, v: torch.Tensor) -> torch.Tensor:
+        """Differentiable bits of each element of noisy latents ``v`` ``(B, C, *S)``."""
+        p = torch.softmax(self.logits, dim=1)
+        flat = v.transpose(0, 1).reshape(self.channels, -1)
+        t = (flat + self.radius).clamp(0, 2 * self.radius)
+        lo = t.detach().floor().clamp(max=max(2 * self.radius - 1, 0)).long()
+        frac = t - lo
+        hi = (lo + 1).clamp(max=2 * self.radius)
+        prob = torch.gather(p, 1, lo) * (1 - frac) + torch.gather(p, 1, hi) * frac
+        if self.radius < self.max_symbol:
+            escaped = flat.abs() > self.radius + 0.5
+            prob = torch.where(escaped, p[:, -1:].expand_as(prob) / self._outside(), prob)
+        bits = -torch.log2(prob.clamp_min(1e-9))
+        return bits.reshape(self.channels, v.shape[0], *v.shape[2:]).transpose(0, 1)
+
+    def bits_integer(self, q: torch.Tensor) -> torch.Tensor:
+        """Bits of each element of integer latents under the frozen tables (what the coder spends)."""
+        flat = q.transpose(0, 1).reshape(self.channels, -1).long()
+        idx = torch.where(flat.abs() > self.radius, torch.full_like(flat, self.escape), flat + self.radius)
+        freq = torch.gather(self.pmf.long(), 1, idx).double()
+        bits = PRECISION - torch.log2(freq)
+        if self.radius < self.max_symbol:
+            bits = bits + (flat.abs() > self.radius).double() * math.log2(self._outside())
+        return bits.reshape(self.channels, q.shape[0], *q.shape[2:]).transpose(0, 1)
+
+    @torch.no_grad()
+    def freeze(self) -> None:
+        """Copy the learned probabilities into the integer tables used for coding."""
+        probs = torch.softmax(self.logits.double(), 1).cpu().numpy()
+        self.pmf.copy_(torch.from_numpy(quantize_pmf(probs)))
+
+    @torch.no_grad()
+    def fit(self, q: torch.Tensor, smoothing: float = 0.5) -> None:
+        """Set the tables (and logits) from a histogram of integer latents ``(B, C, *S)``."""
+        flat = q.transpose(0, 1).reshape(self.channels, -1).long().cpu()
+        idx = torch.where(flat.abs() > self.radius, torch.full_like(flat, self.escape), flat + self.radius)
+        counts = torch.zeros(self.channels, self.escape + 1, dtype=torch.float64)
+        counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+        probs = (counts + smoothing) / (counts + smoothing).sum(1, keepdim=True)
+        self.logits.copy_(torch.log(probs).to(self.logits.dtype))
+        self.pmf.copy_(torch.from_numpy(quantize_pmf(probs.numpy())))
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, bits={self.bits}, table=[-{self.radius}, {self.radius}]+escape"
