@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from wavecodec import Codec, CodecConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "data"))
 
 
 @pytest.fixture
@@ -21,3 +27,10 @@ def small_codec(small_config: CodecConfig) -> Codec:
         for p in codec.decoder.parameters():
             p.add_(0.01 * torch.randn_like(p))
     return codec
+
+
+@pytest.fixture(scope="session")
+def fitted():
+    from helpers import fitted_codec
+
+    return fitted_codec()

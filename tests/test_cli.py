@@ -38,3 +38,126 @@ def test_subprocess_help_and_user_error(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "wavecodec.cli", "demo", str(bad)], capture_output=True, text=True)
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "not a readable image" in res.stderr
+
+
+# -- encode / decode / info / models ---------------------------------------------------
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+
+import wavecodec  # noqa: E402
+from helpers import synthetic_images  # noqa: E402
+
+
+@pytest.fixture
+def model_path(fitted, tmp_path: Path) -> Path:
+    path = tmp_path / "model.safetensors"
+    wavecodec.save(fitted, path)
+    return path
+
+
+def _photo(path: Path, seed: int = 0, mode: str = "RGB") -> np.ndarray:
+    arr = synthetic_images(1, size=40, seed=seed)[0].permute(1, 2, 0).numpy()[:37]
+    img = Image.fromarray(arr).convert(mode)
+    img.save(path)
+    return np.asarray(img)
+
+
+def test_encode_decode_info_round_trip(model_path: Path, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "photo.png"
+    original = _photo(src)
+    assert main(["encode", str(src), "--model", str(model_path)]) == 0
+    wvc = tmp_path / "photo.wvc"
+    assert wvc.exists() and "bits per sample position" in capsys.readouterr().out
+    assert main(["decode", str(wvc), "--model", str(model_path)]) == 2  # would overwrite photo.png
+    assert "exists; pass --force" in capsys.readouterr().err
+    (tmp_path / "photo.png").rename(tmp_path / "original.png")
+    assert main(["decode", str(wvc), "--model", str(model_path)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    decoded = np.asarray(Image.open(tmp_path / "photo.png"))
+    assert decoded.shape == original.shape
+    assert np.abs(decoded.astype(int) - original.astype(int)).mean() < 20
+    assert main(["info", str(wvc), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["bytes"] == wvc.stat().st_size and info["shape"] == [37, 40]
+    assert info["bits_per_sample_position"] == pytest.approx(8 * info["bytes"] / (37 * 40))
+    assert main(["info", str(wvc)]) == 0 and "compression_ratio" in capsys.readouterr().out
+
+
+def test_refuses_to_overwrite_without_force(model_path: Path, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "a.png"
+    _photo(src)
+    out = tmp_path / "a.wvc"
+    out.write_bytes(b"keep me")
+    assert main(["encode", str(src), "--model", str(model_path)]) == 2
+    assert "--force" in capsys.readouterr().err and out.read_bytes() == b"keep me"
+    assert main(["encode", str(src), "--model", str(model_path), "--force", "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89WVC"
+
+
+def test_gray_and_rgba_images_and_coders(model_path: Path, tmp_path: Path) -> None:
+    for mode, coder in [("L", "webp"), ("RGBA", "raw"), ("RGB", "ans-iid")]:
+        src = tmp_path / f"img_{mode}.png"
+        original = _photo(src, mode=mode)
+        assert main(["encode", str(src), "--model", str(model_path), "--coder", coder, "-q"]) == 0
+        out = tmp_path / f"out_{mode}.png"
+        assert main(["decode", str(src.with_suffix(".wvc")), "--model", str(model_path), "-o", str(out), "-q"]) == 0
+        assert np.asarray(Image.open(out)).shape == original.shape
+
+
+def test_directory_trees_are_mirrored(model_path: Path, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    _photo(root / "one.png", 1)
+    _photo(root / "sub" / "two.png", 2)
+    (root / "notes.txt").write_text("ignored")
+    (root / "sub" / "broken.png").write_bytes(b"not a png")
+    assert main(["encode", str(root), "--model", str(model_path), "-q"]) == 1  # one bad file
+    assert "broken.png" in capsys.readouterr().err
+    out = tmp_path / "photos_wvc"
+    assert (out / "one.png.wvc").exists() and (out / "sub" / "two.png.wvc").exists()
+    assert main(["decode", str(out), "--model", str(model_path), "-o", str(tmp_path / "back"), "-q"]) == 0
+    assert (tmp_path / "back" / "sub" / "two.png").exists()
+
+
+def test_user_errors_are_one_line(model_path: Path, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.wvc"
+    bad.write_bytes(b"\x89WVC\r\n\x1a\n" + b"\x00" * 3)
+    cases = [
+        ["decode", str(bad), "--model", str(model_path)],
+        ["info", str(tmp_path / "missing.wvc")],
+        ["encode", str(tmp_path / "missing.png"), "--model", str(model_path)],
+        ["encode", str(model_path), "--model", str(model_path)],
+        ["encode", str(tmp_path / "x.png")],
+    ]
+    (tmp_path / "x.png").write_bytes(b"")
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("wavecodec: error:") and err.count("\n") == 1, err
+
+
+def test_decode_needs_the_model_the_file_names(model_path: Path, fitted, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "p.png"
+    _photo(src)
+    main(["encode", str(src), "--model", str(model_path), "-q"])
+    assert main(["decode", str(tmp_path / "p.wvc"), "-o", str(tmp_path / "o.png")]) == 2
+    assert "not shipped; pass --model" in capsys.readouterr().err
+
+
+def test_models_command(capsys) -> None:
+    assert main(["models", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listed] == [m.name for m in wavecodec.models()]
+
+
+def test_subprocess_encode_decode(model_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "s.png"
+    _photo(src)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "wavecodec.cli", *a], capture_output=True, text=True)  # noqa: E731
+    res = run("encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "s.wvc"))
+    assert res.returncode == 0, res.stderr
+    res = run("decode", str(tmp_path / "s.wvc"), "--model", str(model_path), "-o", str(tmp_path / "s2.png"))
+    assert res.returncode == 0 and (tmp_path / "s2.png").exists()
+    res = run("encode", "--help")
+    assert res.returncode == 0 and "--coder" in res.stdout

@@ -1,27 +1,218 @@
 """The ``wavecodec`` command line.
 
 Every subcommand is a function taking parsed arguments; :func:`main` turns user errors
-(:class:`WavecodecError`, missing files) into one line on stderr and exit status 2, so a
-user never sees a traceback for a mistake of theirs.
+(:class:`WavecodecError`) into one line on stderr and exit status 2, so a user never sees
+a traceback for a mistake of theirs. Directory inputs are processed file by file with a
+progress bar; a file that fails is reported and the rest go on (exit status 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
 from . import __version__, wpt
+from .checkpoint import atomic_write
+from .compression import MAX_SAMPLES, bits_per_sample, decompress, read_header
 from .config import CodecConfig
-from .errors import WavecodecError
+from .errors import InputError, WavecodecError
+from .files import SUFFIXES, default_suffix, kind_of, read_input, write_output
 from .images import BUNDLED_PHOTO, read_image, to_tensor
 from .model import Codec
+from .registry import default_model, load, models
+
+_MODALITY = {"image": "image", "audio": "audio"}
 
 
 def _psnr(mse: float) -> float:
-    return float("inf") if mse == 0 else -10.0 * torch.log10(torch.tensor(mse)).item()
+    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+
+
+def _check_output(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise InputError(f"{path} exists; pass --force to overwrite it")
+
+
+class _Models:
+    """Loads each model once per command."""
+
+    def __init__(self, override: str | None) -> None:
+        self.override = override
+        self.cache: dict[str, Codec] = {}
+
+    def get(self, name: str) -> Codec:
+        if name not in self.cache:
+            self.cache[name] = load(name)
+        return self.cache[name]
+
+    def for_input(self, kind: str, channels: int) -> Codec:
+        if self.override:
+            return self.get(self.override)
+        if kind == "array":
+            raise InputError("arrays have no default model; pass --model")
+        return self.get(default_model(_MODALITY[kind]))
+
+    def for_header(self, header: dict) -> Codec:
+        if self.override:
+            return self.get(self.override)
+        if not header["model"]:
+            raise InputError("the file names no model; pass --model with the checkpoint it was made with")
+        try:
+            return self.get(header["model"])
+        except WavecodecError:
+            raise InputError(
+                f"the file was made with model {header['model']!r}, which is not shipped; pass --model with its checkpoint"
+            ) from None
+
+
+def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) -> dict:
+    x, facts = read_input(src)
+    codec = store.for_input(facts["kind"], x.shape[1])
+    data = codec.compress(x, coder=args.coder, sample_rate=facts.get("sample_rate"))
+    atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
+    header = read_header(data)
+    return {"bytes": len(data), "bpp": bits_per_sample(len(data), header)}
+
+
+def _decode_one(src: Path, dst: Path | None, args: argparse.Namespace, store: _Models) -> Path:
+    data = _read_bytes(src)
+    header = read_header(data)
+    codec = store.for_header(header)
+    decoded = decompress(codec, data)
+    out = dst if dst is not None else src.with_suffix(default_suffix(header))
+    _check_output(out, args.force)
+    if decoded.signal.shape[0] != 1:
+        raise InputError("the file holds a batch of signals; decode it with the Python API")
+    write_output(out, decoded.signal, header)
+    return out
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _walk(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def _run_tree(
+    sources: list[Path], target: Callable[[Path], Path], work: Callable[[Path, Path], object], quiet: bool
+) -> int:
+    from tqdm import tqdm
+
+    failures = []
+    for src in tqdm(sources, unit="file", disable=quiet, file=sys.stderr):
+        try:
+            work(src, target(src))
+        except WavecodecError as exc:
+            failures.append(f"{src}: {exc}")
+    for line in failures:
+        print(f"wavecodec: failed: {line}", file=sys.stderr)
+    if not quiet:
+        print(f"{len(sources) - len(failures)} of {len(sources)} files done", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    src = Path(args.input)
+    store = _Models(args.model)
+    if src.is_dir():
+        out_root = Path(args.output) if args.output else src.with_name(src.name + "_wvc")
+        sources = _walk(src, SUFFIXES)
+        if not sources:
+            raise InputError(f"{src} holds no supported files ({' '.join(SUFFIXES)})")
+
+        def target(p: Path) -> Path:
+            return out_root / p.relative_to(src).with_suffix(p.suffix + ".wvc")
+
+        def work(p: Path, dst: Path) -> None:
+            _check_output(dst, args.force)
+            _encode_one(p, dst, args, store)
+
+        return _run_tree(sources, target, work, args.quiet)
+    if not src.exists():
+        raise InputError(f"{src}: no such file")
+    kind_of(src)
+    dst = Path(args.output) if args.output else src.with_suffix(".wvc")
+    _check_output(dst, args.force)
+    stats = _encode_one(src, dst, args, store)
+    if not args.quiet:
+        print(f"{dst}: {stats['bytes']} bytes, {stats['bpp']:.4f} bits per sample position")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    src = Path(args.input)
+    store = _Models(args.model)
+    if src.is_dir():
+        out_root = Path(args.output) if args.output else src.with_name(src.name + "_decoded")
+        sources = _walk(src, (".wvc",))
+        if not sources:
+            raise InputError(f"{src} holds no .wvc files")
+
+        def target(p: Path) -> Path:
+            stem = p.relative_to(src).with_suffix("")  # photo.png.wvc -> photo.png
+            if stem.suffix.lower() not in SUFFIXES:
+                stem = stem.with_suffix(default_suffix(read_header(_read_bytes(p))))
+            return out_root / stem
+
+        return _run_tree(sources, target, lambda p, dst: _decode_one(p, dst, args, store), args.quiet)
+    out = _decode_one(src, Path(args.output) if args.output else None, args, store)
+    if not args.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    path = Path(args.input)
+    data = _read_bytes(path)
+    header = read_header(data, MAX_SAMPLES)
+    samples = header["batch"] * header["input_channels"] * math.prod(header["shape"])
+    itemsize = torch.empty((), dtype=getattr(torch, header["dtype"])).element_size()
+    info = {
+        "file": str(path),
+        "bytes": len(data),
+        "bits_per_sample_position": bits_per_sample(len(data), header),
+        "compression_ratio": samples * itemsize / len(data),
+        **{k: v for k, v in header.items() if k != "sections"},
+        "sections": {name: size for name, size in header["sections"]},
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    entries = models()
+    if args.json:
+        print(json.dumps([{"name": m.name, "file": m.file, "modality": m.modality, "description": m.description, "figures": m.figures} for m in entries], indent=2))
+        return 0
+    if not entries:
+        print("no models shipped yet (train one, or pass --model with a checkpoint path)")
+        return 0
+    for m in entries:
+        figures = ", ".join(f"{k}={v}" for k, v in m.figures.items())
+        print(f"{m.name:<16} {m.modality:<8} {m.description}  [{figures}]")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -54,6 +245,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wavecodec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = sub.add_parser("encode", help="compress a file or a directory tree into .wvc files")
+    p.add_argument("input", help="image, audio or .npy file, or a directory")
+    p.add_argument("-o", "--output", help="output file (default INPUT.wvc) or directory (default INPUT_wvc)")
+    p.add_argument("--model", help="shipped model name or checkpoint path (default: by input type)")
+    p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="decompress a .wvc file or a directory of them")
+    p.add_argument("input", help=".wvc file or directory")
+    p.add_argument("-o", "--output", help="output file (.png, .wav, .npy; default by content) or directory")
+    p.add_argument("--model", help="checkpoint to decode with (default: the model named in the file)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("info", help="show the header and size figures of a .wvc file")
+    p.add_argument("input", help=".wvc file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("models", help="list the shipped models and their figures")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("demo", help="transform a bundled photo and report the reconstruction error")
     p.add_argument("image", nargs="?", default=str(BUNDLED_PHOTO), help="image file (default: bundled photo)")

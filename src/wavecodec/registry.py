@@ -57,6 +57,14 @@ def get_info(name: str) -> ModelInfo:
     raise CheckpointError(f"no shipped model named {name!r} (shipped: {known})")
 
 
+def default_model(modality: str, channels: int | None = None) -> str:
+    """Name of the first shipped model for ``modality`` (and ``channels``, if given)."""
+    for info in _index():
+        if info.modality == modality and (channels is None or info.figures.get("channels", channels) == channels):
+            return info.name
+    raise CheckpointError(f"no shipped {modality} model yet; pass --model with a checkpoint path")
+
+
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Codec:
     """Load a shipped model by name, or any checkpoint by path, in eval mode."""
     text = str(name_or_path)

@@ -1,0 +1,118 @@
+"""Reading inputs and writing outputs by file type: images, audio, NumPy arrays.
+
+Every reader returns a ``(1, C, *S)`` tensor in the file's own sample type (uint8/uint16
+images, int16/float32 audio, any numeric ``.npy``) and a small dict of facts to keep
+(sample rate). Every writer is atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write
+from .errors import InputError
+from .images import IMAGE_SUFFIXES, read_image, to_array, to_tensor, write_image
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
+ARRAY_SUFFIXES = (".npy",)
+SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES + ARRAY_SUFFIXES
+
+
+def kind_of(path: str | os.PathLike[str]) -> str:
+    """``"image"``, ``"audio"`` or ``"array"`` by suffix; :class:`InputError` otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in AUDIO_SUFFIXES:
+        return "audio"
+    if suffix in ARRAY_SUFFIXES:
+        return "array"
+    raise InputError(f"{path}: unsupported file type {suffix or '(none)'}; supported: {' '.join(SUFFIXES)}")
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
+    """Read audio as ``(1, channels, samples)``: int16 for 16-bit PCM files, float32 otherwise."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+        dtype = "int16" if info.subtype == "PCM_16" else "float32"
+        data, rate = sf.read(str(path), dtype=dtype, always_2d=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception:
+        raise InputError(f"{path}: not a readable audio file") from None
+    if data.size == 0:
+        raise InputError(f"{path}: the audio is empty")
+    return torch.from_numpy(np.ascontiguousarray(data.T))[None], int(rate)
+
+
+def read_input(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Read any supported input as a ``(1, C, *S)`` tensor plus facts to record."""
+    kind = kind_of(path)
+    if kind == "image":
+        return to_tensor(read_image(path)), {"kind": kind}
+    if kind == "audio":
+        x, rate = read_audio(path)
+        return x, {"kind": kind, "sample_rate": rate}
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (ValueError, OSError, EOFError):
+        raise InputError(f"{path}: not a readable .npy array") from None
+    if arr.ndim < 2 or arr.size == 0 or arr.dtype.kind not in "uif":
+        raise InputError(f"{path}: expected a non-empty numeric (C, ...) array, got shape {arr.shape} {arr.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(arr))[None], {"kind": kind}
+
+
+def default_suffix(header: dict[str, Any]) -> str:
+    """The output type a decoded file gets by default: PNG, WAV or NPY."""
+    channels, dtype = header["input_channels"], header["dtype"]
+    if header["modality"] == "image" and len(header["shape"]) == 2:
+        if (dtype == "uint8" and channels in (1, 2, 3, 4)) or (dtype == "uint16" and channels == 1):
+            return ".png"
+    if header["modality"] == "audio" and header.get("sample_rate"):
+        return ".wav"
+    return ".npy"
+
+
+def write_output(path: str | os.PathLike[str], signal: torch.Tensor, header: dict[str, Any]) -> None:
+    """Write one decoded signal ``(1, C, *S)`` as image, audio or ``.npy`` by ``path``'s suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        arr = signal[0].numpy()
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+
+        atomic_write(path, save)
+    elif suffix in IMAGE_SUFFIXES:
+        if signal.dim() != 4:
+            raise InputError(f"{path}: only 2-D signals can be written as images; use .npy")
+        write_image(path, to_array(signal))
+    elif suffix in AUDIO_SUFFIXES:
+        import soundfile as sf
+
+        if signal.dim() != 3 or not header.get("sample_rate"):
+            raise InputError(f"{path}: only audio with a sample rate can be written as audio; use .npy")
+        data = signal[0].T.numpy()
+        fmt = {".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG"}.get(suffix, "WAV")
+        subtype = "PCM_16" if data.dtype == np.int16 else ("PCM_16" if fmt == "FLAC" else None)
+
+        def save_audio(tmp: str) -> None:
+            buf = io.BytesIO()
+            out = data if data.dtype != np.float32 or subtype is None else np.clip(data, -1, 1)
+            sf.write(buf, out, header["sample_rate"], format=fmt, subtype=subtype)
+            Path(tmp).write_bytes(buf.getvalue())
+
+        atomic_write(path, save_audio)
+    else:
+        raise InputError(f"{path}: cannot write {suffix or 'files without a suffix'}; use .png, .wav or .npy")
