@@ -28,7 +28,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
-	cd benchmarks && ../$(PY) wpt_speed.py
+	cd benchmarks && ../$(PY) wpt_speed.py && ../$(PY) coder_sizes.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
