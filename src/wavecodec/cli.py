@@ -215,6 +215,30 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    overrides = list(args.set or [])
+    if args.run_dir:
+        overrides.append(f"run_dir={args.run_dir}")
+    cfg = TrainConfig.load(args.config or "", overrides)
+    summary = train(cfg, resume=args.resume, quiet=args.quiet)
+    if not args.quiet and int(__import__("os").environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .training import export
+
+    out = Path(args.output)
+    _check_output(out, args.force)
+    codec = export(args.run, out, name=args.name, fit_batches=args.fit_batches, use_ema=not args.no_ema)
+    if not args.quiet:
+        print(f"wrote {out} ({codec.config.name or 'unnamed'}, {codec.num_parameters():,} parameters)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Analyse and synthesise a photo; show the latent shape of the default image codec."""
     image = read_image(args.image)
@@ -271,6 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the shipped models and their figures")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train a codec (rate-distortion) from a TOML/JSON config")
+    p.add_argument("--config", help="TOML or JSON training config (default: all defaults)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. steps=500 or codec.latent_dim=48")
+    p.add_argument("--run-dir", help="where checkpoints, logs and plots go (overrides run_dir)")
+    p.add_argument("--resume", action="store_true", help="continue the run in run_dir from its checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="write a loadable model from a training run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--name", help="model name recorded in the file (default: the config's)")
+    p.add_argument("--fit-batches", type=int, default=8, help="training batches to fit the context model on")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights even if an EMA exists")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="transform a bundled photo and report the reconstruction error")
     p.add_argument("image", nargs="?", default=str(BUNDLED_PHOTO), help="image file (default: bundled photo)")

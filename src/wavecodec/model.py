@@ -147,7 +147,9 @@ class Codec(nn.Module):
         PSNR is ``-10 log10(mse)``); ``losses["subband_mse"]`` the same in the wavelet domain;
         ``losses["bpp"]`` the estimated rate in bits per pixel (per sample position for audio,
         per voxel for volumes), from the learned probabilities while training and from the
-        frozen integer tables in eval mode.
+        frozen integer tables in eval mode. While training, ``losses["entropy_fit"]`` is the
+        same rate of the *detached* latents: it trains the probabilities to fit the latents
+        without pushing the latents (that is the job of ``bpp`` weighted by lambda).
         """
         self._check(x)
         size = x.shape[2:]
@@ -163,6 +165,8 @@ class Codec(nn.Module):
             "subband_mse": F.mse_loss(subbands_hat, subbands),
             "bpp": bits.sum().to(u_hat.dtype) / positions,
         }
+        if self.training:
+            losses["entropy_fit"] = self.entropy.bits_noisy(v.detach()).sum().to(u_hat.dtype) / positions
         x_hat = self.from_unit(u_hat, x.dtype) if not x.is_floating_point() else self._unit_to_range(u_hat, x.dtype)
         return x_hat, losses
 

@@ -1,0 +1,125 @@
+"""Training configuration: a dataclass whose every field has a default, loaded from TOML or
+JSON and overridden from the command line with ``--set key=value`` (``codec.latent_dim=48``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import CodecConfig
+from ..errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as ``config.json`` in the run directory."""
+
+    run_dir: str = "runs/default"
+    codec: CodecConfig = field(default_factory=lambda: CodecConfig(name="rgb-16x"))
+    # data
+    train_data: str | list[str] = ""  # folders or glob patterns (recursive)
+    val_data: str | list[str] = ""
+    crop: int = 256  # pixels a side for images, samples for audio
+    downscale: int = 1  # Lanczos downscale factor applied to source images first
+    flips: bool = True
+    mono: bool = False  # audio: mix to mono before coding (else keep/duplicate channels)
+    val_count: int = 8  # validation crops
+    workers: int = 2
+    # objective
+    lmbda: float = 0.0  # rate weight: loss = mse + lmbda * bpp (0 reproduces the reference recipe)
+    subband_weight: float = 0.0  # extra weight of the wavelet-domain MSE
+    # initialisation
+    pca_init: bool = True
+    pca_batches: int = 8
+    latent_scale: float = 0.25
+    # optimisation
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup: int = 50
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    ema: float = 0.0  # EMA decay of the weights (0 = off)
+    amp: str = "none"  # none | bf16 | fp16 (GPU only)
+    device: str = "auto"
+    seed: int = 0
+    # bookkeeping
+    log_every: int = 10
+    val_every: int = 200
+    checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        if isinstance(self.codec, dict):
+            self.codec = CodecConfig.from_dict(self.codec)
+        checks = [
+            (self.steps >= 0, "steps must be >= 0"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.crop >= 1, "crop must be >= 1"),
+            (self.downscale >= 1, "downscale must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.lmbda >= 0, "lmbda must be >= 0"),
+            (0 <= self.ema < 1, "ema must be in [0, 1)"),
+            (self.amp in ("none", "bf16", "fp16"), "amp must be none, bf16 or fp16"),
+            (self.checkpoint_every >= 1 and self.log_every >= 1 and self.val_every >= 1, "intervals must be >= 1"),
+            (self.workers >= 0, "workers must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["codec"] = self.codec.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config field(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"invalid training config: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] | None = None) -> "TrainConfig":
+        """Read a TOML or JSON file (or start from defaults if ``path`` is empty), then apply ``key=value`` overrides."""
+        data: dict[str, Any] = {}
+        if path:
+            p = Path(path)
+            try:
+                text = p.read_text()
+            except OSError:
+                raise ConfigError(f"cannot read the config file {p}") from None
+            try:
+                data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+            except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"{p} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {exc}") from None
+        for item in overrides or []:
+            apply_override(data, item)
+        return cls.from_dict(data)
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set ``a.b=value`` in a nested dict; the value is parsed as JSON when it can be."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"an override must look like key=value, got {item!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    parts = key.split(".")
+    target = data
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"cannot set {key}: {part} is not a section")
+    target[parts[-1]] = value

@@ -1,0 +1,153 @@
+"""Training data: folders of images or audio, sampled deterministically from (seed, index).
+
+Item ``k`` of a :class:`CropDataset` is a random crop whose file, position and flip come from
+a generator seeded with ``(seed, k)``, so the data of step ``s`` does not depend on what ran
+before: resuming a run reproduces it exactly, and each distributed rank reads distinct items
+(``k`` includes the rank). Unreadable files are skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from ..errors import InputError
+from ..files import AUDIO_SUFFIXES
+from ..images import IMAGE_SUFFIXES
+
+
+def list_files(roots: str | list[str], suffixes: tuple[str, ...]) -> list[Path]:
+    """Files with one of ``suffixes`` under each root: a directory (recursive) or a glob pattern.
+
+    A clear error when a root does not exist or nothing usable is found.
+    """
+    files: set[Path] = set()
+    for root in [roots] if isinstance(roots, (str, os.PathLike)) else roots:
+        text = str(root)
+        matches = [Path(p) for p in glob.glob(text)] if glob.has_magic(text) else [Path(text)]
+        if not matches or not all(m.exists() for m in matches):
+            raise InputError(f"{root} is not a directory")
+        for m in matches:
+            if m.is_dir():
+                files.update(p for p in m.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            elif m.suffix.lower() in suffixes:
+                files.add(m)
+    if not files:
+        raise InputError(f"{roots} holds no usable files ({' '.join(suffixes)})")
+    return sorted(files)
+
+
+def _load_image(path: Path, channels: int, downscale: int) -> np.ndarray:
+    with Image.open(path) as im:
+        im = im.convert("L" if channels == 1 else "RGB")
+        if downscale > 1:
+            im = im.resize((max(1, im.width // downscale), max(1, im.height // downscale)), Image.LANCZOS)
+        arr = np.asarray(im)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+class ImageCache:
+    """Downscaled copies of source images as ``.npy`` files, made once (resumably) per run."""
+
+    def __init__(self, files: list[Path], cache_dir: Path | None, channels: int, downscale: int) -> None:
+        self.files, self.cache_dir, self.channels, self.downscale = files, cache_dir, channels, downscale
+
+    def path(self, index: int) -> Path | None:
+        if self.cache_dir is None or self.downscale == 1:
+            return None
+        return self.cache_dir / f"{index:06d}_{self.downscale}x_{self.channels}ch.npy"
+
+    def get(self, index: int) -> np.ndarray:
+        cached = self.path(index)
+        if cached is not None and cached.exists():
+            return np.load(cached)
+        arr = _load_image(self.files[index], self.channels, self.downscale)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+            os.replace(tmp, cached)
+        return arr
+
+
+class CropDataset(Dataset):
+    """Map-style dataset over an unbounded index space: item ``k`` is the ``k``-th random crop."""
+
+    def __init__(
+        self,
+        root: str | list[str],
+        modality: str,
+        channels: int,
+        crop: int,
+        seed: int = 0,
+        downscale: int = 1,
+        flips: bool = True,
+        cache_dir: Path | None = None,
+        sample_rate: int | None = None,
+        length: int = 2**62,
+    ) -> None:
+        self.modality, self.channels, self.crop, self.seed = modality, channels, crop, seed
+        self.flips, self.sample_rate, self.length = flips, sample_rate, length
+        suffixes = AUDIO_SUFFIXES if modality == "audio" else IMAGE_SUFFIXES
+        self.files = list_files(root, suffixes)
+        self.cache = ImageCache(self.files, cache_dir, channels, downscale)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, k: int) -> torch.Tensor | None:
+        rng = np.random.default_rng([self.seed, k])
+        index = int(rng.integers(len(self.files)))
+        try:
+            if self.modality == "audio":
+                return self._audio(index, rng)
+            return self._image(index, rng)
+        except (OSError, UnidentifiedImageError, ValueError, RuntimeError, InputError):
+            return None  # an unreadable file: the collate function drops and counts it
+
+    def _image(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        arr = self.cache.get(index)
+        h, w = arr.shape[:2]
+        c = self.crop
+        if h < c or w < c:  # small images: reflect-pad up to the crop size
+            arr = np.pad(arr, ((0, max(0, c - h)), (0, max(0, c - w)), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+            h, w = arr.shape[:2]
+        y, x = int(rng.integers(h - c + 1)), int(rng.integers(w - c + 1))
+        out = arr[y : y + c, x : x + c]
+        if self.flips and rng.random() < 0.5:
+            out = out[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
+
+    def _audio(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        import soundfile as sf
+
+        path = self.files[index]
+        info = sf.info(str(path))
+        rate = self.sample_rate or info.samplerate
+        need = int(np.ceil(self.crop * info.samplerate / rate))
+        start = int(rng.integers(max(1, info.frames - need + 1)))
+        data, _ = sf.read(str(path), start=start, frames=need, dtype="float32", always_2d=True)
+        if info.samplerate != rate:
+            from scipy.signal import resample_poly
+
+            g = np.gcd(rate, info.samplerate)
+            data = resample_poly(data, rate // g, info.samplerate // g, axis=0).astype(np.float32)
+        data = data[: self.crop]
+        if data.shape[0] < self.crop:
+            data = np.pad(data, ((0, self.crop - data.shape[0]), (0, 0)))
+        if data.shape[1] != self.channels:
+            data = np.repeat(data.mean(axis=1, keepdims=True), self.channels, axis=1)
+        return torch.from_numpy(np.ascontiguousarray(data.T))
+
+
+def collate(items: list[torch.Tensor | None]) -> tuple[torch.Tensor | None, int]:
+    """Stack the readable items; return the batch and how many were skipped."""
+    good = [t for t in items if t is not None]
+    return (torch.stack(good) if good else None), len(items) - len(good)

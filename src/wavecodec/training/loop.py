@@ -1,0 +1,281 @@
+"""The training loop: PCA initialisation, AdamW with warm-up and cosine decay, checkpoints,
+exact resume, logs and plots, and DistributedDataParallel under ``torchrun``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+
+from ..checkpoint import atomic_write, save
+from ..errors import ConfigError, InputError
+from ..fitting import pca_init
+from ..model import Codec
+from .config import TrainConfig
+from .data import CropDataset, collate
+from .plots import plot_curves, plot_reconstructions
+from .state import CHECKPOINT, load_state, load_weights, read_run_config, save_state
+
+PCA_OFFSET = 2**60  # item indices used for PCA, disjoint from the training steps'
+VAL_SEED_OFFSET = 7919
+
+
+class StepSampler(Sampler[list[int]]):
+    """Batches of item indices for steps ``start..steps-1`` of one rank: ``((s * world + rank) * B + i)``."""
+
+    def __init__(self, start: int, steps: int, batch: int, rank: int, world: int) -> None:
+        self.start, self.steps, self.batch, self.rank, self.world = start, steps, batch, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for s in range(self.start, self.steps):
+            base = (s * self.world + self.rank) * self.batch
+            yield list(range(base, base + self.batch))
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return rank, world
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio``."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    span = max(1, cfg.steps - cfg.warmup)
+    progress = min(1.0, (step - cfg.warmup) / span)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _datasets(cfg: TrainConfig, run_dir: Path) -> tuple[CropDataset, CropDataset]:
+    if not cfg.train_data:
+        raise ConfigError("train_data is not set; point it at a folder of images or audio")
+    c = cfg.codec
+    common = dict(modality=c.modality, channels=c.channels, crop=cfg.crop, downscale=cfg.downscale,
+                  cache_dir=run_dir / "cache", sample_rate=c.sample_rate)
+    train = CropDataset(cfg.train_data, seed=cfg.seed, flips=cfg.flips, **common)
+    val = CropDataset(cfg.val_data or cfg.train_data, seed=cfg.seed + VAL_SEED_OFFSET, flips=False, **common)
+    if cfg.val_data:
+        val.cache.cache_dir = run_dir / "cache-val"
+    return train, val
+
+
+def _batch_of(ds: CropDataset, indices: list[int]) -> torch.Tensor:
+    batch, _ = collate([ds[k] for k in indices])
+    if batch is None:
+        raise InputError("none of the sampled files could be read")
+    return batch
+
+
+@torch.no_grad()
+def evaluate(codec: Codec, batch: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+    """PSNR (unit range) and estimated bpp with real rounding and the i.i.d. tables as they would freeze now.
+
+    Leaves the model as it found it (tables included), so ranks stay identical.
+    """
+    was = codec.training
+    kept = codec.entropy.pmf.clone()
+    codec.eval()
+    codec.entropy.freeze()
+    x_hat, losses = codec(batch)
+    codec.entropy.pmf.copy_(kept)
+    codec.train(was)
+    mse = losses["mse"].item()
+    return {"psnr": -10 * math.log10(max(mse, 1e-12)), "bpp": losses["bpp"].item(), "mse": mse}, x_hat
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, until: int | None = None) -> dict[str, Any]:
+    """Run (or resume) training as configured; returns a summary of the run.
+
+    ``until`` stops after that step with a checkpoint, as an interruption would; a later
+    ``resume=True`` call continues to ``cfg.steps`` exactly as an uninterrupted run.
+    """
+    rank, world = _distributed()
+    device = _device(cfg.device)
+    run_dir = Path(cfg.run_dir)
+    ckpt = run_dir / CHECKPOINT
+    log_path = run_dir / "log.jsonl"
+    if ckpt.exists() and not resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another run_dir")
+    if resume and not ckpt.exists():
+        raise ConfigError(f"{run_dir} holds no checkpoint to resume")
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(cfg.to_dict(), indent=2)))
+    train_ds, val_ds = _datasets(cfg, run_dir)
+    val_batch = _batch_of(val_ds, list(range(cfg.val_count)))
+
+    torch.manual_seed(cfg.seed)
+    codec = Codec(cfg.codec).to(device)
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "world_size": world}
+    start = 0
+    optimizer = torch.optim.AdamW(codec.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema: dict[str, torch.Tensor] | None = None
+    if resume:
+        start, ema = load_state(ckpt, codec, optimizer, device)
+        if rank == 0 and log_path.exists():  # drop log lines past the checkpoint
+            kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= start]
+            atomic_write(log_path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
+    else:
+        summary["random_init"] = evaluate(codec, val_batch.to(device))[0]
+        if cfg.pca_init:
+            pca = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size)))
+                   for i in range(cfg.pca_batches)]
+            pca = [b.to(device) for b in pca]
+            summary["pca"] = pca_init(codec, pca, cfg.latent_scale)
+            codec.eval()
+            codec.entropy.fit(torch.cat([codec.quantize(codec.encode(b)) for b in pca]))
+            summary["pca_init"] = evaluate(codec, val_batch.to(device))[0]
+        if cfg.ema:
+            ema = {k: v.detach().clone() for k, v in codec.state_dict().items() if v.is_floating_point()}
+        torch.manual_seed(cfg.seed * 1000 + rank)  # training noise differs per rank
+        if rank == 0:
+            log_path.unlink(missing_ok=True)
+    codec.train()
+    model: torch.nn.Module = codec
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(codec, device_ids=[device.index] if device.type == "cuda" else None)
+
+    loader = DataLoader(
+        train_ds,
+        batch_sampler=StepSampler(start, min(cfg.steps, until or cfg.steps), cfg.batch_size, rank, world),
+        num_workers=cfg.workers,
+        collate_fn=collate,
+        persistent_workers=False,
+        prefetch_factor=4 if cfg.workers else None,
+        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG (training noise) untouched
+    )
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    use_amp = amp_dtype is not None and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    skipped = 0
+    bar = None
+    if rank == 0 and not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True)
+    t_last, step_last = time.perf_counter(), start
+    log = open(log_path, "a") if rank == 0 else None
+    step = start
+    try:
+        for step, (batch, n_bad) in enumerate(loader, start=start):
+            skipped += n_bad
+            if batch is None:
+                continue
+            batch = batch.to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(step, cfg)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                _, losses = model(batch)
+                loss = losses["mse"] + cfg.lmbda * losses["bpp"]
+                if cfg.subband_weight:
+                    loss = loss + cfg.subband_weight * losses["subband_mse"]
+                objective = loss + 1e-3 * losses["entropy_fit"]  # fits the tables, leaves the latents alone
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(objective).backward()
+            scaler.unscale_(optimizer)
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(codec.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            if ema is not None:
+                with torch.no_grad():
+                    for k, v in codec.state_dict().items():
+                        if k in ema:
+                            ema[k].lerp_(v, 1 - cfg.ema)
+            done = step + 1
+            if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
+                now = time.perf_counter()
+                rate = (done - step_last) / max(now - t_last, 1e-9)
+                t_last, step_last = now, done
+                mse = losses["mse"].item()
+                row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse,
+                       "psnr": -10 * math.log10(max(mse, 1e-12)), "bpp": losses["bpp"].item(),
+                       "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{row['loss']:.2e}", psnr=f"{row['psnr']:.2f}", bpp=f"{row['bpp']:.3f}", it_s=f"{rate:.2f}")
+            if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
+                metrics, recon = evaluate(codec, val_batch.to(device))
+                log.write(json.dumps({"kind": "val", "step": done, **metrics, "loss": metrics["mse"] + cfg.lmbda * metrics["bpp"]}) + "\n")
+                log.flush()
+                _plots(run_dir, val_batch, recon, codec, done)
+            if rank == 0 and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, until)):
+                save_state(ckpt, codec, optimizer, done, cfg.to_dict(), ema)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+    if world > 1:
+        from ..checkpoint import fingerprint
+
+        print(f"rank {rank} weights {fingerprint(codec)}", flush=True)
+        dist.barrier()
+    summary.update(
+        steps=cfg.steps,
+        skipped_files=skipped,
+        final_val=evaluate(codec, val_batch.to(device))[0],
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+    if rank == 0:
+        plot_curves(log_path, run_dir / "curves.png")
+        atomic_write(run_dir / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    return summary
+
+
+def _plots(run_dir: Path, originals: torch.Tensor, recon: torch.Tensor, codec: Codec, step: int) -> None:
+    plot_curves(run_dir / "log.jsonl", run_dir / "curves.png")
+    if originals.dim() == 4:
+        lo, hi = codec.config.value_range
+        to_unit = (lambda t: t.float() / 255) if originals.dtype == torch.uint8 else (lambda t: (t.float() - lo) / (hi - lo))
+        plot_reconstructions(to_unit(originals), to_unit(recon.cpu()), run_dir / "reconstructions.png", f"step {step}")
+
+
+def export(run_dir: str | Path, out: str | Path, name: str | None = None, fit_batches: int = 8, use_ema: bool = True) -> Codec:
+    """Write a loadable model from a run: (EMA) weights, frozen tables, a fitted context model."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.exists():
+        raise InputError(f"{run_dir} holds no training checkpoint")
+    cfg = TrainConfig.from_dict(read_run_config(ckpt))
+    if name:
+        cfg.codec = cfg.codec.replace(name=name)
+    codec = Codec(cfg.codec)
+    load_weights(ckpt, codec, use_ema)
+    codec.eval()
+    codec.entropy.freeze()
+    train_ds, _ = _datasets(cfg, run_dir)
+    batches = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size)))
+               for i in range(fit_batches)]
+    with torch.no_grad():
+        codec.context.fit(torch.cat([codec.quantize(codec.encode(b)) for b in batches]))
+    save(codec, out)
+    return codec
+
+
+__all__ = ["train", "export", "evaluate", "lr_factor", "StepSampler"]

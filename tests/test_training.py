@@ -1,0 +1,140 @@
+"""Training: loss goes down, PCA beats random init, exact resume, export, DDP with gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from PIL import Image
+
+import wavecodec
+import wavecodec.cli
+from helpers import synthetic_images
+from wavecodec import ConfigError, InputError
+from wavecodec.training import TrainConfig, export, train
+from wavecodec.training.loop import lr_factor
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("images")
+    (root / "nested").mkdir()
+    for i, img in enumerate(synthetic_images(6, size=72, seed=21)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(root / ("nested" if i % 2 else ".") / f"{i}.png")
+    (root / "broken.jpg").write_bytes(b"not a jpeg")
+    return root
+
+
+def tiny(folder: Path, run_dir: Path, **changes) -> TrainConfig:
+    base = dict(
+        run_dir=str(run_dir), train_data=str(folder), crop=32, batch_size=4, steps=30, workers=0,
+        log_every=5, val_every=10, checkpoint_every=10, warmup=5, val_count=4, pca_batches=2,
+        codec={"levels": 2, "latent_dim": 6, "decoder_width": 8, "decoder_depth": 1, "name": "tiny"},
+    )
+    base.update(changes)
+    return TrainConfig.from_dict(base)
+
+
+def train_rows(run_dir: Path) -> list[dict]:
+    return [r for r in map(json.loads, (run_dir / "log.jsonl").read_text().splitlines()) if r["kind"] == "train"]
+
+
+def test_training_from_random_init_lowers_the_loss(image_folder: Path, tmp_path: Path) -> None:
+    summary = train(tiny(image_folder, tmp_path / "run", pca_init=False, lr=3e-3), quiet=True)
+    assert summary["final_val"]["mse"] < 0.5 * summary["random_init"]["mse"]
+    rows = train_rows(tmp_path / "run")
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert summary["skipped_files"] > 0  # the broken file was sampled, skipped and counted
+    for name in ("curves.png", "reconstructions.png", "config.json", "summary.json", "checkpoint.safetensors"):
+        assert (tmp_path / "run" / name).exists(), name
+
+
+def test_pca_init_beats_random_init_at_step_zero(image_folder: Path, tmp_path: Path) -> None:
+    summary = train(tiny(image_folder, tmp_path / "run", steps=1), quiet=True)
+    assert summary["pca_init"]["psnr"] > summary["random_init"]["psnr"] + 10
+
+
+def test_resume_reproduces_an_uninterrupted_run(image_folder: Path, tmp_path: Path) -> None:
+    cfg_a = tiny(image_folder, tmp_path / "a", steps=20, lmbda=1e-4, ema=0.9)
+    train(cfg_a, quiet=True)
+    cfg_b = tiny(image_folder, tmp_path / "b", steps=20, lmbda=1e-4, ema=0.9)
+    train(cfg_b, quiet=True, until=10)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg_b, quiet=True)
+    train(cfg_b, resume=True, quiet=True)
+    a, b = train_rows(tmp_path / "a"), train_rows(tmp_path / "b")
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    wa = wavecodec.fingerprint(export(tmp_path / "a", tmp_path / "a.safetensors"))
+    wb = wavecodec.fingerprint(export(tmp_path / "b", tmp_path / "b.safetensors"))
+    assert wa == wb
+
+
+def test_export_gives_a_working_codec(image_folder: Path, tmp_path: Path) -> None:
+    train(tiny(image_folder, tmp_path / "run", steps=10, workers=2), quiet=True)
+    out = tmp_path / "model.safetensors"
+    assert wavecodec.cli.main(["export", str(tmp_path / "run"), "-o", str(out), "--name", "exported", "-q"]) == 0
+    codec = wavecodec.load(out)
+    assert codec.config.name == "exported"
+    x = synthetic_images(1, size=40, seed=99)
+    assert codec.decompress(codec.compress(x)).shape == x.shape
+    assert int(codec.context.tables.sum()) > 0
+
+
+def test_config_round_trips_and_overrides(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('steps = 7\nlmbda = 0.001\n[codec]\nlatent_dim = 48\nname = "rgb-4x"\n')
+    cfg = TrainConfig.load(toml, ["batch_size=3", "codec.decoder_width=16", "run_dir=/tmp/x"])
+    assert (cfg.steps, cfg.batch_size, cfg.codec.latent_dim, cfg.codec.decoder_width) == (7, 3, 48, 16)
+    js = tmp_path / "c.json"
+    js.write_text(json.dumps(cfg.to_dict()))
+    assert TrainConfig.load(js) == cfg
+    with pytest.raises(ConfigError, match="unknown training config field"):
+        TrainConfig.load("", ["stepz=3"])
+    with pytest.raises(ConfigError, match="key=value"):
+        TrainConfig.load("", ["steps"])
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        bad = tmp_path / "bad.toml"
+        bad.write_text("steps = = 3")
+        TrainConfig.load(bad)
+
+
+def test_schedule_warms_up_then_decays() -> None:
+    cfg = TrainConfig(steps=100, warmup=10, min_lr_ratio=0.1)
+    factors = [lr_factor(s, cfg) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert factors[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_empty_or_missing_folders_give_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no usable files"):
+        train(tiny(tmp_path / "empty", tmp_path / "r1"), quiet=True)
+    with pytest.raises(InputError, match="not a directory"):
+        train(tiny(tmp_path / "missing", tmp_path / "r2"), quiet=True)
+    with pytest.raises(ConfigError, match="train_data"):
+        train(TrainConfig(run_dir=str(tmp_path / "r3")), quiet=True)
+
+
+def test_two_process_gloo_torchrun_keeps_ranks_identical(image_folder: Path, tmp_path: Path) -> None:
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+        "-m", "wavecodec.cli", "train", "-q", "--run-dir", str(tmp_path / "ddp"),
+        "--set", f"train_data={image_folder}", "--set", "steps=6", "--set", "crop=32", "--set", "batch_size=2",
+        "--set", "workers=0", "--set", "val_count=2", "--set", "pca_batches=1", "--set", "warmup=2",
+        "--set", 'codec={"levels": 2, "latent_dim": 6, "decoder_width": 8, "decoder_depth": 1}',
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    prints = [line.split() for line in res.stdout.splitlines() if line.startswith("rank ")]
+    assert sorted(p[1] for p in prints) == ["0", "1"]
+    assert prints[0][3] == prints[1][3]
+    assert (tmp_path / "ddp" / "checkpoint.safetensors").exists()
+
