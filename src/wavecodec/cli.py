@@ -264,6 +264,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wavecodec", description="Learned wavelet compression.")
     parser.add_argument("--version", action="version", version=f"wavecodec {__version__}")
@@ -275,16 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (default INPUT.wvc) or directory (default INPUT_wvc)")
     p.add_argument("--model", help="shipped model name or checkpoint path (default: by input type)")
     p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    _common_flags(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="decompress a .wvc file or a directory of them")
     p.add_argument("input", help=".wvc file or directory")
     p.add_argument("-o", "--output", help="output file (.png, .wav, .npy; default by content) or directory")
     p.add_argument("--model", help="checkpoint to decode with (default: the model named in the file)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    _common_flags(p)
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("info", help="show the header and size figures of a .wvc file")
@@ -310,8 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name recorded in the file (default: the config's)")
     p.add_argument("--fit-batches", type=int, default=8, help="training batches to fit the context model on")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights even if an EMA exists")
-    p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    _common_flags(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="transform a bundled photo and report the reconstruction error")

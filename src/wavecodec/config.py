@@ -103,14 +103,7 @@ class CodecConfig:
         version = data.pop("config_version", CONFIG_VERSION)
         if version != CONFIG_VERSION:
             raise ConfigError(f"config version {version} is not supported by this wavecodec (expects {CONFIG_VERSION})")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:  # wrong types that __post_init__ could not compare
-            raise ConfigError(f"invalid config: {exc}") from None
+        return build_dataclass(cls, data, "config")
 
     @classmethod
     def from_json(cls, text: str) -> "CodecConfig":
@@ -124,6 +117,18 @@ class CodecConfig:
 
     def replace(self, **changes: Any) -> "CodecConfig":
         return dataclasses.replace(self, **changes)
+
+
+def build_dataclass(cls: type, data: dict[str, Any], what: str) -> Any:
+    """``cls(**data)``, with a :class:`ConfigError` naming unknown fields or wrong types."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} field(s): {', '.join(unknown)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:  # wrong types that __post_init__ could not compare
+        raise ConfigError(f"invalid {what}: {exc}") from None
 
 
 def _positive_int(v: Any) -> bool:
