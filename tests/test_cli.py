@@ -9,22 +9,30 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import wavecodec.images
 from wavecodec.cli import main
 
 
-def test_demo_reports_perfect_reconstruction(capsys) -> None:
-    assert main(["demo"]) == 0
+def test_demo_compresses_the_bundled_photo(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "(1, 192, 64, 64)" in out
-    err = float(out.split("max abs error ")[1].split()[0])
-    assert err < 1e-9
+    assert float(out.split("max abs reconstruction error ")[1].split()[0]) < 1e-9
+    size = (tmp_path / "astronaut.wvc").stat().st_size
+    assert f"{size:,} bytes" in out
+    psnr = float(out.split("decoded PSNR:")[1].split()[0])
+    decoded = np.asarray(Image.open(tmp_path / "astronaut_decoded.png")).astype(float)
+    original = np.asarray(Image.open(wavecodec.images.BUNDLED_PHOTO)).astype(float)
+    assert abs(psnr - 10 * np.log10(255**2 / ((decoded - original) ** 2).mean())) < 0.01
+    assert psnr > 20
 
 
 def test_demo_on_user_image_and_missing_file(tmp_path: Path, capsys) -> None:
-    path = tmp_path / "gray.png"
-    Image.fromarray((np.random.default_rng(0).random((40, 24)) * 255).astype(np.uint8)).save(path)
-    assert main(["demo", str(path), "--levels", "2"]) == 0
-    assert "(1, 16, 10, 6)" in capsys.readouterr().out
+    path = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 24, 3)) * 255).astype(np.uint8)).save(path)
+    assert main(["demo", str(path), "--levels", "2", "--output-dir", str(tmp_path)]) == 0
+    assert "(1, 48, 10, 6)" in capsys.readouterr().out
+    assert (tmp_path / "photo_decoded.png").exists()
     assert main(["demo", str(tmp_path / "nope.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("wavecodec: error:") and "no such file" in err and "Traceback" not in err
@@ -149,6 +157,16 @@ def test_models_command(capsys) -> None:
     assert main(["models", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in listed] == [m.name for m in wavecodec.models()]
+    assert "rgb-16x-linear" in [m["name"] for m in listed]
+    assert main(["models"]) == 0 and "dev_psnr_db" in capsys.readouterr().out
+
+
+def test_encode_without_model_uses_the_shipped_image_model(tmp_path: Path) -> None:
+    src = tmp_path / "p.png"
+    _photo(src)
+    assert main(["encode", str(src), "-q"]) == 0
+    assert main(["decode", str(tmp_path / "p.wvc"), "-o", str(tmp_path / "back.png"), "-q"]) == 0
+    assert np.asarray(Image.open(tmp_path / "back.png")).shape == (37, 40, 3)
 
 
 def test_subprocess_encode_decode(model_path: Path, tmp_path: Path) -> None:

@@ -182,49 +182,58 @@ def _family() -> "constriction.stream.model.Categorical":
     return constriction.stream.model.Categorical(perfect=False)
 
 
-def ctx_encode(q: np.ndarray, params: dict[str, np.ndarray], radius: int, max_symbol: int) -> bytes:
-    """ANS-code latents ``(B, C, *S)`` with the context model (see :mod:`wavecodec.context`)."""
+def _bucket_groups(bucket: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Positions of each bucket present, buckets ascending: the order symbols are decoded in."""
+    return [(int(b), np.flatnonzero(bucket == b)) for b in np.unique(bucket)]
+
+
+def ctx_encode(q: np.ndarray, params: dict, radius: int, max_symbol: int) -> bytes:
+    """ANS-code latents ``(B, C, *S)`` with the context model (see :mod:`wavecodec.context`).
+
+    Per decoding step: the symbols of each bucket (ascending), each bucket with its own
+    window of the tables, then the raw values of the escaped positions.
+    """
     from . import context as ctx
 
     grids = ctx._as_grids(q.astype(np.int64))
     channels, rows, cols = q.shape[1], grids.shape[2] - 2 * ctx.PAD, grids.shape[3] - 2 * ctx.PAD
     steps = ctx.schedule(channels, rows, cols)
-    escape = 2 * radius + 1
     raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
     family = _family()
     coder = constriction.stream.stack.AnsCoder()
-    tables = params["tables"].astype(np.float64)
+    windows, rb = params["windows"], params["bucket_radius"]
+    c, i, j = (np.concatenate(a) for a in zip(*steps))
+    ends = np.cumsum([len(s[0]) for s in steps])
     for grid in reversed(grids):  # items are decoded first to last: push the last first
-        c, i, j = (np.concatenate(a) for a in zip(*steps))
         resid = np.zeros_like(grid)
         mu = ctx.predict_at(grid, c, i, j, params["pred"], max_symbol)
         resid[c, ctx.PAD + i, ctx.PAD + j] = grid[c, ctx.PAD + i, ctx.PAD + j] - mu
         bucket = ctx.bucket_at(grid, resid, c, i, j, params["scale"], params["edges"])
         r = resid[c, ctx.PAD + i, ctx.PAD + j]
-        sym = np.where(np.abs(r) > radius, escape, r + radius).astype(np.int32)
-        ends = np.cumsum([len(s[0]) for s in steps])
+        escaped = np.abs(r) > rb[bucket]
         for end, (sc, _, _) in zip(reversed(ends), reversed(steps)):
             sl = slice(end - len(sc), end)
-            out = sym[sl] == escape
-            if out.any():
-                coder.encode_reverse((grid[c[sl][out], ctx.PAD + i[sl][out], ctx.PAD + j[sl][out]] + max_symbol).astype(np.int32), raw_model)
-            coder.encode_reverse(sym[sl], family, tables[c[sl], bucket[sl]])
+            if escaped[sl].any():
+                out = escaped[sl]
+                raw = grid[c[sl][out], ctx.PAD + i[sl][out], ctx.PAD + j[sl][out]] + max_symbol
+                coder.encode_reverse(raw.astype(np.int32), raw_model)
+            for b, idx in reversed(_bucket_groups(bucket[sl])):
+                sym = np.where(escaped[sl][idx], 2 * rb[b] + 1, r[sl][idx] + rb[b]).astype(np.int32)
+                coder.encode_reverse(sym, family, windows[b][c[sl][idx]])
     return coder.get_compressed().astype("<u4").tobytes()
 
 
-def ctx_decode(data: bytes, shape: tuple[int, ...], params: dict[str, np.ndarray], radius: int, max_symbol: int) -> np.ndarray:
+def ctx_decode(data: bytes, shape: tuple[int, ...], params: dict, radius: int, max_symbol: int) -> np.ndarray:
     """Inverse of :func:`ctx_encode` for latents of ``shape``."""
     from . import context as ctx
 
     if len(data) % 4:
         raise FormatError("the ANS payload is not a whole number of 32-bit words")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    batch, channels, *size = shape
     grids = ctx._as_grids(np.zeros(shape, dtype=np.int64))
     rows, cols = grids.shape[2] - 2 * ctx.PAD, grids.shape[3] - 2 * ctx.PAD
-    steps = ctx.schedule(channels, rows, cols)
-    escape = 2 * radius + 1
-    tables = params["tables"].astype(np.float64)
+    steps = ctx.schedule(shape[1], rows, cols)
+    windows, rb = params["windows"], params["bucket_radius"]
     try:
         coder = constriction.stream.stack.AnsCoder(words)
         raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
@@ -234,11 +243,14 @@ def ctx_decode(data: bytes, shape: tuple[int, ...], params: dict[str, np.ndarray
             for c, i, j in steps:
                 mu = ctx.predict_at(grid, c, i, j, params["pred"], max_symbol)
                 bucket = ctx.bucket_at(grid, resid, c, i, j, params["scale"], params["edges"])
-                sym = np.asarray(coder.decode(family, tables[c, bucket]), dtype=np.int64)
-                value = mu + sym - radius
-                out = sym == escape
-                if out.any():
-                    value[out] = np.asarray(coder.decode(raw_model, int(out.sum())), dtype=np.int64) - max_symbol
+                value = np.empty(len(c), dtype=np.int64)
+                escaped = np.zeros(len(c), dtype=bool)
+                for b, idx in _bucket_groups(bucket):
+                    sym = np.asarray(coder.decode(family, windows[b][c[idx]]), dtype=np.int64)
+                    value[idx] = mu[idx] + sym - rb[b]
+                    escaped[idx] = sym == 2 * rb[b] + 1
+                if escaped.any():
+                    value[escaped] = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int64) - max_symbol
                 if np.abs(value).max(initial=0) > max_symbol:
                     raise FormatError("the ANS payload decodes to out-of-range latents")
                 grid[c, ctx.PAD + i, ctx.PAD + j] = value

@@ -59,17 +59,32 @@ class ContextModel(nn.Module):
         uniform[:, -1] = 1e-6
         tables = quantize_pmf(uniform).reshape(channels, buckets, size)
         self.register_buffer("tables", torch.from_numpy(tables))
+        self.register_buffer("bucket_radius", torch.full((buckets,), self.radius, dtype=torch.int32))
 
     @property
     def escape(self) -> int:
         return 2 * self.radius + 1
 
-    def numpy_params(self) -> dict[str, np.ndarray]:
+    def numpy_params(self) -> dict:
+        """The integer parameters as NumPy arrays, plus each bucket's coding window.
+
+        Bucket ``b`` codes residuals in ``[-r_b, r_b]`` (``r_b = bucket_radius[b]``) with the
+        table's own frequencies and everything else as one escape whose frequency is the
+        rest of the table's mass; small windows make coding fast where residuals are small.
+        """
+        tables = self.tables.cpu().numpy().astype(np.int64)
+        radius = self.bucket_radius.cpu().numpy().astype(np.int64)
+        windows = []
+        for b, r_b in enumerate(radius):
+            inside = tables[:, b, self.radius - r_b : self.radius + r_b + 1]
+            rest = tables[:, b].sum(axis=1, keepdims=True) - inside.sum(axis=1, keepdims=True)
+            windows.append(np.concatenate([inside, rest], axis=1).astype(np.float64))
         return {
             "pred": self.pred_weights.cpu().numpy().astype(np.int64),
             "scale": self.scale_weights.cpu().numpy().astype(np.int64),
             "edges": self.edges.cpu().numpy(),
-            "tables": self.tables.cpu().numpy(),
+            "bucket_radius": radius,
+            "windows": windows,
         }
 
     @torch.no_grad()
@@ -81,6 +96,7 @@ class ContextModel(nn.Module):
         resid = np.zeros_like(grids)
         size = 2 * self.radius + 2
         tables = np.zeros((self.channels, self.num_buckets, size))
+        magnitudes: list[list[np.ndarray]] = [[] for _ in range(self.num_buckets)]
         for c in range(self.channels):
             P = _neighbours(grids[:, c], rows, cols).reshape(-1, len(NEIGHBOURS)).astype(np.float64)
             y = grids[:, c, PAD:-PAD, PAD:-PAD].reshape(-1).astype(np.float64)
@@ -103,7 +119,15 @@ class ContextModel(nn.Module):
             r = resid[:, c, PAD:-PAD, PAD:-PAD].reshape(-1)
             sym = np.where(np.abs(r) > self.radius, self.escape, r + self.radius)
             np.add.at(tables[c], (bucket, sym), 1.0)
+            for b in range(self.num_buckets):
+                magnitudes[b].append(np.abs(r[bucket == b]))
         tables += smoothing
+        radius = np.full(self.num_buckets, self.radius)
+        for b, mags in enumerate(magnitudes):
+            mags = np.concatenate(mags)
+            if mags.size:  # cover all but ~1e-3 of the training residuals; escape the rest
+                radius[b] = min(self.radius, max(2, int(np.ceil(np.quantile(mags, 1 - 1e-3))) + 2))
+        self.bucket_radius.copy_(torch.from_numpy(radius.astype(np.int32)))
         self.pred_weights.copy_(torch.from_numpy(params["pred"].astype(np.int32)))
         self.scale_weights.copy_(torch.from_numpy(params["scale"].astype(np.int32)))
         self.edges.copy_(torch.from_numpy(params["edges"]))
@@ -152,8 +176,15 @@ def _score(r: np.ndarray, prev: np.ndarray | None, v: np.ndarray, rows: int, col
 
 
 def _gather(g: np.ndarray, c: np.ndarray, i: np.ndarray, j: np.ndarray, offsets) -> np.ndarray:
-    """Values of grid ``g`` ``(C, H+2P, W+2P)`` at ``(c, i + di, j + dj)`` for each offset: ``(n, len(offsets))``."""
-    return np.stack([g[c, PAD + i + di, PAD + j + dj] for di, dj in offsets], axis=-1)
+    """Values of grid ``g`` ``(C, H+2P, W+2P)`` at ``(c, i + di, j + dj)`` for each offset: ``(n, len(offsets))``.
+
+    One flat fancy-indexing gather for all offsets: this runs once per decoding step, so
+    its overhead matters more than its arithmetic.
+    """
+    _, height, width = g.shape
+    base = (c * height + i + PAD) * width + j + PAD
+    shift = np.array([di * width + dj for di, dj in offsets])
+    return g.reshape(-1)[base[:, None] + shift[None, :]]
 
 
 def predict_at(grid: np.ndarray, c: np.ndarray, i: np.ndarray, j: np.ndarray, pred: np.ndarray, max_symbol: int) -> np.ndarray:

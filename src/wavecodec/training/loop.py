@@ -231,6 +231,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, until: in
             bar.close()
         if log is not None:
             log.close()
+    if rank == 0 and not ckpt.exists():  # steps=0 (PCA only) still leaves an exportable run
+        save_state(ckpt, codec, optimizer, start, cfg.to_dict(), ema)
     if world > 1:
         from ..checkpoint import fingerprint
 

@@ -1,0 +1,73 @@
+"""A model's figures on the dev evaluation photos, optionally recorded in the registry.
+
+For each photo: the whole .wvc file (default ans coder), bits per pixel from its size,
+PSNR of the decoded uint8 image, and the median time of ``compress`` and ``decompress``
+(model load and one warm-up excluded). With ``--register`` the means go into
+``src/wavecodec/weights/index.json`` for the model's entry.
+
+Run: ``cd benchmarks && ../.venv/bin/python model_figures.py PATH_OR_NAME [--register --description TEXT]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+
+
+import torch
+
+from _common import machine, time_call, write_json
+from _data import dev_photos
+import wavecodec
+from wavecodec.registry import WEIGHTS_DIR
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--register", action="store_true")
+    parser.add_argument("--description", default="")
+    args = parser.parse_args()
+    codec = wavecodec.load(args.model)
+    cfg = codec.config
+    rows = []
+    for name, img in dev_photos().items():
+        x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+        data = codec.compress(x)
+        y = codec.decompress(data)
+        mse = float(((y.double() - x.double()) ** 2).mean()) / 255**2
+        pixels = x.shape[2] * x.shape[3]
+        enc = time_call(lambda: codec.compress(x), args.repeats, warmup=1)["median_s"]
+        dec = time_call(lambda: codec.decompress(data), args.repeats, warmup=1)["median_s"]
+        rows.append({"photo": name, "bytes": len(data), "bpp": 8 * len(data) / pixels, "psnr": -10 * math.log10(mse),
+                     "encode_mpix_s": pixels / 1e6 / enc, "decode_mpix_s": pixels / 1e6 / dec})
+        print(f"{name:24s} bpp {rows[-1]['bpp']:.3f}  PSNR {rows[-1]['psnr']:.2f} dB", flush=True)
+    figures = {
+        "channels": cfg.channels, "levels": cfg.levels, "latent_dim": cfg.latent_dim, "latent_bits": cfg.latent_bits,
+        "reduction": cfg.reduction, "parameters": codec.num_parameters(),
+        "dev_bpp": round(statistics.mean(r["bpp"] for r in rows), 4),
+        "dev_psnr_db": round(statistics.mean(r["psnr"] for r in rows), 3),
+        "encode_mpix_s": round(statistics.median(r["encode_mpix_s"] for r in rows), 3),
+        "decode_mpix_s": round(statistics.median(r["decode_mpix_s"] for r in rows), 3),
+        "measured_with": "benchmarks/model_figures.py (10 dev photos, ans coder, 2-core CPU)",
+    }
+    path = write_json(f"figures_{cfg.name or 'model'}", {"model": cfg.name, "figures": figures, "photos": rows, "machine": machine()})
+    print(json.dumps(figures, indent=2))
+    print(f"wrote {path}")
+    if args.register:
+        index_path = WEIGHTS_DIR / "index.json"
+        index = json.loads(index_path.read_text())
+        file = Path(args.model).name if Path(args.model).exists() else f"{cfg.name}.safetensors"
+        entry = {"name": cfg.name, "file": file, "description": args.description, "modality": cfg.modality, "figures": figures}
+        index["models"] = [m for m in index["models"] if m["name"] != cfg.name] + [entry]
+        index_path.write_text(json.dumps(index, indent=2) + "\n")
+        print(f"registered {cfg.name} in {index_path}")
+
+
+
+if __name__ == "__main__":
+    main()
