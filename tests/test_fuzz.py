@@ -120,7 +120,7 @@ def test_fuzz_2500_mutants_fail_cleanly_within_bounds(fitted: Codec, base_files:
 
 
 @pytest.mark.slow
-@settings(max_examples=20000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=50000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_fuzz_hypothesis_long(data) -> None:
     codec, files = _long_fuzz_setup()

@@ -111,6 +111,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, until: in
     ``until`` stops after that step with a checkpoint, as an interruption would; a later
     ``resume=True`` call continues to ``cfg.steps`` exactly as an uninterrupted run.
     """
+    t_start = time.perf_counter()
     rank, world = _distributed()
     device = _device(cfg.device)
     run_dir = Path(cfg.run_dir)
@@ -243,6 +244,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, until: in
         skipped_files=skipped,
         final_val=evaluate(codec, val_batch.to(device))[0],
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_workers_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        seconds=time.perf_counter() - t_start,
     )
     if rank == 0:
         plot_curves(log_path, run_dir / "curves.png")
