@@ -52,6 +52,7 @@ def test_subprocess_help_and_user_error(tmp_path: Path) -> None:
 import json  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import wavecodec  # noqa: E402
 from helpers import synthetic_images  # noqa: E402
@@ -179,3 +180,25 @@ def test_subprocess_encode_decode(model_path: Path, tmp_path: Path) -> None:
     assert res.returncode == 0 and (tmp_path / "s2.png").exists()
     res = run("encode", "--help")
     assert res.returncode == 0 and "--coder" in res.stdout
+
+
+def test_eval_reports_real_sizes_and_quality(model_path: Path, fitted, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "imgs"
+    root.mkdir()
+    originals = {f"{i}.png": _photo(root / f"{i}.png", seed=i) for i in range(2)}
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(root), "--model", str(model_path), "--json", str(out), "-q"]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["files"]) == 2
+    for row in report["files"]:
+        x = torch.from_numpy(originals[Path(row["file"]).name].copy()).permute(2, 0, 1)[None]
+        data = fitted.compress(x)
+        assert row["bytes"] == len(data)
+        assert row["bpp"] == pytest.approx(8 * len(data) / (37 * 40))
+        y = fitted.decompress(data)
+        mse = ((y.double() - x.double()) ** 2).mean().item()
+        assert row["psnr"] == pytest.approx(10 * np.log10(255**2 / mse))
+        assert 0 < row["ms_ssim"] <= 1 and row["dimension_reduction"] == 8
+    assert report["results"]["bpp"][0] == pytest.approx(np.mean([r["bpp"] for r in report["files"]]))
+    assert main(["eval", str(root), "--model", str(model_path)]) == 0
+    assert "mean" in capsys.readouterr().out

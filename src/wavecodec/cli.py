@@ -22,7 +22,7 @@ from .checkpoint import atomic_write
 from .compression import MAX_SAMPLES, bits_per_sample, decompress, read_header
 from .errors import InputError, WavecodecError
 from .files import SUFFIXES, default_suffix, kind_of, read_input, write_output
-from .images import BUNDLED_PHOTO, read_image, to_tensor
+from .images import BUNDLED_PHOTO, IMAGE_SUFFIXES, read_image, to_tensor
 from .model import Codec
 from .registry import default_model, load, models
 
@@ -214,6 +214,33 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+
+    src = Path(args.input)
+    if src.is_dir():
+        paths = _walk(src, IMAGE_SUFFIXES)
+    elif src.exists():
+        paths = [src]
+    else:
+        raise InputError(f"{src}: no such file or directory")
+    codec = load(args.model or default_model("image"))
+    report = evaluate(codec, paths, coder=args.coder, progress=not args.quiet)
+    if args.json:
+        out = Path(args.json)
+        atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
+    if not args.quiet:
+        print(f"{'file':40s} {'bpp':>7s} {'ratio':>7s} {'PSNR':>7s} {'MS-SSIM':>8s} {'enc MP/s':>9s} {'dec MP/s':>9s}")
+        for r in report["files"]:
+            print(f"{Path(r['file']).name[:40]:40s} {r['bpp']:7.3f} {r['compression_ratio']:7.1f} {r['psnr']:7.2f} "
+                  f"{r.get('ms_ssim', float('nan')):8.4f} {r['encode_mpix_s']:9.2f} {r['decode_mpix_s']:9.2f}")
+        m = {k: v[0] for k, v in report["results"].items()}
+        print(f"{'mean':40s} {m['bpp']:7.3f} {m['compression_ratio']:7.1f} {m['psnr']:7.2f} "
+              f"{m.get('ms_ssim', float('nan')):8.4f} {report['median']['encode_mpix_s']:9.2f} {report['median']['decode_mpix_s']:9.2f}"
+              "  (speeds: medians)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import TrainConfig, train
 
@@ -301,6 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the shipped models and their figures")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("eval", help="measure bpp, PSNR, MS-SSIM and speed of a model on images")
+    p.add_argument("input", help="image file or directory (recursive)")
+    p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped image model)")
+    p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train a codec (rate-distortion) from a TOML/JSON config")
     p.add_argument("--config", help="TOML or JSON training config (default: all defaults)")

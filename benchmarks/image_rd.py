@@ -1,0 +1,174 @@
+"""Rate-distortion and speed of wavecodec models against JPEG, WebP, AVIF and JPEG XL.
+
+On the dev evaluation photos, in one run: each standard codec over its quality range
+(Pillow for JPEG, WebP and AVIF; imagecodecs for JPEG XL), each wavecodec model as a point
+(or several, when a model has several settings). Bits per pixel from the real encoded bytes;
+PSNR over the RGB samples (peak 255) and MS-SSIM, averaged over photos at each setting.
+The table gives each model's PSNR minus each codec's PSNR interpolated at the model's bpp,
+and encode/decode speed on a 768x512 photo (medians, ratios against our model).
+
+Run: ``cd benchmarks && ../.venv/bin/python image_rd.py [--model NAME_OR_PATH ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+import wavecodec
+from _common import RESULTS, machine, time_call, write_json
+from _data import dev_photos
+from wavecodec.metrics import ms_ssim, psnr
+
+QUALITIES = {
+    "jpeg": [10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
+    "webp": [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
+    "avif": [10, 20, 30, 40, 50, 60, 70, 80, 90],
+    "jpegxl": [12.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.7, 0.5],  # butteraugli distance
+}
+
+
+def pillow_codec(fmt: str):
+    def encode(img: np.ndarray, q) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format=fmt, quality=int(q))
+        return buf.getvalue()
+
+    def decode(data: bytes) -> np.ndarray:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    return encode, decode
+
+
+def jxl_codec():
+    import imagecodecs
+
+    return (lambda img, d: imagecodecs.jpegxl_encode(img, distance=float(d))), imagecodecs.jpegxl_decode
+
+
+CODECS = {"jpeg": pillow_codec("JPEG"), "webp": pillow_codec("WEBP"), "avif": pillow_codec("AVIF"), "jpegxl": jxl_codec()}
+
+
+def quality(img: np.ndarray, rec: np.ndarray) -> tuple[float, float]:
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].double()
+    y = torch.from_numpy(np.array(rec)).permute(2, 0, 1)[None].double()
+    return psnr(x, y, 255.0), float(ms_ssim(x / 255, y / 255))
+
+
+def curve_point(rows: list[dict]) -> dict:
+    return {k: statistics.mean(r[k] for r in rows) for k in ("bpp", "psnr", "ms_ssim")}
+
+
+def interp(curve: list[dict], bpp: float, key: str) -> float | None:
+    pts = sorted((p["bpp"], p[key]) for p in curve)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    if not xs[0] <= bpp <= xs[-1]:
+        return None
+    return float(np.interp(bpp, xs, ys))
+
+
+def speed_photo(photos: dict[str, np.ndarray]) -> np.ndarray:
+    """A 768x512 photo: coffee, Lanczos-resized."""
+    return np.asarray(Image.fromarray(photos["coffee"]).resize((768, 512), Image.LANCZOS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", help="model name or path (default: every shipped image model)")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    photos = dev_photos()
+    started = time.time()
+    curves: dict[str, list[dict]] = {}
+    for name, (encode, decode) in CODECS.items():
+        curves[name] = []
+        for q in QUALITIES[name]:
+            rows = []
+            for img in photos.values():
+                data = encode(img, q)
+                p, m = quality(img, decode(data))
+                rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), "psnr": p, "ms_ssim": m})
+            curves[name].append({"setting": q, **curve_point(rows)})
+        print(f"{name}: {len(curves[name])} settings", flush=True)
+    models = args.model or [m.name for m in wavecodec.models() if m.modality == "image"]
+    ours: dict[str, dict] = {}
+    for ref in models:
+        codec = wavecodec.load(ref)
+        rows = []
+        for img in photos.values():
+            x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+            data = codec.compress(x)
+            p, m = quality(img, codec.decompress(data)[0].permute(1, 2, 0).numpy())
+            rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), "psnr": p, "ms_ssim": m})
+        point = curve_point(rows)
+        point["psnr_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], "psnr")) is None else point["psnr"] - v) for c in curves}
+        point["ms_ssim_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], "ms_ssim")) is None else point["ms_ssim"] - v) for c in curves}
+        ours[codec.config.name or ref] = point
+        print(f"{codec.config.name}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} MS-SSIM {point['ms_ssim']:.4f}", flush=True)
+
+    # speed on a 768x512 photo, each codec at a mid setting, medians
+    img = speed_photo(photos)
+    x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+    speed: dict[str, dict] = {}
+    for name, (encode, decode) in CODECS.items():
+        q = QUALITIES[name][len(QUALITIES[name]) // 2]
+        data = encode(img, q)
+        speed[name] = {"setting": q, "encode_s": time_call(lambda: encode(img, q), args.repeats)["median_s"],
+                       "decode_s": time_call(lambda: decode(data), args.repeats)["median_s"]}
+    for ref in models:
+        codec = wavecodec.load(ref)
+        data = codec.compress(x)
+        speed[codec.config.name or ref] = {"encode_s": time_call(lambda: codec.compress(x), args.repeats)["median_s"],
+                                           "decode_s": time_call(lambda: codec.decompress(data), args.repeats)["median_s"]}
+    for name, s in speed.items():
+        s["encode_mpix_s"] = 768 * 512 / 1e6 / s["encode_s"]
+        s["decode_mpix_s"] = 768 * 512 / 1e6 / s["decode_s"]
+
+    report = {"benchmark": "image rate-distortion and speed", "photos": list(photos), "curves": curves,
+              "models": ours, "speed_768x512": speed, "machine": machine(), "seconds": time.time() - started}
+    path = write_json("image_rd", report)
+    plot(curves, ours)
+    print(f"\n{'model':18s} {'bpp':>6s} {'PSNR':>6s} " + " ".join(f"{'vs ' + c:>10s}" for c in curves))
+    for name, p in ours.items():
+        diffs = " ".join(f"{d:+10.2f}" if d is not None else f"{'n/a':>10s}" for d in p["psnr_minus"].values())
+        print(f"{name:18s} {p['bpp']:6.3f} {p['psnr']:6.2f} {diffs}")
+    print(f"\n{'codec':18s} {'enc MP/s':>9s} {'dec MP/s':>9s}  (768x512)")
+    for name, s in speed.items():
+        print(f"{name:18s} {s['encode_mpix_s']:9.2f} {s['decode_mpix_s']:9.2f}")
+    print(f"wrote {path} and {RESULTS / 'image_rd.png'}")
+
+
+def plot(curves: dict[str, list[dict]], ours: dict[str, dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ms_ssim", "MS-SSIM")):
+        for name, pts in curves.items():
+            pts = sorted(pts, key=lambda p: p["bpp"])
+            ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "o-", markersize=3, label=name)
+        for name, p in ours.items():
+            ax.plot(p["bpp"], p[key], "*", markersize=14, label=name)
+        ax.set_xlabel("bits per pixel")
+        ax.set_ylabel(label)
+        ax.set_xlim(0, 3)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("dev evaluation photos (10), means per setting")
+    fig.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    fig.savefig(RESULTS / "image_rd.png", dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
