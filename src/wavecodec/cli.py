@@ -241,6 +241,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    if args.labels and args.labels_from_folders:
+        raise InputError("use either --labels or --labels-from-folders, not both")
+    convert(args.src, args.dst, model=args.model or default_model("image"), labels=args.labels,
+            labels_from_folders=args.labels_from_folders, shard_size=args.shard_size, engine=args.engine,
+            workers=args.workers, coder=args.coder, quiet=args.quiet)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import TrainConfig, train
 
@@ -336,6 +347,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("convert", help="convert a dataset into WebDataset shards of compressed latents")
+    p.add_argument("src", help="folder tree of images or audio, or a manifest file listing paths")
+    p.add_argument("dst", help="output folder (re-running it resumes)")
+    p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped image model)")
+    p.add_argument("--labels", help="CSV of path,label (paths relative to SRC)")
+    p.add_argument("--labels-from-folders", action="store_true", help="label = first subfolder name under SRC")
+    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="worker processes here, or Ray tasks")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (local) or CPUs (local Ray); default 2")
+    p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("train", help="train a codec (rate-distortion) from a TOML/JSON config")
     p.add_argument("--config", help="TOML or JSON training config (default: all defaults)")

@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm")
-BUNDLED_PHOTO = Path(__file__).resolve().parent / "data" / "astronaut.png"
+BUNDLED_PHOTO = Path(__file__).resolve().parent / "assets" / "astronaut.png"
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:

@@ -1,0 +1,252 @@
+"""Convert a dataset of images (or audio) into shards of compressed latents.
+
+Layout of ``DST``::
+
+    shard-000000.tar   WebDataset shard: per sample KEY.wvc (the file), KEY.cls (label index,
+                       when there are labels) and KEY.json (source path, shape, label name)
+    shard-000000.json  what the shard holds and which inputs could not be read
+    index.json         counts, model name and hash, shapes, class names, sizes, the shards
+
+Items are sorted and cut into shards deterministically, so shard ``k`` always holds the same
+inputs. A shard is written to a temporary name and renamed when complete, and its sidecar
+JSON written after it: a re-run skips shards that have both, so after a crash (even
+``kill -9``) every input ends up present exactly once. The per-shard function is the same
+for the local engine (worker processes) and the Ray engine (one Ray task per shard).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tarfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import atomic_write, fingerprint
+from .errors import InputError, WavecodecError
+from .files import SUFFIXES, read_input
+
+INDEX = "index.json"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: its path, its label index (-1 for none) and a stable key."""
+
+    path: str
+    label: int
+    key: str
+
+
+def list_items(
+    src: str | os.PathLike[str], labels_csv: str | None = None, labels_from_folders: bool = False
+) -> tuple[list[Item], list[str]]:
+    """The sorted inputs of ``src`` (a folder tree or a manifest file) and the class names."""
+    root = Path(src)
+    if root.is_dir():
+        paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        base = root
+    elif root.is_file():
+        base = root.parent
+        lines = [ln.strip() for ln in root.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        paths = sorted((base / ln).resolve() if not Path(ln).is_absolute() else Path(ln) for ln in lines)
+    else:
+        raise InputError(f"{src}: no such file or directory")
+    if not paths:
+        raise InputError(f"{src} lists no supported files")
+    names: list[str] = []
+    label_of: dict[Path, str] = {}
+    if labels_from_folders:
+        for p in paths:
+            rel = p.relative_to(base)
+            if len(rel.parts) < 2:
+                raise InputError(f"{p} is not inside a class folder (--labels-from-folders)")
+            label_of[p] = rel.parts[0]
+    elif labels_csv:
+        try:
+            with open(labels_csv, newline="") as f:
+                rows = list(csv.reader(f))
+        except OSError:
+            raise InputError(f"cannot read the labels file {labels_csv}") from None
+        for row in rows:
+            if len(row) >= 2 and row[0] not in ("path", "file"):
+                path = Path(row[0]) if Path(row[0]).is_absolute() else (base / row[0]).resolve()
+                label_of[path] = row[1]
+        missing = [p for p in paths if p.resolve() not in label_of and p not in label_of]
+        if missing:
+            raise InputError(f"{missing[0]} has no label in {labels_csv} ({len(missing)} inputs without labels)")
+    if label_of:
+        names = sorted(set(label_of.values()))
+    index = {n: i for i, n in enumerate(names)}
+    items = []
+    for i, p in enumerate(paths):
+        name = label_of.get(p, label_of.get(p.resolve()))
+        items.append(Item(str(p), index[name] if name is not None else -1, f"{i:09d}"))
+    return items, names
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:06d}"
+
+
+def is_done(dst: Path, k: int) -> bool:
+    return (dst / f"{shard_name(k)}.tar").exists() and (dst / f"{shard_name(k)}.json").exists()
+
+
+_WORKER_CODEC: dict[str, Any] = {}
+
+
+def _codec(model: str):
+    if model not in _WORKER_CODEC:
+        import multiprocessing
+
+        import torch
+
+        from .registry import load
+
+        if multiprocessing.current_process().name != "MainProcess":
+            torch.set_num_threads(1)  # one worker process per core: no oversubscription
+        _WORKER_CODEC[model] = load(model)
+    return _WORKER_CODEC[model]
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def convert_shard(dst: str, k: int, items: list[Item], model: str, coder: str, class_names: list[str]) -> dict[str, Any]:
+    """Compress ``items`` into shard ``k`` of ``dst``; returns the shard's report."""
+    out = Path(dst)
+    codec = _codec(model)
+    tmp = out / f"{shard_name(k)}.tar.tmp"
+    report: dict[str, Any] = {"shard": k, "items": 0, "failed": [], "bytes": 0, "source_bytes": 0, "shapes": {}}
+    with tarfile.open(tmp, "w") as tar:
+        for item in items:
+            try:
+                x, facts = read_input(item.path)
+                data = codec.compress(x, coder=coder, sample_rate=facts.get("sample_rate"))
+            except WavecodecError as exc:
+                report["failed"].append({"path": item.path, "error": str(exc)})
+                continue
+            meta = {"source": item.path, "shape": list(x.shape[1:]), "dtype": str(x.dtype).replace("torch.", "")}
+            if item.label >= 0:
+                meta["label"] = class_names[item.label]
+                _add(tar, f"{item.key}.cls", str(item.label).encode())
+            _add(tar, f"{item.key}.wvc", data)
+            _add(tar, f"{item.key}.json", json.dumps(meta).encode())
+            report["items"] += 1
+            report["bytes"] += len(data)
+            report["source_bytes"] += os.path.getsize(item.path)
+            shape = "x".join(map(str, x.shape[1:]))
+            report["shapes"][shape] = report["shapes"].get(shape, 0) + 1
+    os.replace(tmp, out / f"{shard_name(k)}.tar")
+    atomic_write(out / f"{shard_name(k)}.json", lambda t: Path(t).write_text(json.dumps(report)))
+    return report
+
+
+def _run_local(jobs: list[tuple], workers: int, progress) -> None:
+    if workers <= 1:
+        for job in jobs:
+            progress(convert_shard(*job))
+        return
+    import multiprocessing
+
+    # spawn, not fork: forking a process that has run torch's thread pools can hang
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(convert_shard, *job) for job in jobs]
+        for fut in as_completed(futures):
+            progress(fut.result())
+
+
+def _run_ray(jobs: list[tuple], workers: int, progress) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--engine ray needs Ray: pip install 'wavecodec[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=os.environ.get("RAY_ADDRESS"), num_cpus=None if os.environ.get("RAY_ADDRESS") else max(1, workers),
+                 include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1)(convert_shard)
+        pending = [task.remote(*job) for job in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            progress(ray.get(done[0]))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def convert(
+    src: str,
+    dst: str,
+    model: str,
+    labels: str | None = None,
+    labels_from_folders: bool = False,
+    shard_size: int = 1000,
+    engine: str = "local",
+    workers: int = 2,
+    coder: str = "ans",
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Convert ``src`` into latent shards in ``dst`` (resumable); returns the index."""
+    if shard_size < 1:
+        raise InputError("--shard-size must be at least 1")
+    if engine not in ("local", "ray"):
+        raise InputError(f"unknown engine {engine!r}; use local or ray")
+    items, class_names = list_items(src, labels, labels_from_folders)
+    out = Path(dst)
+    out.mkdir(parents=True, exist_ok=True)
+    codec = _codec(model)
+    info = {"model": codec.config.name, "model_ref": str(model), "model_hash": fingerprint(codec), "coder": coder,
+            "shard_size": shard_size}
+    plan_path = out / "plan.json"
+    plan = {**info, "items": len(items), "source": str(src), "class_names": class_names}
+    if plan_path.exists():
+        old = json.loads(plan_path.read_text())
+        if old != plan:
+            raise InputError(f"{dst} holds a conversion with other inputs, model or shard size; use another DST")
+    else:
+        atomic_write(plan_path, lambda t: Path(t).write_text(json.dumps(plan, indent=2)))
+    shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
+    jobs = [(str(out), k, shard, model, coder, class_names) for k, shard in enumerate(shards) if not is_done(out, k)]
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(items), initial=len(items) - sum(len(j[2]) for j in jobs), unit="item", disable=quiet)
+    started = time.perf_counter()
+    (_run_ray if engine == "ray" else _run_local)(jobs, workers, lambda rep: bar.update(len(shards[rep["shard"]])))
+    bar.close()
+    reports = [json.loads((out / f"{shard_name(k)}.json").read_text()) for k in range(len(shards))]
+    shapes: dict[str, int] = {}
+    for r in reports:
+        for s, n in r["shapes"].items():
+            shapes[s] = shapes.get(s, 0) + n
+    index = {
+        **plan,
+        "format": "wavecodec-latent-shards",
+        "version": 1,
+        "latent_dim": codec.config.latent_dim,
+        "levels": codec.config.levels,
+        "count": sum(r["items"] for r in reports),
+        "failed": [f for r in reports for f in r["failed"]],
+        "bytes": sum(r["bytes"] for r in reports),
+        "source_bytes": sum(r["source_bytes"] for r in reports),
+        "shapes": shapes,
+        "shards": [{"name": f"{shard_name(r['shard'])}.tar", "count": r["items"]} for r in reports],
+        "seconds_this_run": time.perf_counter() - started,
+    }
+    atomic_write(out / INDEX, lambda t: Path(t).write_text(json.dumps(index, indent=2)))
+    if not quiet:
+        ratio = index["source_bytes"] / max(1, index["bytes"])
+        print(f"{index['count']} items in {len(shards)} shards, {len(index['failed'])} unreadable; "
+              f"{index['bytes']:,} bytes of latents vs {index['source_bytes']:,} bytes of sources ({ratio:.1f}x smaller)")
+    return index

@@ -1,0 +1,206 @@
+"""Datasets in the compressed domain: read latent shards written by :mod:`wavecodec.convert`.
+
+* :class:`LatentDataset`: map-style, random access through an index of tar member offsets.
+* :class:`LatentShards`: iterable, streams whole shards in order (split across DataLoader
+  workers), with an optional shuffle buffer; for datasets too big to index.
+* :class:`OnTheFlyLatents`: computes latents from raw batches with ``codec.encode`` on the
+  training device, skipping entropy coding entirely.
+
+Both datasets yield ``(latents, label)``: by default the dequantized latents as floats
+``(latent_dim, H / 2^J, W / 2^J)`` (the integers as float32), ``as_integers=True`` gives the
+int8/int16 tensor, ``decode=True`` the decoded signal instead; ``label`` is -1 when the
+dataset has no labels. Latents are decoded from the ``.wvc`` bytes without running the
+decoder network, so reading is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tarfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from .checkpoint import fingerprint
+from .coders import decode_symbols
+from .compression import check_model, decompress, validate_header
+from .container import unpack
+from .convert import INDEX
+from .errors import FormatError, InputError
+from .model import Codec
+from .registry import load
+
+
+def read_index(root: str | Path) -> dict[str, Any]:
+    path = Path(root) / INDEX
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{root} holds no {INDEX}; convert a dataset first (wavecodec convert)") from None
+    except json.JSONDecodeError:
+        raise InputError(f"{path} is not valid JSON") from None
+    if index.get("format") != "wavecodec-latent-shards":
+        raise InputError(f"{path} is not a wavecodec latent-shard index")
+    return index
+
+
+class _Reader:
+    """Shared decoding of one sample: ``.wvc`` bytes (+ label) to what the dataset yields."""
+
+    def __init__(self, root: str | Path, codec: Codec | str | None, as_integers: bool, decode: bool, crop: int | None) -> None:
+        self.root = Path(root)
+        self.index = read_index(root)
+        if not isinstance(codec, Codec):
+            ref = self.index.get("model_ref", "")
+            codec = load(codec or (ref if Path(ref).is_file() else self.index["model"]))
+        self.codec = codec
+        if fingerprint(self.codec) != self.index["model_hash"]:
+            raise InputError(f"the shards were made with model {self.index['model']!r} ({self.index['model_hash']}), not this one")
+        self.as_integers, self.decode, self.crop = as_integers, decode, crop
+        self.class_names: list[str] = self.index.get("class_names", [])
+
+    def sample(self, wvc: bytes, label: bytes | None, rng: random.Random) -> tuple[torch.Tensor, int]:
+        y = int(label) if label is not None else -1
+        if self.decode:
+            return decompress(self.codec, wvc).signal[0], y
+        header, sections = unpack(wvc)
+        validate_header(header)
+        check_model(header, self.codec)
+        q = decode_symbols(header["coder"], sections["latents"], (header["batch"], *header["latent_shape"]), self.codec)[0]
+        if self.crop:
+            q = _random_crop(q, self.crop, rng)
+        t = torch.from_numpy(np.ascontiguousarray(q))
+        return (t.to(self.codec.bottleneck.int_dtype) if self.as_integers else t.float()), y
+
+
+def _random_crop(q: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
+    """A random ``size`` window along every spatial axis of ``(C, *S)`` latents (whole axis if shorter)."""
+    slices = [slice(None)]
+    for n in q.shape[1:]:
+        start = rng.randrange(n - size + 1) if n > size else 0
+        slices.append(slice(start, start + min(size, n)))
+    return q[tuple(slices)]
+
+
+class LatentDataset(Dataset):
+    """Map-style dataset over converted shards: item ``i`` is ``(latents, label)``."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        codec: Codec | str | None = None,
+        as_integers: bool = False,
+        decode: bool = False,
+        crop: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.reader = _Reader(root, codec, as_integers, decode, crop)
+        self.rng = random.Random(seed)
+        self.entries: list[tuple[str, int, int, int | None, int]] = []  # shard, wvc offset, size, cls offset, cls size
+        for shard in self.reader.index["shards"]:
+            members: dict[str, dict[str, tuple[int, int]]] = {}
+            with tarfile.open(self.reader.root / shard["name"]) as tar:
+                for m in tar.getmembers():
+                    key, _, ext = m.name.partition(".")
+                    members.setdefault(key, {})[ext] = (m.offset_data, m.size)
+            for key in sorted(members):
+                parts = members[key]
+                if "wvc" in parts:
+                    cls = parts.get("cls", (None, 0))
+                    self.entries.append((shard["name"], *parts["wvc"], *cls))
+        if len(self.entries) != self.reader.index["count"]:
+            raise FormatError(f"the shards hold {len(self.entries)} samples but the index says {self.reader.index['count']}")
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.reader.class_names
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        name, offset, size, cls_offset, cls_size = self.entries[i]
+        with open(self.reader.root / name, "rb") as f:
+            f.seek(offset)
+            wvc = f.read(size)
+            label = None
+            if cls_offset is not None:
+                f.seek(cls_offset)
+                label = f.read(cls_size)
+        return self.reader.sample(wvc, label, self.rng)
+
+
+class LatentShards(IterableDataset):
+    """Streams samples shard by shard; DataLoader workers take every n-th shard."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        codec: Codec | str | None = None,
+        as_integers: bool = False,
+        decode: bool = False,
+        crop: int | None = None,
+        shuffle: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self.reader = _Reader(root, codec, as_integers, decode, crop)
+        self.shuffle, self.seed = shuffle, seed
+
+    def _samples(self, shards: list[str]) -> Iterator[tuple[bytes, bytes | None]]:
+        for name in shards:
+            pending: dict[str, dict[str, bytes]] = {}
+            with tarfile.open(self.reader.root / name, mode="r|") as tar:
+                for m in tar:
+                    key, _, ext = m.name.partition(".")
+                    f = tar.extractfile(m)
+                    pending.setdefault(key, {})[ext] = f.read() if f else b""
+                    if ext == "json":  # the last member of a sample
+                        parts = pending.pop(key)
+                        if "wvc" in parts:
+                            yield parts["wvc"], parts.get("cls")
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+        shards = [s["name"] for s in self.reader.index["shards"]]
+        info = get_worker_info()
+        if info is not None:
+            shards = shards[info.id :: info.num_workers]
+        rng = random.Random(self.seed + (info.id if info else 0))
+        buffer: list[tuple[bytes, bytes | None]] = []
+        for sample in self._samples(shards):
+            if self.shuffle <= 1:
+                yield self.reader.sample(*sample, rng)
+                continue
+            buffer.append(sample)
+            if len(buffer) >= self.shuffle:
+                yield self.reader.sample(*buffer.pop(rng.randrange(len(buffer))), rng)
+        rng.shuffle(buffer)
+        for sample in buffer:
+            yield self.reader.sample(*sample, rng)
+
+
+class OnTheFlyLatents:
+    """Latents computed from raw batches on the training device, without entropy coding.
+
+    Use it in a training loop (or as a DataLoader ``collate_fn`` wrapper) to train on
+    latents straight from pixels: the encoder is a wavelet transform and one 1x1
+    convolution, so it costs little next to the model being trained, and on a GPU the
+    pixels cross the bus once (as uint8) instead of as decoded floats::
+
+        to_latents = OnTheFlyLatents(wavecodec.load("rgb-16x-linear"), device="cuda")
+        for images, labels in loader:          # uint8 (B, 3, H, W)
+            z = to_latents(images)             # float (B, 12, H/8, W/8), rounded like the files
+    """
+
+    def __init__(self, codec: Codec, device: str | torch.device = "cpu", quantize: bool = True) -> None:
+        self.codec = codec.to(device).eval()
+        self.device = torch.device(device)
+        self.quantize = quantize
+
+    @torch.no_grad()
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        z = self.codec.encode(batch.to(self.device, non_blocking=True))
+        return torch.round(z) if self.quantize else z
