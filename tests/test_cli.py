@@ -202,3 +202,12 @@ def test_eval_reports_real_sizes_and_quality(model_path: Path, fitted, tmp_path:
     assert report["results"]["bpp"][0] == pytest.approx(np.mean([r["bpp"] for r in report["files"]]))
     assert main(["eval", str(root), "--model", str(model_path)]) == 0
     assert "mean" in capsys.readouterr().out
+
+
+def test_encode_step_option_makes_smaller_files(model_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "p.png"
+    _photo(src)
+    assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "a.wvc"), "-q"]) == 0
+    assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "b.wvc"), "--step", "4", "-q"]) == 0
+    assert (tmp_path / "b.wvc").stat().st_size < (tmp_path / "a.wvc").stat().st_size
+    assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "c.wvc"), "--step", "0.1"]) == 2

@@ -139,3 +139,29 @@ def test_container_structure_errors(fitted: Codec) -> None:
 def test_every_dtype_name_is_a_torch_dtype() -> None:
     assert all(isinstance(v, torch.dtype) for v in DTYPES.values())
     assert np.dtype("uint16").itemsize == torch.empty((), dtype=DTYPES["uint16"]).element_size()
+
+
+@pytest.mark.parametrize("coder", ["ans", "ans-iid", "webp", "raw"])
+def test_quantization_step_trades_bits_for_quality(fitted: Codec, coder: str) -> None:
+    x = synthetic_images(1, size=64, seed=12)
+    sizes = []
+    for step in (1.0, 2.0, 4.0):
+        data = fitted.compress(x, coder=coder, step=step)
+        v = fitted.encode(x)
+        expected = fitted.decode(fitted.quantize(v / step).float() * step, size=x.shape[2:], dtype=x.dtype)
+        assert torch.equal(fitted.decompress(data), expected)
+        assert read_header(data)["step"] == step
+        sizes.append(len(data))
+    if coder == "raw":  # fixed 8 bits a symbol, whatever the step
+        assert sizes[0] == sizes[1] == sizes[2]
+    else:
+        assert sizes[0] > sizes[1] > sizes[2]
+    with pytest.raises(ShapeError, match="step"):
+        fitted.compress(x, step=0.5)
+
+
+@pytest.mark.parametrize("step", [0, 0.99, 65, "2", None])
+def test_bad_step_in_header_is_refused(fitted: Codec, step) -> None:
+    data = fitted.compress(synthetic_images(1, size=32))
+    with pytest.raises(FormatError, match="quantization step"):
+        decompress(fitted, _rewrite_header(data, lambda h: h.update(step=step)))

@@ -73,7 +73,7 @@ class _Models:
 def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) -> dict:
     x, facts = read_input(src)
     codec = store.for_input(facts["kind"], x.shape[1])
-    data = codec.compress(x, coder=args.coder, sample_rate=facts.get("sample_rate"))
+    data = codec.compress(x, coder=args.coder, sample_rate=facts.get("sample_rate"), step=args.step)
     atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
     header = read_header(data)
     return {"bytes": len(data), "bpp": bits_per_sample(len(data), header)}
@@ -225,7 +225,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         raise InputError(f"{src}: no such file or directory")
     codec = load(args.model or default_model("image"))
-    report = evaluate(codec, paths, coder=args.coder, progress=not args.quiet)
+    report = evaluate(codec, paths, coder=args.coder, progress=not args.quiet, step=args.step)
     if args.json:
         out = Path(args.json)
         atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
@@ -321,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (default INPUT.wvc) or directory (default INPUT_wvc)")
     p.add_argument("--model", help="shipped model name or checkpoint path (default: by input type)")
     p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
+    p.add_argument("--step", type=float, default=1.0, help="quantization step >= 1: larger means fewer bits, lower quality (default 1)")
     _common_flags(p)
     p.set_defaults(func=cmd_encode)
 
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="image file or directory (recursive)")
     p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped image model)")
     p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
+    p.add_argument("--step", type=float, default=1.0, help="quantization step >= 1 (default 1)")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=cmd_eval)

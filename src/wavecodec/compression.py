@@ -27,6 +27,7 @@ from .model import Codec
 
 MAX_SAMPLES = 2**30
 MAX_SIDE = 2**24
+MAX_STEP = 64.0
 DTYPES: dict[str, torch.dtype] = {
     "uint8": torch.uint8,
     "uint16": torch.uint16,
@@ -72,10 +73,19 @@ def _split_alpha(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Te
     return x, alpha
 
 
-def compress(codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None) -> bytes:
-    """Encode ``x`` (``(B, C, *S)`` or ``(C, *S)``) into the bytes of a ``.wvc`` file."""
+def compress(
+    codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None, step: float = 1.0
+) -> bytes:
+    """Encode ``x`` (``(B, C, *S)`` or ``(C, *S)``) into the bytes of a ``.wvc`` file.
+
+    ``step`` >= 1 trades bits for quality in any model: the companded latents are rounded to
+    multiples of ``step`` (coded as ``round(v / step)``) instead of to integers, so there are
+    fewer, coarser levels. ``step = 1`` is the model's native quantization.
+    """
     if coder not in CODERS:
         raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
+    if not (isinstance(step, (int, float)) and 1.0 <= step <= MAX_STEP):
+        raise ShapeError(f"step must be a number in [1, {MAX_STEP}], got {step!r}")
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
@@ -91,7 +101,8 @@ def compress(codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sam
     x, alpha = _split_alpha(x, cfg.channels)
     size = list(x.shape[2:])
     with torch.inference_mode():
-        q = codec.quantize(codec.encode(x)).cpu()
+        v = codec.encode(x)
+        q = codec.quantize(v / step if step != 1 else v).cpu()
     payload = encode_symbols(coder, q.numpy().astype(np.int64), codec)
     header = {
         "model": cfg.name,
@@ -106,6 +117,7 @@ def compress(codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sam
         "latent_shape": list(q.shape[1:]),
         "padding": [-s % cfg.block for s in size],
         "coder": coder,
+        "step": float(step),
         "sample_rate": sample_rate,
         "alpha": alpha is not None,
     }
@@ -137,6 +149,9 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
     _int(header, "channels", 1, 4096)
     channels = _int(header, "input_channels", 1, 4096)
     _int(header, "latent_bits", 1, 16)
+    step = header.get("step")
+    if type(step) not in (int, float) or not 1.0 <= step <= MAX_STEP:
+        raise FormatError("the header's quantization step is missing or out of range")
     shape = header.get("shape")
     if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in shape):
         raise FormatError("the header's shape is missing or out of range")
@@ -194,6 +209,8 @@ def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Dec
     size = header["shape"]
     with torch.inference_mode():
         latents = torch.from_numpy(q).to(codec._param_dtype()).to(next(codec.parameters()).device)
+        if header["step"] != 1:
+            latents = latents * header["step"]
         u = codec.crop(codec._decode_unit(latents), size)
         if header["input_channels"] in (1, 2) and codec.config.channels == 3:
             u = u.mean(dim=1, keepdim=True)  # gray input through an RGB model: fold back

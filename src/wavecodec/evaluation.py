@@ -29,12 +29,12 @@ def _unit(x: torch.Tensor, codec: Codec) -> torch.Tensor:
     return codec.to_unit(x).double() + 0.5
 
 
-def evaluate_file(codec: Codec, path: Path, coder: str = "ans") -> dict[str, Any]:
+def evaluate_file(codec: Codec, path: Path, coder: str = "ans", step: float = 1.0) -> dict[str, Any]:
     x, facts = read_input(path)
     if facts["kind"] != "image" or codec.config.modality != "image":
         raise InputError(f"{path}: eval handles images with image models for now")
     start = time.perf_counter()
-    data = codec.compress(x, coder=coder)
+    data = codec.compress(x, coder=coder, step=step)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
     y = codec.decompress(data)
@@ -60,22 +60,25 @@ def evaluate_file(codec: Codec, path: Path, coder: str = "ans") -> dict[str, Any
     return row
 
 
-def evaluate(codec: Codec, paths: Iterable[Path], coder: str = "ans", name: str = "", progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    codec: Codec, paths: Iterable[Path], coder: str = "ans", name: str = "", progress: bool = False, step: float = 1.0
+) -> dict[str, Any]:
     """Evaluate ``codec`` on every path; returns a CompressAI-style results dict."""
     paths = list(paths)
     if not paths:
         raise InputError("there is nothing to evaluate")
     x, _ = read_input(paths[0])  # warm-up, untimed
-    codec.decompress(codec.compress(x, coder=coder))
+    codec.decompress(codec.compress(x, coder=coder, step=step))
     from tqdm import tqdm
 
-    rows = [evaluate_file(codec, p, coder) for p in tqdm(paths, unit="file", disable=not progress)]
+    rows = [evaluate_file(codec, p, coder, step) for p in tqdm(paths, unit="file", disable=not progress)]
     keys = ["bpp", "psnr", "ms_ssim", "compression_ratio", "encode_mpix_s", "decode_mpix_s"]
     means = {k: statistics.mean(r[k] for r in rows) for k in keys if all(k in r for r in rows)}
     medians = {k: statistics.median(r[k] for r in rows) for k in ("encode_mpix_s", "decode_mpix_s")}
     return {
         "name": name or codec.config.name,
-        "description": f"wavecodec {codec.config.name}: J={codec.config.levels}, {codec.config.latent_dim} latent channels, coder {coder}",
+        "description": f"wavecodec {codec.config.name}: J={codec.config.levels}, {codec.config.latent_dim} latent channels, coder {coder}, step {step:g}",
+        "step": step,
         "results": {k: [v] for k, v in means.items()},
         "median": medians,
         "dimension_reduction": codec.config.reduction,

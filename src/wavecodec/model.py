@@ -180,7 +180,7 @@ class Codec(nn.Module):
         """Encode, round and decode ``x`` in one call; same shape, range and dtype as ``x``."""
         return self.decode(self.quantize(self.encode(x)), size=x.shape[2:], dtype=x.dtype)
 
-    def compress(self, x: torch.Tensor, coder: str = "ans", **kwargs) -> bytes:
+    def compress(self, x: torch.Tensor, coder: str = "ans", **kwargs) -> bytes:  # sample_rate, step
         """Encode ``x`` into the bytes of a ``.wvc`` file (see :mod:`wavecodec.compression`)."""
         from .compression import compress
 
