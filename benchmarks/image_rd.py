@@ -2,7 +2,7 @@
 
 On the dev evaluation photos, in one run: each standard codec over its quality range
 (Pillow for JPEG, WebP and AVIF; imagecodecs for JPEG XL), each wavecodec model as a point
-(or several, when a model has several settings). Bits per pixel from the real encoded bytes;
+(one per quantization step, ``--steps``). Bits per pixel from the real encoded bytes;
 PSNR over the RGB samples (peak 255) and MS-SSIM, averaged over photos at each setting.
 The table gives each model's PSNR minus each codec's PSNR interpolated at the model's bpp,
 and encode/decode speed on a 768x512 photo (medians, ratios against our model).
@@ -83,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="model name or path (default: every shipped image model)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", default="1,1.5,2,3,4,6", help="quantization steps giving each model its RD curve")
     args = parser.parse_args()
     photos = dev_photos()
     started = time.time()
@@ -98,20 +99,24 @@ def main() -> None:
             curves[name].append({"setting": q, **curve_point(rows)})
         print(f"{name}: {len(curves[name])} settings", flush=True)
     models = args.model or [m.name for m in wavecodec.models() if m.modality == "image"]
+    steps = [float(s) for s in args.steps.split(",")]
     ours: dict[str, dict] = {}
     for ref in models:
         codec = wavecodec.load(ref)
-        rows = []
-        for img in photos.values():
-            x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
-            data = codec.compress(x)
-            p, m = quality(img, codec.decompress(data)[0].permute(1, 2, 0).numpy())
-            rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), "psnr": p, "ms_ssim": m})
-        point = curve_point(rows)
-        point["psnr_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], "psnr")) is None else point["psnr"] - v) for c in curves}
-        point["ms_ssim_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], "ms_ssim")) is None else point["ms_ssim"] - v) for c in curves}
-        ours[codec.config.name or ref] = point
-        print(f"{codec.config.name}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} MS-SSIM {point['ms_ssim']:.4f}", flush=True)
+        points = []
+        for step in steps:
+            rows = []
+            for img in photos.values():
+                x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+                data = codec.compress(x, step=step)
+                p, m = quality(img, codec.decompress(data)[0].permute(1, 2, 0).numpy())
+                rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), "psnr": p, "ms_ssim": m})
+            point = {"step": step, **curve_point(rows)}
+            point["psnr_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], "psnr")) is None else point["psnr"] - v) for c in curves}
+            point["ms_ssim_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], "ms_ssim")) is None else point["ms_ssim"] - v) for c in curves}
+            points.append(point)
+            print(f"{codec.config.name} step {step:g}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} MS-SSIM {point['ms_ssim']:.4f}", flush=True)
+        ours[codec.config.name or ref] = {**points[0], "curve": points}
 
     # speed on a 768x512 photo, each codec at a mid setting, medians
     img = speed_photo(photos)
@@ -135,10 +140,11 @@ def main() -> None:
               "models": ours, "speed_768x512": speed, "machine": machine(), "seconds": time.time() - started}
     path = write_json("image_rd", report)
     plot(curves, ours)
-    print(f"\n{'model':18s} {'bpp':>6s} {'PSNR':>6s} " + " ".join(f"{'vs ' + c:>10s}" for c in curves))
-    for name, p in ours.items():
-        diffs = " ".join(f"{d:+10.2f}" if d is not None else f"{'n/a':>10s}" for d in p["psnr_minus"].values())
-        print(f"{name:18s} {p['bpp']:6.3f} {p['psnr']:6.2f} {diffs}")
+    print(f"\n{'model':18s} {'step':>5s} {'bpp':>6s} {'PSNR':>6s} " + " ".join(f"{'vs ' + c:>10s}" for c in curves))
+    for name, m in ours.items():
+        for p in m["curve"]:
+            diffs = " ".join(f"{d:+10.2f}" if d is not None else f"{'n/a':>10s}" for d in p["psnr_minus"].values())
+            print(f"{name:18s} {p['step']:5g} {p['bpp']:6.3f} {p['psnr']:6.2f} {diffs}")
     print(f"\n{'codec':18s} {'enc MP/s':>9s} {'dec MP/s':>9s}  (768x512)")
     for name, s in speed.items():
         print(f"{name:18s} {s['encode_mpix_s']:9.2f} {s['decode_mpix_s']:9.2f}")
@@ -156,8 +162,9 @@ def plot(curves: dict[str, list[dict]], ours: dict[str, dict]) -> None:
         for name, pts in curves.items():
             pts = sorted(pts, key=lambda p: p["bpp"])
             ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "o-", markersize=3, label=name)
-        for name, p in ours.items():
-            ax.plot(p["bpp"], p[key], "*", markersize=14, label=name)
+        for name, m in ours.items():
+            pts = sorted(m["curve"], key=lambda p: p["bpp"])
+            ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "*-", markersize=10, linewidth=2, label=f"{name} (step 1..{pts[0]['step']:g})")
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(label)
         ax.set_xlim(0, 3)
