@@ -28,7 +28,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
-	cd benchmarks && ../$(PY) wpt_speed.py && ../$(PY) coder_sizes.py
+	cd benchmarks && ../$(PY) wpt_speed.py && ../$(PY) coder_sizes.py && ../$(PY) image_rd.py && ../$(PY) convert_speed.py --copies 16
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
