@@ -135,19 +135,18 @@ class LatentDataset(Dataset):
 
 
 class LatentShards(IterableDataset):
-    """Streams samples shard by shard; DataLoader workers take every n-th shard."""
+    """Streams samples shard by shard; DataLoader workers take every n-th shard.
 
-    def __init__(
-        self,
-        root: str | Path,
-        codec: Codec | str | None = None,
-        as_integers: bool = False,
-        decode: bool = False,
-        crop: int | None = None,
-        shuffle: int = 0,
-        seed: int = 0,
-    ) -> None:
-        self.reader = _Reader(root, codec, as_integers, decode, crop)
+    ``read_options`` are those of :class:`LatentDataset` (``as_integers``, ``decode``,
+    ``crop``); ``shuffle`` > 1 mixes samples through a buffer of that many.
+    """
+
+    def __init__(self, root: str | Path, codec: Codec | str | None = None, shuffle: int = 0, seed: int = 0, **read_options: Any) -> None:
+        unknown = set(read_options) - {"as_integers", "decode", "crop"}
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        self.reader = _Reader(root, codec, read_options.get("as_integers", False), read_options.get("decode", False),
+                              read_options.get("crop"))
         self.shuffle, self.seed = shuffle, seed
 
     def _samples(self, shards: list[str]) -> Iterator[tuple[bytes, bytes | None]]:
