@@ -5,9 +5,9 @@ webp = the reference's lossless-WebP mosaic, raw = 8-bit latents), the size of t
 .wvc file and the median time to code and decode the integer latents (the codec's
 transform, encoder and decoder are excluded: they are the same for all coders).
 
-The codecs are PCA-fitted linear codecs (wavecodec.fitting), fitted on random crops of the
-training photos (Debian wallpapers, 4x Lanczos-downsampled), since no trained RGB model is
-shipped yet; the coders do not depend on a particular model.
+The codecs are PCA-fitted linear codecs (wavecodec.fitting) with 12 and 48 channels, fitted
+here on random crops of the training photos (Debian wallpapers, 4x Lanczos-downsampled), so
+that both latent sizes are compared alike; the coders do not depend on a particular model.
 
 Run: ``cd benchmarks && ../.venv/bin/python coder_sizes.py``
 """
