@@ -26,12 +26,24 @@ FORMAT_VERSION = 1
 
 
 def fingerprint(codec: Codec) -> str:
-    """A short hash of the config and every weight, recorded in compressed files."""
+    """A short hash of the config and every weight, recorded in compressed files.
+
+    Every ``compress`` and ``decompress`` needs it, so the digest is cached on the codec and
+    recomputed only when a tensor was replaced or modified in place (its storage pointer or
+    autograd version counter changed) or the config changed.
+    """
+    state = codec.state_dict()
+    key = (codec.config, tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype) for name, t in state.items()))
+    cached = getattr(codec, "_fingerprint_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     h = hashlib.sha256(codec.config.to_json().encode())
-    for name, tensor in sorted(codec.state_dict().items()):
+    for name, tensor in sorted(state.items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    digest = h.hexdigest()[:16]
+    codec._fingerprint_cache = (key, digest)
+    return digest
 
 
 def atomic_write(path: str | os.PathLike[str], write) -> None:
