@@ -71,9 +71,14 @@ class _Models:
 
 
 def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) -> dict:
-    x, facts = read_input(src)
-    codec = store.for_input(facts["kind"], x.shape[1])
-    data = codec.compress(x, coder=args.coder, sample_rate=facts.get("sample_rate"), step=args.step)
+    if kind_of(src) == "audio":  # streamed from the file: memory does not grow with its length
+        from .audio import encode_file
+
+        data = encode_file(store.for_input("audio", 0), src, coder=args.coder, step=args.step)
+    else:
+        x, facts = read_input(src)
+        codec = store.for_input(facts["kind"], x.shape[1])
+        data = codec.compress(x, coder=args.coder, step=args.step)
     atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
     header = read_header(data)
     return {"bytes": len(data), "bpp": bits_per_sample(len(data), header)}
@@ -83,9 +88,14 @@ def _decode_one(src: Path, dst: Path | None, args: argparse.Namespace, store: _M
     data = _read_bytes(src)
     header = read_header(data)
     codec = store.for_header(header)
-    decoded = decompress(codec, data)
     out = dst if dst is not None else src.with_suffix(default_suffix(header))
     _check_output(out, args.force)
+    if header["modality"] == "audio" and out.suffix.lower() in (".wav", ".flac"):
+        from .audio import decode_file
+
+        decode_file(codec, data, out)  # chunk by chunk
+        return out
+    decoded = decompress(codec, data)
     if decoded.signal.shape[0] != 1:
         raise InputError("the file holds a batch of signals; decode it with the Python API")
     write_output(out, decoded.signal, header)
@@ -164,8 +174,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
         def target(p: Path) -> Path:
             stem = p.relative_to(src).with_suffix("")  # photo.png.wvc -> photo.png
-            if stem.suffix.lower() not in SUFFIXES:
-                stem = stem.with_suffix(default_suffix(read_header(_read_bytes(p))))
+            header = read_header(_read_bytes(p))
+            lossy_audio = header["modality"] == "audio" and stem.suffix.lower() not in (".wav", ".flac", ".npy")
+            if stem.suffix.lower() not in SUFFIXES or lossy_audio:  # song.mp3.wvc -> song.wav
+                stem = stem.with_suffix(default_suffix(header))
             return out_root / stem
 
         return _run_tree(sources, target, lambda p, dst: _decode_one(p, dst, args, store), args.quiet)
@@ -216,29 +228,42 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
+    from .files import AUDIO_SUFFIXES
 
     src = Path(args.input)
+    codec = load(args.model) if args.model else None
+    if codec is None:
+        audio_input = src.suffix.lower() in AUDIO_SUFFIXES or (src.is_dir() and not _walk(src, IMAGE_SUFFIXES) and _walk(src, AUDIO_SUFFIXES))
+        codec = load(default_model("audio" if audio_input else "image"))
+    suffixes = AUDIO_SUFFIXES if codec.config.modality == "audio" else IMAGE_SUFFIXES
     if src.is_dir():
-        paths = _walk(src, IMAGE_SUFFIXES)
+        paths = _walk(src, suffixes)
     elif src.exists():
         paths = [src]
     else:
         raise InputError(f"{src}: no such file or directory")
-    codec = load(args.model or default_model("image"))
     report = evaluate(codec, paths, coder=args.coder, progress=not args.quiet, step=args.step)
     if args.json:
         out = Path(args.json)
         atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
     if not args.quiet:
-        print(f"{'file':40s} {'bpp':>7s} {'ratio':>7s} {'PSNR':>7s} {'MS-SSIM':>8s} {'enc MP/s':>9s} {'dec MP/s':>9s}")
-        for r in report["files"]:
-            print(f"{Path(r['file']).name[:40]:40s} {r['bpp']:7.3f} {r['compression_ratio']:7.1f} {r['psnr']:7.2f} "
-                  f"{r.get('ms_ssim', float('nan')):8.4f} {r['encode_mpix_s']:9.2f} {r['decode_mpix_s']:9.2f}")
-        m = {k: v[0] for k, v in report["results"].items()}
-        print(f"{'mean':40s} {m['bpp']:7.3f} {m['compression_ratio']:7.1f} {m['psnr']:7.2f} "
-              f"{m.get('ms_ssim', float('nan')):8.4f} {report['median']['encode_mpix_s']:9.2f} {report['median']['decode_mpix_s']:9.2f}"
-              "  (speeds: medians)")
+        _print_report(report, codec.config.modality == "audio")
     return 0
+
+
+def _print_report(report: dict, audio: bool) -> None:
+    if audio:
+        cols = [("kbps", "kbps", 7, 1), ("ratio", "compression_ratio", 7, 1), ("SNR", "snr", 7, 2), ("PSNR", "psnr", 7, 2),
+                ("SI-SDR", "si_sdr", 7, 2), ("STFT", "stft_distance", 7, 3), ("mel", "mel_distance", 7, 3),
+                ("enc xRT", "encode_realtime", 8, 1), ("dec xRT", "decode_realtime", 8, 1)]
+    else:
+        cols = [("bpp", "bpp", 7, 3), ("ratio", "compression_ratio", 7, 1), ("PSNR", "psnr", 7, 2), ("MS-SSIM", "ms_ssim", 8, 4),
+                ("enc MP/s", "encode_mpix_s", 9, 2), ("dec MP/s", "decode_mpix_s", 9, 2)]
+    print(f"{'file':40s} " + " ".join(f"{title:>{w}s}" for title, _, w, _ in cols))
+    for r in report["files"]:
+        print(f"{Path(r['file']).name[:40]:40s} " + " ".join(f"{r.get(k, float('nan')):{w}.{p}f}" for _, k, w, p in cols))
+    m = {k: v[0] for k, v in report["results"].items()} | report["median"]
+    print(f"{'mean':40s} " + " ".join(f"{m.get(k, float('nan')):{w}.{p}f}" for _, k, w, p in cols) + "  (speeds: medians)")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -262,6 +287,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = train(cfg, resume=args.resume, quiet=args.quiet)
     if not args.quiet and int(__import__("os").environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from .learn.shards import learn
+
+    metrics = learn(args.train, args.output, test_dir=args.test, test_fraction=args.test_fraction, epochs=args.epochs,
+                    batch_size=args.batch_size, width=args.width, depth=args.depth, kind=args.kind, lr=args.lr,
+                    seed=args.seed, quiet=args.quiet)
+    if not args.quiet:
+        print(f"test accuracy {metrics['final_accuracy']:.4f} on {metrics['test_samples']} samples "
+              f"({metrics['train_samples']} trained on); wrote {args.output}/classifier.safetensors, metrics.json, curves.png")
     return 0
 
 
@@ -341,9 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("eval", help="measure bpp, PSNR, MS-SSIM and speed of a model on images")
-    p.add_argument("input", help="image file or directory (recursive)")
-    p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped image model)")
+    p = sub.add_parser("eval", help="measure rate, quality and speed of a model on images or audio")
+    p.add_argument("input", help="image or audio file, or a directory (recursive)")
+    p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped model for the input)")
     p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
     p.add_argument("--step", type=float, default=1.0, help="quantization step >= 1 (default 1)")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
@@ -370,6 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in run_dir from its checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("learn", help="train a classifier on a converted latent dataset (compressed-domain learning)")
+    p.add_argument("train", help="latent dataset folder made by wavecodec convert, with labels")
+    p.add_argument("-o", "--output", default="runs/learn", help="where the classifier, metrics and plot go")
+    p.add_argument("--test", help="a second converted dataset to test on (default: hold out --test-fraction)")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="share held out for testing without --test")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--width", type=int, default=64, help="token width of the classifier")
+    p.add_argument("--depth", type=int, default=3, help="number of blocks")
+    p.add_argument("--kind", choices=["conv", "transformer"], default="conv", help="block type")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_learn)
 
     p = sub.add_parser("export", help="write a loadable model from a training run")
     p.add_argument("run", help="run directory")

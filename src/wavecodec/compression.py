@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from .config import MODALITIES
 from .container import pack, unpack
 from .errors import FormatError, ShapeError
 from .model import Codec
+from .streaming import DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, decode_chunks, encode_chunks
 
 MAX_SAMPLES = 2**30
 MAX_SIDE = 2**24
@@ -66,21 +67,25 @@ def _split_alpha(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Te
     if have in (2, 4) and have - 1 in (1, channels):  # LA or RGBA
         x, alpha = x[:, :-1], x[:, -1:]
         have -= 1
-    if have == 1 and channels == 3:
-        x = x.expand(-1, 3, *x.shape[2:])
+    if have == 1 and (channels == 3 or x.dim() == 3):  # grey through RGB, mono through multichannel audio
+        x = x.expand(-1, channels, *x.shape[2:])
     if x.shape[1] != channels:
         raise ShapeError(f"the model codes {channels}-channel signals, the input has {have} channel(s)")
     return x, alpha
 
 
 def compress(
-    codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None, step: float = 1.0
+    codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None, step: float = 1.0,
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES, extra: dict[str, Any] | None = None,
 ) -> bytes:
     """Encode ``x`` (``(B, C, *S)`` or ``(C, *S)``) into the bytes of a ``.wvc`` file.
 
     ``step`` >= 1 trades bits for quality in any model: the companded latents are rounded to
     multiples of ``step`` (coded as ``round(v / step)``) instead of to integers, so there are
     fewer, coarser levels. ``step = 1`` is the model's native quantization.
+
+    A single 1-D signal longer than ``chunk_frames`` latent frames is coded in chunks
+    (:mod:`wavecodec.streaming`): same latents, bounded memory, decodable chunk by chunk.
     """
     if coder not in CODERS:
         raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
@@ -100,31 +105,74 @@ def compress(
     input_channels = x.shape[1]
     x, alpha = _split_alpha(x, cfg.channels)
     size = list(x.shape[2:])
+    if cfg.ndim == 1 and x.shape[0] == 1 and -(-size[0] // cfg.block) > chunk_frames:
+        signal = x[0]
+        return compress_reader(codec, lambda a, b: signal[:, a:b], size[0], x.dtype, input_channels, coder=coder,
+                               sample_rate=sample_rate, step=step, chunk_frames=chunk_frames, extra=extra)
     with torch.inference_mode():
         v = codec.encode(x)
         q = codec.quantize(v / step if step != 1 else v).cpu()
     payload = encode_symbols(coder, q.numpy().astype(np.int64), codec)
-    header = {
-        "model": cfg.name,
-        "model_hash": fingerprint(codec),
-        "modality": cfg.modality,
-        "batch": x.shape[0],
-        "channels": cfg.channels,
-        "input_channels": input_channels,
-        "shape": size,
-        "dtype": _DTYPE_NAMES[x.dtype],
-        "latent_bits": cfg.latent_bits,
-        "latent_shape": list(q.shape[1:]),
-        "padding": [-s % cfg.block for s in size],
-        "coder": coder,
-        "step": float(step),
-        "sample_rate": sample_rate,
-        "alpha": alpha is not None,
-    }
+    header = _header(codec, x.shape[0], input_channels, size, x.dtype, list(q.shape[1:]), coder, step, sample_rate)
+    header["alpha"] = alpha is not None
+    header.update(extra or {})
     sections = {"latents": payload}
     if alpha is not None:
         sections["alpha"] = zlib.compress(alpha.cpu().contiguous().numpy().tobytes(), 9)
     return pack(header, sections)
+
+
+def _header(codec: Codec, batch: int, input_channels: int, size: list[int], dtype: torch.dtype, latent_shape: list[int],
+            coder: str, step: float, sample_rate: int | None) -> dict[str, Any]:
+    cfg = codec.config
+    return {
+        "model": cfg.name,
+        "model_hash": fingerprint(codec),
+        "modality": cfg.modality,
+        "batch": batch,
+        "channels": cfg.channels,
+        "input_channels": input_channels,
+        "shape": size,
+        "dtype": _DTYPE_NAMES[dtype],
+        "latent_bits": cfg.latent_bits,
+        "latent_shape": latent_shape,
+        "padding": [-s % cfg.block for s in size],
+        "coder": coder,
+        "step": float(step),
+        "sample_rate": sample_rate,
+        "alpha": False,
+        "chunk_frames": None,
+        "chunk_bytes": None,
+    }
+
+
+def compress_reader(codec: Codec, read: Reader, length: int, dtype: torch.dtype, input_channels: int, coder: str = "ans",
+                    sample_rate: int | None = None, step: float = 1.0, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                    progress: Callable[[int], None] | None = None, extra: dict[str, Any] | None = None) -> bytes:
+    """Compress one long 1-D signal read window by window: ``read(start, stop)`` gives ``(C, stop - start)`` samples.
+
+    Memory stays bounded by the chunk size whatever ``length`` is (only the coded bytes grow).
+    """
+    cfg = codec.config
+    if coder not in CODERS:
+        raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
+    if cfg.ndim != 1:
+        raise ShapeError("chunked coding is for 1-D signals")
+    if length < 1:
+        raise ShapeError("the signal is empty")
+    if dtype not in _DTYPE_NAMES:
+        raise ShapeError(f"unsupported dtype {dtype}")
+    payloads = []
+    for q in encode_chunks(codec, read, length, chunk_frames, step):
+        payloads.append(encode_symbols(coder, q.cpu().numpy().astype(np.int64), codec))
+        if progress is not None:
+            progress(q.shape[-1] * cfg.block)
+    frames = -(-length // cfg.block)
+    header = _header(codec, 1, input_channels, [length], dtype, [cfg.latent_dim, frames], coder, step, sample_rate)
+    header["chunk_frames"] = chunk_frames
+    header["chunk_bytes"] = [len(p) for p in payloads]
+    header.update(extra or {})
+    return pack(header, {"latents": b"".join(payloads)})
 
 
 def _int(header: dict[str, Any], key: str, low: int, high: int) -> int:
@@ -153,7 +201,8 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
     if type(step) not in (int, float) or not 1.0 <= step <= MAX_STEP:
         raise FormatError("the header's quantization step is missing or out of range")
     shape = header.get("shape")
-    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in shape):
+    side = max_samples if isinstance(shape, list) and len(shape) == 1 else MAX_SIDE
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(type(s) is int and 1 <= s <= side for s in shape):
         raise FormatError("the header's shape is missing or out of range")
     if batch * channels * math.prod(shape) > max_samples:
         raise FormatError(
@@ -167,6 +216,18 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
         raise FormatError("the header's sample rate is out of range")
     if not isinstance(header.get("alpha"), bool):
         raise FormatError("the header field 'alpha' is missing or not a boolean")
+    source_rate, source_format = header.get("source_rate"), header.get("source_format")
+    if source_rate is not None and (type(source_rate) is not int or not 1 <= source_rate <= 10**7):
+        raise FormatError("the header's source sample rate is out of range")
+    if source_format is not None and (not isinstance(source_format, str) or len(source_format) > 32):
+        raise FormatError("the header's source format is malformed")
+    chunk = header.get("chunk_frames")
+    if chunk is not None:
+        sizes = header.get("chunk_bytes")
+        if type(chunk) is not int or chunk < 1 or len(shape) != 1 or batch != 1 or len(latent) != 2:
+            raise FormatError("the header's chunking is malformed")
+        if not isinstance(sizes, list) or len(sizes) != chunk_count(latent[1], chunk) or not all(type(n) is int and n >= 0 for n in sizes):
+            raise FormatError("the header's chunk sizes are malformed")
     return header
 
 
@@ -203,6 +264,9 @@ def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Dec
     check_model(header, codec)
     if set(sections) != ({"latents", "alpha"} if header["alpha"] else {"latents"}):
         raise FormatError("the file's sections do not match its header")
+    if header.get("chunk_frames"):
+        blocks = [codec.from_unit(_fold(u, header, codec), DTYPES[header["dtype"]]) for u in _chunked_units(codec, header, sections)]
+        return Decoded(signal=torch.cat(blocks, dim=-1).cpu(), header=header)
     shape = (header["batch"], *header["latent_shape"])
     q = decode_symbols(header["coder"], sections["latents"], shape, codec)
     dtype = DTYPES[header["dtype"]]
@@ -211,14 +275,54 @@ def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Dec
         latents = torch.from_numpy(q).to(codec._param_dtype()).to(next(codec.parameters()).device)
         if header["step"] != 1:
             latents = latents * header["step"]
-        u = codec.crop(codec._decode_unit(latents), size)
-        if header["input_channels"] in (1, 2) and codec.config.channels == 3:
-            u = u.mean(dim=1, keepdim=True)  # gray input through an RGB model: fold back
+        u = _fold(codec.crop(codec._decode_unit(latents), size), header, codec)
         signal = codec.from_unit(u, dtype).cpu()
     if header["alpha"]:
         alpha = _inflate_alpha(sections["alpha"], header["batch"], size, dtype)
         signal = torch.cat([signal, alpha], dim=1)
     return Decoded(signal=signal, header=header)
+
+
+def _fold(u: torch.Tensor, header: dict[str, Any], codec: Codec) -> torch.Tensor:
+    """Grey through an RGB model, or mono through a stereo one: average the copies back into one channel."""
+    colour = header["input_channels"] - int(header["alpha"])
+    if colour == 1 and codec.config.channels > 1:
+        return u.mean(dim=1, keepdim=True)
+    return u
+
+
+def _chunked_units(codec: Codec, header: dict[str, Any], sections: dict[str, bytes]) -> Iterator[torch.Tensor]:
+    """Decoded blocks (model unit range) of a chunked file, in order."""
+    sizes, chunk = header["chunk_bytes"], header["chunk_frames"]
+    latent_dim, frames = header["latent_shape"]
+    blob = sections["latents"]
+    if sum(sizes) != len(blob):
+        raise FormatError("the chunk sizes do not add up to the latents section")
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+
+    def decode_chunk(k: int) -> np.ndarray:
+        n = min(chunk, frames - k * chunk)
+        return decode_symbols(header["coder"], blob[offsets[k] : offsets[k + 1]], (1, latent_dim, n), codec)[0]
+
+    store = ChunkedLatents(decode_chunk, frames, chunk)
+    with torch.inference_mode():
+        yield from decode_chunks(codec, store, frames, header["shape"][0], chunk, header["step"])
+
+
+def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> tuple[dict[str, Any], Iterator[torch.Tensor]]:
+    """The header and the decoded signal as consecutive ``(1, C, n)`` blocks (one for unchunked files).
+
+    For chunked files only one chunk's samples exist at a time: write them out as they come.
+    """
+    header, sections = unpack(data)
+    validate_header(header, max_samples)
+    check_model(header, codec)
+    if not header.get("chunk_frames"):
+        return header, iter([decompress(codec, data, max_samples).signal])
+    if set(sections) != {"latents"}:
+        raise FormatError("the file's sections do not match its header")
+    dtype = DTYPES[header["dtype"]]
+    return header, (codec.from_unit(_fold(u, header, codec), dtype).cpu() for u in _chunked_units(codec, header, sections))
 
 
 def _inflate_alpha(blob: bytes, batch: int, size: list[int], dtype: torch.dtype) -> torch.Tensor:

@@ -60,21 +60,55 @@ def evaluate_file(codec: Codec, path: Path, coder: str = "ans", step: float = 1.
     return row
 
 
+def evaluate_audio_file(codec: Codec, path: Path, coder: str = "ans", step: float = 1.0) -> dict[str, Any]:
+    """Rate from the ``.wvc`` bytes, quality of the decoded audio against the file, speed of encode/decode."""
+    from .audio import decode_array, encode_file, read_float
+    from .audio_metrics import all_metrics
+
+    ref, rate = read_float(path)
+    start = time.perf_counter()
+    data = encode_file(codec, path, coder=coder, step=step)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    out, _ = decode_array(codec, data)
+    decode_s = time.perf_counter() - start
+    if ref.shape[0] == 1 and out.shape[0] > 1:
+        out = out.mean(axis=0, keepdims=True)
+    n = min(ref.shape[1], out.shape[1])  # resampling round trips may differ by a sample
+    seconds = ref.shape[1] / rate
+    samples = ref.size
+    return {
+        "file": str(path), "sample_rate": rate, "channels": ref.shape[0], "seconds": seconds, "bytes": len(data),
+        "kbps": 8 * len(data) / seconds / 1000, "bits_per_sample": 8 * len(data) / samples,
+        "compression_ratio": 2 * samples / len(data),  # against 16-bit PCM
+        "dimension_reduction": codec.config.reduction,
+        **all_metrics(ref[:, :n], out[:, :n], rate),
+        "encode_msamples_s": samples / 1e6 / encode_s, "decode_msamples_s": samples / 1e6 / decode_s,
+        "encode_realtime": seconds / encode_s, "decode_realtime": seconds / decode_s,
+    }
+
+
+AUDIO_KEYS = ["kbps", "bits_per_sample", "compression_ratio", "snr", "psnr", "si_sdr", "stft_distance", "mel_distance"]
+IMAGE_KEYS = ["bpp", "psnr", "ms_ssim", "compression_ratio"]
+
+
 def evaluate(
     codec: Codec, paths: Iterable[Path], coder: str = "ans", name: str = "", progress: bool = False, step: float = 1.0
 ) -> dict[str, Any]:
-    """Evaluate ``codec`` on every path; returns a CompressAI-style results dict."""
+    """Evaluate ``codec`` on every path (images or audio, by the model); returns a CompressAI-style results dict."""
     paths = list(paths)
     if not paths:
         raise InputError("there is nothing to evaluate")
-    x, _ = read_input(paths[0])  # warm-up, untimed
-    codec.decompress(codec.compress(x, coder=coder, step=step))
+    audio = codec.config.modality == "audio"
+    one = evaluate_audio_file if audio else evaluate_file
+    one(codec, paths[0], coder, step)  # warm-up, untimed
     from tqdm import tqdm
 
-    rows = [evaluate_file(codec, p, coder, step) for p in tqdm(paths, unit="file", disable=not progress)]
-    keys = ["bpp", "psnr", "ms_ssim", "compression_ratio", "encode_mpix_s", "decode_mpix_s"]
+    rows = [one(codec, p, coder, step) for p in tqdm(paths, unit="file", disable=not progress)]
+    speed = ("encode_msamples_s", "decode_msamples_s", "encode_realtime", "decode_realtime") if audio else ("encode_mpix_s", "decode_mpix_s")
+    keys = (AUDIO_KEYS if audio else IMAGE_KEYS) + list(speed)
     means = {k: statistics.mean(r[k] for r in rows) for k in keys if all(k in r for r in rows)}
-    medians = {k: statistics.median(r[k] for r in rows) for k in ("encode_mpix_s", "decode_mpix_s")}
+    medians = {k: statistics.median(r[k] for r in rows) for k in speed}
     return {
         "name": name or codec.config.name,
         "description": f"wavecodec {codec.config.name}: J={codec.config.levels}, {codec.config.latent_dim} latent channels, coder {coder}, step {step:g}",

@@ -32,6 +32,7 @@ class ModelInfo:
     description: str = ""
     modality: str = "image"
     figures: dict[str, Any] = field(default_factory=dict)
+    task: str = ""  # a model made for one dataset (e.g. "fashion-mnist") is never picked by default
 
     @property
     def path(self) -> Path:
@@ -58,9 +59,9 @@ def get_info(name: str) -> ModelInfo:
 
 
 def default_model(modality: str, channels: int | None = None) -> str:
-    """Name of the first shipped model for ``modality`` (and ``channels``, if given)."""
+    """Name of the first general-purpose shipped model for ``modality`` (and ``channels``, if given)."""
     for info in _index():
-        if info.modality == modality and (channels is None or info.figures.get("channels", channels) == channels):
+        if not info.task and info.modality == modality and (channels is None or info.figures.get("channels", channels) == channels):
             return info.name
     raise CheckpointError(f"no shipped {modality} model yet; pass --model with a checkpoint path")
 

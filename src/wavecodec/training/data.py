@@ -123,7 +123,7 @@ class CropDataset(Dataset):
         out = arr[y : y + c, x : x + c]
         if self.flips and rng.random() < 0.5:
             out = out[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
+        return torch.from_numpy(np.array(out.transpose(2, 0, 1), order="C"))  # a writable copy
 
     def _audio(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         import soundfile as sf

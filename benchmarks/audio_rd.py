@@ -1,0 +1,183 @@
+"""Audio rate-quality and speed: our stereo codecs against Opus, Vorbis and MP3, in one run.
+
+Dev audio: excerpts of the ``hyperrogue-music`` tracks (never trained on), written once as
+16-bit FLAC. Every codec codes the same excerpts; rates come from the real bytes, quality
+from the decoded float samples (``wavecodec.audio_metrics``: SNR, PSNR, SI-SDR, multi-
+resolution STFT distance, mel distance). Opus, Vorbis and MP3 go through soundfile
+(libsndfile) at several ``compression_level`` settings; libsndfile's Opus runs at 48 kHz
+only, so its input is resampled 44.1 -> 48 kHz and its output back (the round trip alone is
+far below the codec's error). Our models run at several quantisation steps (``--step``).
+The table gives each baseline's quality interpolated at our bitrates. Speed: seconds of
+audio coded per second (x real time), with 1 and 2 torch threads for ours.
+
+Run: ``cd benchmarks && ../.venv/bin/python audio_rd.py``
+Writes ``results/audio_rd.json`` and ``results/audio_rd.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from _common import RESULTS, machine, write_json
+import wavecodec
+from wavecodec.audio import decode_array, encode_file, resample
+from wavecodec.audio_metrics import all_metrics
+
+DEV_DIR = Path("/usr/share/hyperrogue/music")
+METRICS = ("snr", "psnr", "si_sdr", "stft_distance", "mel_distance")
+BASELINES = {  # name: (format, subtype, coding rate)
+    "Opus": ("OGG", "OPUS", 48000),
+    "Vorbis": ("OGG", "VORBIS", None),
+    "MP3": ("MP3", "MPEG_LAYER_III", None),
+}
+
+
+def excerpts(count: int, seconds: float, out: Path) -> list[Path]:
+    """``seconds`` from the middle of the first ``count`` dev tracks, as 16-bit FLAC files (made once)."""
+    tracks = sorted(DEV_DIR.glob("*.ogg"))
+    if not tracks:
+        raise SystemExit("no dev audio; run: apt-get install -y --no-install-recommends hyperrogue-music")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for track in tracks[:count]:
+        path = out / f"{track.stem}.flac"
+        if not path.exists():
+            info = sf.info(track)
+            n = int(seconds * info.samplerate)
+            data, rate = sf.read(track, start=max(0, (info.frames - n) // 2), frames=n, dtype="float32", always_2d=True)
+            sf.write(path, data, rate, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+def run_baseline(name: str, level: float, audio: list[tuple[np.ndarray, int]]) -> dict:
+    fmt, subtype, coding_rate = BASELINES[name]
+    rows, enc_t, dec_t, total_s = [], 0.0, 0.0, 0.0
+    for x, rate in audio:
+        src = resample(x, rate, coding_rate) if coding_rate and coding_rate != rate else x
+        r = coding_rate or rate
+        buf = io.BytesIO()
+        start = time.perf_counter()
+        sf.write(buf, src.T, r, format=fmt, subtype=subtype, compression_level=level)
+        enc_t += time.perf_counter() - start
+        data = buf.getvalue()
+        start = time.perf_counter()
+        y, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        dec_t += time.perf_counter() - start
+        y = y.T
+        if coding_rate and coding_rate != rate:
+            y = resample(y, coding_rate, rate)
+        n = min(x.shape[1], y.shape[1])
+        seconds = x.shape[1] / rate
+        total_s += seconds
+        rows.append({"kbps": 8 * len(data) / seconds / 1000, **all_metrics(x[:, :n], y[:, :n], rate)})
+    return {"codec": name, "setting": level, **{k: statistics.mean(r[k] for r in rows) for k in rows[0]},
+            "encode_realtime": total_s / enc_t, "decode_realtime": total_s / dec_t}
+
+
+def run_ours(codec: wavecodec.Codec, step: float, paths: list[Path], audio: list[tuple[np.ndarray, int]]) -> dict:
+    rows, enc_t, dec_t, total_s = [], 0.0, 0.0, 0.0
+    for path, (x, rate) in zip(paths, audio):
+        start = time.perf_counter()
+        data = encode_file(codec, path, step=step)
+        enc_t += time.perf_counter() - start
+        start = time.perf_counter()
+        y, _ = decode_array(codec, data)
+        dec_t += time.perf_counter() - start
+        seconds = x.shape[1] / rate
+        total_s += seconds
+        rows.append({"kbps": 8 * len(data) / seconds / 1000, **all_metrics(x, y[:, : x.shape[1]], rate)})
+    return {"codec": codec.config.name, "setting": step, **{k: statistics.mean(r[k] for r in rows) for k in rows[0]},
+            "encode_realtime": total_s / enc_t, "decode_realtime": total_s / dec_t}
+
+
+def interpolate(curve: list[dict], kbps: float, key: str) -> float | None:
+    pts = sorted((r["kbps"], r[key]) for r in curve)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    if not xs[0] <= kbps <= xs[-1]:
+        return None
+    return float(np.interp(kbps, xs, ys))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["stereo-5x", "stereo-20x"])
+    parser.add_argument("--steps", nargs="+", type=float, default=[1, 2, 4])
+    parser.add_argument("--tracks", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--levels", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0])
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    paths = excerpts(args.tracks, args.seconds, Path("../runs/audio-dev"))
+    audio = [(np.ascontiguousarray(d.T), r) for d, r in (sf.read(p, dtype="float32", always_2d=True) for p in paths)]
+    baselines = {name: [run_baseline(name, level, audio) for level in args.levels] for name in BASELINES}
+    for name, curve in baselines.items():
+        for r in curve:
+            print(f"{name:8s} level {r['setting']:.2f}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}", flush=True)
+    ours = {}
+    for ref in args.models:
+        codec = wavecodec.load(ref)
+        ours[codec.config.name] = [run_ours(codec, step, paths, audio) for step in args.steps]
+        for r in ours[codec.config.name]:
+            print(f"{r['codec']:10s} step {r['setting']:g}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}", flush=True)
+        torch.set_num_threads(1)  # the one-core encode figure
+        start = time.perf_counter()
+        for p in paths:
+            encode_file(codec, p)
+        ours[codec.config.name][0]["encode_realtime_1_thread"] = len(paths) * args.seconds / (time.perf_counter() - start)
+        torch.set_num_threads(2)
+    table = []
+    for name, curve in ours.items():
+        for r in curve:
+            row = {"model": name, "step": r["setting"], "kbps": r["kbps"], "snr": r["snr"], "mel_distance": r["mel_distance"],
+                   "stft_distance": r["stft_distance"]}
+            for base, bcurve in baselines.items():
+                for key in ("snr", "mel_distance"):
+                    row[f"{base}_{key}"] = interpolate(bcurve, r["kbps"], key)
+            table.append(row)
+    speed = {name: {"encode_realtime": statistics.median(r["encode_realtime"] for r in curve),
+                    "decode_realtime": statistics.median(r["decode_realtime"] for r in curve)}
+             for name, curve in {**baselines, **ours}.items()}
+    path = write_json("audio_rd", {"dev_audio": [str(p) for p in paths], "seconds_each": args.seconds, "baselines": baselines,
+                                   "ours": ours, "table_at_our_kbps": table, "speed": speed, "machine": machine()})
+    plot(baselines, ours, RESULTS / "audio_rd.png")
+    for row in table:
+        parts = " ".join(f"{b}: SNR {row[f'{b}_snr']:.2f}" if row[f"{b}_snr"] is not None else f"{b}: (out of range)" for b in BASELINES)
+        print(f"{row['model']:10s} step {row['step']:g} {row['kbps']:6.1f} kbps SNR {row['snr']:.2f} | {parts}")
+    print(f"wrote {path}")
+
+
+def plot(baselines: dict, ours: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for ax, key, label in zip(axes, ("snr", "mel_distance", "stft_distance"),
+                              ("SNR (dB), higher is better", "mel distance, lower is better", "multi-resolution STFT distance, lower is better")):
+        for name, curve in {**baselines, **ours}.items():
+            pts = sorted((r["kbps"], r[key]) for r in curve)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if name in ours else ".",
+                    linewidth=2.5 if name in ours else 1.2, label=name)
+        ax.set_xlabel("kbps")
+        ax.set_ylabel(label)
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("Stereo 44.1 kHz music (hyperrogue-music excerpts)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

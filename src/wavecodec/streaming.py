@@ -1,0 +1,131 @@
+"""Chunked coding of long 1-D signals (audio) in constant memory, without seams.
+
+A long signal is coded ``chunk_frames`` latent frames at a time. Each chunk is encoded from
+a window of samples that reaches ``context`` frames beyond it on both sides and decoded
+from latents that do the same, so every output sample sees exactly the inputs it would see
+if the whole signal were transformed at once:
+
+* the packet transform is periodic over the padded signal (periodization), so windows at
+  the ends wrap around to the other end, as the whole-signal transform does;
+* the decoder's convolutions pad with zeros at the ends of the whole latent sequence, so
+  the latents they read are clipped (not wrapped) at those ends.
+
+The context is the transform's reach (filter length x (2^J - 1) samples) plus the
+decoder's receptive field, so chunked and whole-signal results differ by float rounding
+only (tested to 1e-4). Memory is bounded by the chunk size: a source is read window by
+window, and coded chunks are decoded on demand with a small cache.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Callable, Iterator
+
+import numpy as np
+import pywt
+import torch
+from torch import nn
+
+from .model import Codec
+
+DEFAULT_CHUNK_FRAMES = 1024  # 262,144 samples a chunk at J = 8 (about 6 s at 44.1 kHz)
+
+Reader = Callable[[int, int], torch.Tensor]  # (start, stop) -> (C, stop - start) samples
+
+
+def transform_reach(codec: Codec) -> int:
+    """Latent frames on each side that one frame's transform touches, rounded up, plus one."""
+    taps = pywt.Wavelet(codec.config.wavelet).dec_len
+    return math.ceil((taps - 1) * (codec.config.block - 1) / codec.config.block) + 1
+
+
+def decoder_reach(codec: Codec) -> int:
+    """Latent frames on each side the decoder network reads (its receptive field's half-width)."""
+    return sum((m.kernel_size[0] // 2) * m.dilation[0] for m in codec.decoder.modules() if isinstance(m, nn.Conv1d))
+
+
+def padded_positions(start: int, stop: int, length: int, padded: int) -> np.ndarray:
+    """Sample indices of ``[start, stop)`` of the periodic, end-reflect-padded signal, as indices of the signal."""
+    i = np.arange(start, stop) % padded
+    if padded - length >= length:  # very short signals are padded by replication (see Codec.pad)
+        return np.minimum(i, length - 1)
+    return np.where(i < length, i, 2 * length - 2 - i)
+
+
+def gather(read: Reader, positions: np.ndarray) -> torch.Tensor:
+    """``(C, len(positions))`` samples, read as few contiguous runs as the positions allow."""
+    breaks = np.flatnonzero(np.abs(np.diff(positions)) != 1) + 1
+    parts = []
+    for run in np.split(positions, breaks):
+        lo, hi = int(run.min()), int(run.max()) + 1
+        block = read(lo, hi)
+        parts.append(block[:, torch.from_numpy(run - lo)])
+    return torch.cat(parts, dim=1)
+
+
+def chunk_count(frames: int, chunk_frames: int) -> int:
+    return -(-frames // chunk_frames)
+
+
+@torch.inference_mode()
+def encode_chunks(codec: Codec, read: Reader, length: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                  step: float = 1.0) -> Iterator[torch.Tensor]:
+    """Integer latents ``(1, latent_dim, frames)`` of each chunk of a ``length``-sample signal."""
+    block = codec.config.block
+    frames = -(-length // block)
+    padded, reach = frames * block, transform_reach(codec)
+    for k in range(chunk_count(frames, chunk_frames)):
+        lo, hi = k * chunk_frames, min(frames, (k + 1) * chunk_frames)
+        window = gather(read, padded_positions((lo - reach) * block, (hi + reach) * block, length, padded))
+        v = codec.encode(window[None])[..., reach : reach + hi - lo]
+        yield codec.quantize(v / step if step != 1 else v)
+
+
+class ChunkedLatents:
+    """Random access to latent frames of a chunked file, decoding chunk payloads on demand (LRU cache)."""
+
+    def __init__(self, decode_chunk: Callable[[int], np.ndarray], frames: int, chunk_frames: int, cache: int = 4) -> None:
+        self.decode_chunk, self.frames, self.chunk_frames = decode_chunk, frames, chunk_frames
+        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.size = cache
+
+    def _chunk(self, k: int) -> np.ndarray:
+        if k in self.cache:
+            self.cache.move_to_end(k)
+        else:
+            self.cache[k] = self.decode_chunk(k)
+            if len(self.cache) > self.size:
+                self.cache.popitem(last=False)
+        return self.cache[k]
+
+    def __call__(self, lo: int, hi: int) -> np.ndarray:
+        """Frames ``[lo, hi)`` (within ``[0, frames)``) as ``(latent_dim, hi - lo)``."""
+        f = self.chunk_frames
+        parts = [self._chunk(k)[:, max(lo, k * f) - k * f : min(hi, (k + 1) * f) - k * f]
+                 for k in range(lo // f, (hi - 1) // f + 1)]
+        return np.concatenate(parts, axis=1)
+
+
+@torch.inference_mode()
+def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frames: int, length: int,
+                  chunk_frames: int = DEFAULT_CHUNK_FRAMES, step: float = 1.0) -> Iterator[torch.Tensor]:
+    """Decoded samples of each chunk, in the model's unit range, ``(1, C, n)``; ``length`` samples in all."""
+    block, reach, net = codec.config.block, transform_reach(codec), decoder_reach(codec)
+    dtype = codec._param_dtype()
+
+    def subbands(lo: int, hi: int) -> torch.Tensor:
+        """Decoder output for frames ``[lo, hi)`` inside ``[0, frames)``, with the network's context clipped at the ends."""
+        a, b = max(0, lo - net), min(frames, hi + net)
+        z = torch.from_numpy(latents(a, b).astype(np.float32)).to(dtype)[None]
+        if step != 1:
+            z = z * step
+        return codec.decoder(codec.bottleneck.expand(z))[..., lo - a : hi - a]
+
+    for k in range(chunk_count(frames, chunk_frames)):
+        lo, hi = k * chunk_frames, min(frames, (k + 1) * chunk_frames)
+        wanted = np.arange(lo - reach, hi + reach) % frames
+        breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+        window = torch.cat([subbands(int(r[0]), int(r[-1]) + 1) for r in np.split(wanted, breaks)], dim=-1)
+        u = codec.wpt.inverse(window)[..., reach * block : (reach + hi - lo) * block]
+        yield u[..., : max(0, min(hi * block, length) - lo * block)]
