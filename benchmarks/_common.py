@@ -46,3 +46,26 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def register(model: str, description: str, figures: dict[str, Any], task: str = "") -> Path:
+    """Record a model's figures in ``src/wavecodec/weights/index.json`` (replacing its old entry)."""
+    import wavecodec
+    from wavecodec.registry import WEIGHTS_DIR
+
+    codec = wavecodec.load(model)
+    cfg = codec.config
+    index_path = WEIGHTS_DIR / "index.json"
+    index = json.loads(index_path.read_text())
+    file = Path(model).name if Path(model).exists() else f"{cfg.name}.safetensors"
+    basics = {"channels": cfg.channels, "levels": cfg.levels, "latent_dim": cfg.latent_dim, "latent_bits": cfg.latent_bits,
+              "reduction": round(cfg.reduction, 3), "parameters": codec.num_parameters(), "normalize": cfg.normalize}
+    entry = {"name": cfg.name, "file": file, "description": description, "modality": cfg.modality,
+             "figures": {**basics, **figures}}
+    if task:
+        entry["task"] = task
+    index["models"] = [m for m in index["models"] if m["name"] != cfg.name] + [entry]
+    tmp = index_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(index, indent=2) + "\n")
+    os.replace(tmp, index_path)
+    return index_path

@@ -14,15 +14,13 @@ import argparse
 import json
 import math
 import statistics
-from pathlib import Path
 
 
 import torch
 
-from _common import machine, time_call, write_json
+from _common import machine, register, time_call, write_json
 from _data import dev_photos
 import wavecodec
-from wavecodec.registry import WEIGHTS_DIR
 
 
 def main() -> None:
@@ -59,14 +57,8 @@ def main() -> None:
     print(json.dumps(figures, indent=2))
     print(f"wrote {path}")
     if args.register:
-        index_path = WEIGHTS_DIR / "index.json"
-        index = json.loads(index_path.read_text())
-        file = Path(args.model).name if Path(args.model).exists() else f"{cfg.name}.safetensors"
-        entry = {"name": cfg.name, "file": file, "description": args.description, "modality": cfg.modality, "figures": figures}
-        index["models"] = [m for m in index["models"] if m["name"] != cfg.name] + [entry]
-        index_path.write_text(json.dumps(index, indent=2) + "\n")
-        print(f"registered {cfg.name} in {index_path}")
-
+        keep = {k: v for k, v in figures.items() if k not in ("channels", "levels", "latent_dim", "latent_bits", "parameters")}
+        print(f"registered {cfg.name} in {register(args.model, args.description, keep)}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import torch
 
 from .checkpoint import atomic_write
 from .compression import compress, compress_reader, decompress_blocks
-from .errors import InputError, ShapeError
+from .errors import InputError, ShapeError, reading
 from .model import Codec
 from .streaming import DEFAULT_CHUNK_FRAMES
 
@@ -35,12 +35,8 @@ PCM_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32"}
 def _info(path: str | os.PathLike[str]):
     import soundfile as sf
 
-    try:
+    with reading(path, "not a readable audio file"):
         info = sf.info(str(path))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except Exception:
-        raise InputError(f"{path}: not a readable audio file") from None
     if info.frames <= 0:
         raise InputError(f"{path}: the audio is empty")
     return info
@@ -69,10 +65,8 @@ def encode_file(codec: Codec, path: str | os.PathLike[str], coder: str = "ans", 
     dtype = "int16" if info.subtype == "PCM_16" else "float32"
     facts = {"source_rate": info.samplerate, "source_format": info.subtype}
     if info.samplerate != rate or info.format not in SEEKABLE:
-        try:
+        with reading(path, "the audio cannot be decoded (truncated or corrupted file?)"):
             data, _ = sf.read(str(path), dtype=dtype, always_2d=True)
-        except Exception:
-            raise InputError(f"{path}: the audio cannot be decoded (truncated or corrupted file?)") from None
         x = torch.from_numpy(np.ascontiguousarray(data.T))[None]
         if info.samplerate != rate:
             x = torch.from_numpy(resample(as_float(x[0]), info.samplerate, rate))[None]
@@ -102,10 +96,8 @@ def read_float(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     _info(path)
-    try:
+    with reading(path, "the audio cannot be decoded (truncated or corrupted file?)"):
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception:
-        raise InputError(f"{path}: the audio cannot be decoded (truncated or corrupted file?)") from None
     return np.ascontiguousarray(data.T), int(rate)
 
 

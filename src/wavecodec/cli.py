@@ -21,12 +21,12 @@ from . import __version__, wpt
 from .checkpoint import atomic_write
 from .compression import MAX_SAMPLES, bits_per_sample, decompress, read_header
 from .errors import InputError, WavecodecError
-from .files import SUFFIXES, default_suffix, kind_of, read_input, write_output
+from .files import SUFFIXES, default_suffix, kind_of, read_input, suffix_of, write_output
 from .images import BUNDLED_PHOTO, IMAGE_SUFFIXES, read_image, to_tensor
 from .model import Codec
 from .registry import default_model, load, models
 
-_MODALITY = {"image": "image", "audio": "audio"}
+_MODALITY = {"image": "image", "audio": "audio", "volume": "volume"}
 
 
 def _psnr(mse: float) -> float:
@@ -55,7 +55,12 @@ class _Models:
             return self.get(self.override)
         if kind == "array":
             raise InputError("arrays have no default model; pass --model")
-        return self.get(default_model(_MODALITY[kind]))
+        try:  # a model made for this channel count (grey, multispectral) first
+            return self.get(default_model(_MODALITY[kind], channels))
+        except WavecodecError:
+            if kind != "image" or channels not in (1, 2, 4):
+                raise
+        return self.get(default_model("image", 3))  # grey (+alpha) through RGB
 
     def for_header(self, header: dict) -> Codec:
         if self.override:
@@ -78,7 +83,8 @@ def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) 
     else:
         x, facts = read_input(src)
         codec = store.for_input(facts["kind"], x.shape[1])
-        data = codec.compress(x, coder=args.coder, step=args.step)
+        extra = {"affine": facts["affine"]} if "affine" in facts else None  # NIfTI volumes stay in place
+        data = codec.compress(x, coder=args.coder, step=args.step, extra=extra)
     atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
     header = read_header(data)
     return {"bytes": len(data), "bpp": bits_per_sample(len(data), header)}
@@ -114,7 +120,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _walk(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    return sorted(p for p in root.rglob("*") if p.is_file() and suffix_of(p) in suffixes)
 
 
 def _run_tree(

@@ -105,21 +105,52 @@ def compress(
     input_channels = x.shape[1]
     x, alpha = _split_alpha(x, cfg.channels)
     size = list(x.shape[2:])
+    dtype, ranges = x.dtype, None
+    if cfg.normalize == "per_channel":
+        x, ranges = normalize(x, cfg.value_range)
     if cfg.ndim == 1 and x.shape[0] == 1 and -(-size[0] // cfg.block) > chunk_frames:
         signal = x[0]
-        return compress_reader(codec, lambda a, b: signal[:, a:b], size[0], x.dtype, input_channels, coder=coder,
+        extra = {**(extra or {}), "value_range": ranges} if ranges else extra
+        return compress_reader(codec, lambda a, b: signal[:, a:b], size[0], dtype, input_channels, coder=coder,
                                sample_rate=sample_rate, step=step, chunk_frames=chunk_frames, extra=extra)
     with torch.inference_mode():
         v = codec.encode(x)
         q = codec.quantize(v / step if step != 1 else v).cpu()
     payload = encode_symbols(coder, q.numpy().astype(np.int64), codec)
-    header = _header(codec, x.shape[0], input_channels, size, x.dtype, list(q.shape[1:]), coder, step, sample_rate)
+    header = _header(codec, x.shape[0], input_channels, size, dtype, list(q.shape[1:]), coder, step, sample_rate)
     header["alpha"] = alpha is not None
+    header["value_range"] = ranges
     header.update(extra or {})
     sections = {"latents": payload}
     if alpha is not None:
         sections["alpha"] = zlib.compress(alpha.cpu().contiguous().numpy().tobytes(), 9)
     return pack(header, sections)
+
+
+def normalize(x: torch.Tensor, value_range: tuple[float, float]) -> tuple[torch.Tensor, list[list[float]]]:
+    """Map each channel's min..max (over batch and space) onto ``value_range``, as float32; returns the ranges."""
+    flat = (x.to(torch.int32) if x.dtype == torch.uint16 else x).transpose(0, 1).reshape(x.shape[1], -1).double()
+    lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
+    if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+        raise ShapeError("the input holds NaN or infinite values")
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    a, b = value_range
+    u = ((x.to(torch.int32) if x.dtype == torch.uint16 else x).double() - lo.view(shape)) / span.view(shape) * (b - a) + a
+    return u.float(), [[float(l), float(h)] for l, h in zip(lo, hi)]
+
+
+def denormalize(x: torch.Tensor, ranges: list[list[float]], value_range: tuple[float, float], dtype: torch.dtype) -> torch.Tensor:
+    """Inverse of :func:`normalize`, rounded and clamped when ``dtype`` is an integer type."""
+    lo = torch.tensor([r[0] for r in ranges], dtype=torch.float64)
+    hi = torch.tensor([r[1] for r in ranges], dtype=torch.float64)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    a, b = value_range
+    y = (x.double() - a) / (b - a) * (hi - lo).view(shape) + lo.view(shape)
+    if dtype.is_floating_point:
+        return y.to(dtype)
+    info = torch.iinfo(dtype)
+    return y.round().clamp(max(info.min, lo.min().item()), min(info.max, hi.max().item())).to(dtype)
 
 
 def _header(codec: Codec, batch: int, input_channels: int, size: list[int], dtype: torch.dtype, latent_shape: list[int],
@@ -143,6 +174,7 @@ def _header(codec: Codec, batch: int, input_channels: int, size: list[int], dtyp
         "alpha": False,
         "chunk_frames": None,
         "chunk_bytes": None,
+        "value_range": None,
     }
 
 
@@ -216,6 +248,16 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
         raise FormatError("the header's sample rate is out of range")
     if not isinstance(header.get("alpha"), bool):
         raise FormatError("the header field 'alpha' is missing or not a boolean")
+    ranges = header.get("value_range")
+    if ranges is not None and (
+        not isinstance(ranges, list) or len(ranges) != header["channels"]
+        or not all(isinstance(r, list) and len(r) == 2 and all(type(v) in (int, float) and math.isfinite(v) for v in r) and r[0] <= r[1] for r in ranges)
+    ):
+        raise FormatError("the header's value ranges are malformed")
+    affine = header.get("affine")
+    if affine is not None and (not isinstance(affine, list) or len(affine) != 4
+                               or not all(isinstance(r, list) and len(r) == 4 and all(type(v) in (int, float) for v in r) for r in affine)):
+        raise FormatError("the header's affine is malformed")
     source_rate, source_format = header.get("source_rate"), header.get("source_format")
     if source_rate is not None and (type(source_rate) is not int or not 1 <= source_rate <= 10**7):
         raise FormatError("the header's source sample rate is out of range")
@@ -265,7 +307,7 @@ def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Dec
     if set(sections) != ({"latents", "alpha"} if header["alpha"] else {"latents"}):
         raise FormatError("the file's sections do not match its header")
     if header.get("chunk_frames"):
-        blocks = [codec.from_unit(_fold(u, header, codec), DTYPES[header["dtype"]]) for u in _chunked_units(codec, header, sections)]
+        blocks = [_restore(codec, _fold(u, header, codec), header) for u in _chunked_units(codec, header, sections)]
         return Decoded(signal=torch.cat(blocks, dim=-1).cpu(), header=header)
     shape = (header["batch"], *header["latent_shape"])
     q = decode_symbols(header["coder"], sections["latents"], shape, codec)
@@ -276,11 +318,20 @@ def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Dec
         if header["step"] != 1:
             latents = latents * header["step"]
         u = _fold(codec.crop(codec._decode_unit(latents), size), header, codec)
-        signal = codec.from_unit(u, dtype).cpu()
+        signal = _restore(codec, u, header).cpu()
     if header["alpha"]:
         alpha = _inflate_alpha(sections["alpha"], header["batch"], size, dtype)
         signal = torch.cat([signal, alpha], dim=1)
     return Decoded(signal=signal, header=header)
+
+
+def _restore(codec: Codec, u: torch.Tensor, header: dict[str, Any]) -> torch.Tensor:
+    """Model-range samples back to the file's dtype (and its recorded per-channel ranges)."""
+    dtype = DTYPES[header["dtype"]]
+    if header.get("value_range"):
+        ranges = header["value_range"][: u.shape[1]] if u.shape[1] < len(header["value_range"]) else header["value_range"]
+        return denormalize(codec.from_unit(u, torch.float32), ranges, codec.config.value_range, dtype)
+    return codec.from_unit(u, dtype)
 
 
 def _fold(u: torch.Tensor, header: dict[str, Any], codec: Codec) -> torch.Tensor:
@@ -321,8 +372,7 @@ def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES)
         return header, iter([decompress(codec, data, max_samples).signal])
     if set(sections) != {"latents"}:
         raise FormatError("the file's sections do not match its header")
-    dtype = DTYPES[header["dtype"]]
-    return header, (codec.from_unit(_fold(u, header, codec), dtype).cpu() for u in _chunked_units(codec, header, sections))
+    return header, (_restore(codec, _fold(u, header, codec), header).cpu() for u in _chunked_units(codec, header, sections))
 
 
 def _inflate_alpha(blob: bytes, batch: int, size: list[int], dtype: torch.dtype) -> torch.Tensor:

@@ -41,6 +41,10 @@ class CodecConfig:
     sample_rate: int | None = None
     name: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # "dtype": integers scaled by their type's range, floats by value_range (photos, PCM audio);
+    # "per_channel": each file's per-channel min..max recorded in its header and mapped to
+    # value_range (16-bit sensor data, MRI, any float data whose range is not known in advance).
+    normalize: str = "dtype"
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -52,6 +56,7 @@ class CodecConfig:
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
         checks = [
             (self.ndim in (1, 2, 3), f"ndim must be 1, 2 or 3, got {self.ndim}"),
+            (self.normalize in ("dtype", "per_channel"), f"normalize must be 'dtype' or 'per_channel', got {self.normalize!r}"),
             (_positive_int(self.channels), f"channels must be a positive integer, got {self.channels!r}"),
             (_positive_int(self.levels) and self.levels <= 10, f"levels must be an integer in 1..10, got {self.levels!r}"),
             (_positive_int(self.latent_dim), f"latent_dim must be a positive integer, got {self.latent_dim!r}"),
@@ -91,6 +96,8 @@ class CodecConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["value_range"] = list(self.value_range)
+        if self.normalize == "dtype":  # the default is left out so that older models keep their fingerprints
+            del d["normalize"]
         d["config_version"] = CONFIG_VERSION
         return d
 

@@ -7,6 +7,9 @@ without a traceback and library users can catch one type.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 
 class WavecodecError(Exception):
     """Base class of all errors wavecodec raises on bad input."""
@@ -30,3 +33,16 @@ class FormatError(WavecodecError):
 
 class InputError(WavecodecError):
     """An input file cannot be read or has an unsupported kind."""
+
+
+@contextmanager
+def reading(path: object, problem: str) -> Iterator[None]:
+    """Turn any failure of a third-party reader into one :class:`InputError` sentence about ``path``."""
+    try:
+        yield
+    except WavecodecError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception:
+        raise InputError(f"{path}: {problem}") from None

@@ -16,21 +16,31 @@ import numpy as np
 import torch
 
 from .checkpoint import atomic_write
-from .errors import InputError
+from .errors import InputError, reading
 from .images import IMAGE_SUFFIXES, read_image, to_array, to_tensor, write_image
+from .rasters import JP2_SUFFIXES, NIFTI_SUFFIXES, TIFF_SUFFIXES, read_jp2, read_nifti, read_tiff, write_nifti, write_tiff
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 ARRAY_SUFFIXES = (".npy",)
-SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES + ARRAY_SUFFIXES
+VOLUME_SUFFIXES = NIFTI_SUFFIXES
+SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES + ARRAY_SUFFIXES + VOLUME_SUFFIXES
+
+
+def suffix_of(path: str | os.PathLike[str]) -> str:
+    """The lower-case suffix, ``.nii.gz`` counted as one."""
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
 def kind_of(path: str | os.PathLike[str]) -> str:
-    """``"image"``, ``"audio"`` or ``"array"`` by suffix; :class:`InputError` otherwise."""
-    suffix = Path(path).suffix.lower()
+    """``"image"``, ``"audio"``, ``"volume"`` or ``"array"`` by suffix; :class:`InputError` otherwise."""
+    suffix = suffix_of(path)
     if suffix in IMAGE_SUFFIXES:
         return "image"
     if suffix in AUDIO_SUFFIXES:
         return "audio"
+    if suffix in VOLUME_SUFFIXES:
+        return "volume"
     if suffix in ARRAY_SUFFIXES:
         return "array"
     raise InputError(f"{path}: unsupported file type {suffix or '(none)'}; supported: {' '.join(SUFFIXES)}")
@@ -40,14 +50,10 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
     """Read audio as ``(1, channels, samples)``: int16 for 16-bit PCM files, float32 otherwise."""
     import soundfile as sf
 
-    try:
+    with reading(path, "not a readable audio file"):
         info = sf.info(str(path))
         dtype = "int16" if info.subtype == "PCM_16" else "float32"
         data, rate = sf.read(str(path), dtype=dtype, always_2d=True)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except Exception:
-        raise InputError(f"{path}: not a readable audio file") from None
     if data.size == 0:
         raise InputError(f"{path}: the audio is empty")
     return torch.from_numpy(np.ascontiguousarray(data.T))[None], int(rate)
@@ -56,8 +62,14 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
 def read_input(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, Any]]:
     """Read any supported input as a ``(1, C, *S)`` tensor plus facts to record."""
     kind = kind_of(path)
+    if kind == "image" and suffix_of(path) in TIFF_SUFFIXES:
+        return read_tiff(path)
+    if kind == "image" and suffix_of(path) in JP2_SUFFIXES:
+        return read_jp2(path)
     if kind == "image":
         return to_tensor(read_image(path)), {"kind": kind}
+    if kind == "volume":
+        return read_nifti(path)
     if kind == "audio":
         x, rate = read_audio(path)
         return x, {"kind": kind, "sample_rate": rate}
@@ -78,6 +90,9 @@ def default_suffix(header: dict[str, Any]) -> str:
     if header["modality"] == "image" and len(header["shape"]) == 2:
         if (dtype == "uint8" and channels in (1, 2, 3, 4)) or (dtype == "uint16" and channels == 1):
             return ".png"
+        return ".tif"
+    if header["modality"] == "volume" and len(header["shape"]) == 3:
+        return ".nii.gz"
     if header["modality"] == "audio" and header.get("sample_rate"):
         return ".wav"
     return ".npy"
@@ -85,8 +100,14 @@ def default_suffix(header: dict[str, Any]) -> str:
 
 def write_output(path: str | os.PathLike[str], signal: torch.Tensor, header: dict[str, Any]) -> None:
     """Write one decoded signal ``(1, C, *S)`` as image, audio or ``.npy`` by ``path``'s suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix in ARRAY_SUFFIXES:
+    suffix = suffix_of(path)
+    if suffix in TIFF_SUFFIXES and signal.dim() == 4:
+        write_tiff(path, signal)
+    elif suffix in VOLUME_SUFFIXES:
+        if signal.dim() != 5:
+            raise InputError(f"{path}: only 3-D volumes can be written as NIfTI; use .npy")
+        write_nifti(path, signal, header.get("affine"))
+    elif suffix in ARRAY_SUFFIXES:
         arr = signal[0].numpy()
 
         def save(tmp: str) -> None:

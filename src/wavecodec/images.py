@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".jp2", ".j2k", ".jpx")
 BUNDLED_PHOTO = Path(__file__).resolve().parent / "assets" / "astronaut.png"
 
 
@@ -57,7 +57,8 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
     else:
         im = Image.fromarray(arr)
     suffix = Path(path).suffix.lower()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}.get(suffix, "PNG")
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP",
+           ".jp2": "JPEG2000", ".j2k": "JPEG2000"}.get(suffix, "PNG")
     atomic_write(path, lambda tmp: im.save(tmp, format=fmt))
 
 

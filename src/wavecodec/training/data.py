@@ -18,8 +18,10 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..files import AUDIO_SUFFIXES
+from ..files import ARRAY_SUFFIXES, AUDIO_SUFFIXES, VOLUME_SUFFIXES, read_input, suffix_of
 from ..images import IMAGE_SUFFIXES
+
+_PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm", ".pgm")
 
 
 def list_files(roots: str | list[str], suffixes: tuple[str, ...]) -> list[Path]:
@@ -35,39 +37,69 @@ def list_files(roots: str | list[str], suffixes: tuple[str, ...]) -> list[Path]:
             raise InputError(f"{root} is not a directory")
         for m in matches:
             if m.is_dir():
-                files.update(p for p in m.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-            elif m.suffix.lower() in suffixes:
+                files.update(p for p in m.rglob("*") if p.is_file() and suffix_of(p) in suffixes)
+            elif suffix_of(m) in suffixes:
                 files.add(m)
     if not files:
         raise InputError(f"{roots} holds no usable files ({' '.join(suffixes)})")
     return sorted(files)
 
 
-def _load_image(path: Path, channels: int, downscale: int) -> np.ndarray:
-    with Image.open(path) as im:
-        im = im.convert("L" if channels == 1 else "RGB")
-        if downscale > 1:
-            im = im.resize((max(1, im.width // downscale), max(1, im.height // downscale)), Image.LANCZOS)
-        arr = np.asarray(im)
-    return arr[:, :, None] if arr.ndim == 2 else arr
+def _load_image(path: Path, channels: int, downscale: int, normalize: str = "dtype") -> np.ndarray:
+    """A training source as a channels-last array: uint8 for photos, float32 in [0, 1] otherwise.
+
+    8-bit photos go through Pillow (grey or RGB, Lanczos downscale). Anything else (16-bit
+    and multi-band TIFF, JPEG 2000, NIfTI volumes, ``.npy``) is read like an input file and
+    scaled the way the codec will see it: per channel to its min..max (``normalize=
+    "per_channel"``) or by its integer type's range.
+    """
+    if suffix_of(path) in _PHOTO_SUFFIXES and channels in (1, 3) and normalize == "dtype":
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            if downscale > 1:
+                im = im.resize((max(1, im.width // downscale), max(1, im.height // downscale)), Image.LANCZOS)
+            arr = np.asarray(im)
+        return arr[:, :, None] if arr.ndim == 2 else arr
+    x, _ = read_input(path)
+    if x.shape[1] == 1 and channels == 3:
+        x = x.expand(-1, 3, *x.shape[2:])
+    if x.shape[1] != channels:
+        raise InputError(f"{path}: {x.shape[1]} channels, the codec takes {channels}")
+    if normalize == "per_channel":
+        from ..compression import normalize as per_channel
+
+        u = per_channel(x, (0.0, 1.0))[0]
+    elif x.is_floating_point():
+        u = x.float()
+    else:
+        if x.dtype == torch.uint16:
+            x = x.to(torch.int32)
+            top = 65535.0
+        elif x.dtype == torch.uint8:
+            top = 255.0
+        else:
+            raise InputError(f"{path}: {x.dtype} samples need normalize = 'per_channel'")
+        u = x.float() / top
+    return np.ascontiguousarray(np.moveaxis(u[0].numpy(), 0, -1))
 
 
 class ImageCache:
     """Downscaled copies of source images as ``.npy`` files, made once (resumably) per run."""
 
-    def __init__(self, files: list[Path], cache_dir: Path | None, channels: int, downscale: int) -> None:
+    def __init__(self, files: list[Path], cache_dir: Path | None, channels: int, downscale: int, normalize: str = "dtype") -> None:
         self.files, self.cache_dir, self.channels, self.downscale = files, cache_dir, channels, downscale
+        self.normalize = normalize
 
     def path(self, index: int) -> Path | None:
-        if self.cache_dir is None or self.downscale == 1:
-            return None
-        return self.cache_dir / f"{index:06d}_{self.downscale}x_{self.channels}ch.npy"
+        if self.cache_dir is None or (self.downscale == 1 and suffix_of(self.files[index]) in _PHOTO_SUFFIXES):
+            return None  # photos at full size decode fast; everything else is cached as scaled float32
+        return self.cache_dir / f"{index:06d}_{self.downscale}x_{self.channels}ch_{self.normalize}.npy"
 
     def get(self, index: int) -> np.ndarray:
         cached = self.path(index)
         if cached is not None and cached.exists():
             return np.load(cached)
-        arr = _load_image(self.files[index], self.channels, self.downscale)
+        arr = _load_image(self.files[index], self.channels, self.downscale, self.normalize)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(f".{os.getpid()}.tmp")
@@ -92,12 +124,13 @@ class CropDataset(Dataset):
         cache_dir: Path | None = None,
         sample_rate: int | None = None,
         length: int = 2**62,
+        normalize: str = "dtype",
     ) -> None:
         self.modality, self.channels, self.crop, self.seed = modality, channels, crop, seed
         self.flips, self.sample_rate, self.length = flips, sample_rate, length
-        suffixes = AUDIO_SUFFIXES if modality == "audio" else IMAGE_SUFFIXES
+        suffixes = {"audio": AUDIO_SUFFIXES, "volume": VOLUME_SUFFIXES + ARRAY_SUFFIXES}.get(modality, IMAGE_SUFFIXES + ARRAY_SUFFIXES)
         self.files = list_files(root, suffixes)
-        self.cache = ImageCache(self.files, cache_dir, channels, downscale)
+        self.cache = ImageCache(self.files, cache_dir, channels, downscale, normalize)
 
     def __len__(self) -> int:
         return self.length
@@ -109,21 +142,23 @@ class CropDataset(Dataset):
             if self.modality == "audio":
                 return self._audio(index, rng)
             return self._image(index, rng)
-        except (OSError, UnidentifiedImageError, ValueError, RuntimeError, InputError):
+        except (OSError, UnidentifiedImageError, ValueError, RuntimeError, InputError, MemoryError):
             return None  # an unreadable file: the collate function drops and counts it
 
     def _image(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        """A ``crop``-sided window along every spatial axis (images and volumes), reflect-padded when smaller."""
         arr = self.cache.get(index)
-        h, w = arr.shape[:2]
         c = self.crop
-        if h < c or w < c:  # small images: reflect-pad up to the crop size
-            arr = np.pad(arr, ((0, max(0, c - h)), (0, max(0, c - w)), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
-            h, w = arr.shape[:2]
-        y, x = int(rng.integers(h - c + 1)), int(rng.integers(w - c + 1))
-        out = arr[y : y + c, x : x + c]
+        spatial = arr.shape[:-1]
+        if any(n < c for n in spatial):
+            pads = [(0, max(0, c - n)) for n in spatial] + [(0, 0)]
+            arr = np.pad(arr, pads, mode="reflect" if min(spatial) > 1 and all(c - n < n for n in spatial) else "edge")
+            spatial = arr.shape[:-1]
+        starts = [int(rng.integers(n - c + 1)) for n in spatial]
+        out = arr[tuple(slice(s, s + c) for s in starts)]
         if self.flips and rng.random() < 0.5:
-            out = out[:, ::-1]
-        return torch.from_numpy(np.array(out.transpose(2, 0, 1), order="C"))  # a writable copy
+            out = out[..., ::-1, :]
+        return torch.from_numpy(np.array(np.moveaxis(out, -1, 0), order="C"))  # a writable copy
 
     def _audio(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         import soundfile as sf

@@ -73,7 +73,7 @@ def _datasets(cfg: TrainConfig, run_dir: Path) -> tuple[CropDataset, CropDataset
         raise ConfigError("train_data is not set; point it at a folder of images or audio")
     c = cfg.codec
     common = dict(modality=c.modality, channels=c.channels, crop=cfg.crop, downscale=cfg.downscale,
-                  cache_dir=run_dir / "cache", sample_rate=c.sample_rate)
+                  cache_dir=run_dir / "cache", sample_rate=c.sample_rate, normalize=c.normalize)
     train = CropDataset(cfg.train_data, seed=cfg.seed, flips=cfg.flips, **common)
     val = CropDataset(cfg.val_data or cfg.train_data, seed=cfg.seed + VAL_SEED_OFFSET, flips=False, **common)
     if cfg.val_data:
