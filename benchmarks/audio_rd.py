@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from _common import RESULTS, machine, write_json
+from _common import RESULTS, machine, register, write_json
 import wavecodec
 from wavecodec.audio import decode_array, encode_file, resample
 from wavecodec.audio_metrics import all_metrics
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--levels", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0])
+    parser.add_argument("--register", action="store_true", help="record the step-1 figures in the model registry")
     args = parser.parse_args()
     torch.set_num_threads(2)
     paths = excerpts(args.tracks, args.seconds, Path("../runs/audio-dev"))
@@ -153,6 +154,19 @@ def main() -> None:
         parts = " ".join(f"{b}: SNR {row[f'{b}_snr']:.2f}" if row[f"{b}_snr"] is not None else f"{b}: (out of range)" for b in BASELINES)
         print(f"{row['model']:10s} step {row['step']:g} {row['kbps']:6.1f} kbps SNR {row['snr']:.2f} | {parts}")
     print(f"wrote {path}")
+    if args.register:
+        for ref in args.models:
+            codec = wavecodec.load(ref)
+            first = ours[codec.config.name][0]
+            figures = {"sample_rate": codec.config.sample_rate, "input": "stereo (mono folded), any rate (resampled)",
+                       "dev_kbps": round(first["kbps"], 2), "dev_snr_db": round(first["snr"], 3), "dev_psnr_db": round(first["psnr"], 3),
+                       "dev_mel_distance": round(first["mel_distance"], 4),
+                       "encode_realtime_1_thread": round(first["encode_realtime_1_thread"], 1),
+                       "measured_with": "benchmarks/audio_rd.py (8 x 20 s of hyperrogue-music, step 1)"}
+            description = (f"stereo 44.1 kHz music codec: J=8, {codec.config.latent_dim} latent channels "
+                           f"({codec.config.reduction:.2f}x fewer values), 8-bit latents, 1-D decoder "
+                           f"{codec.config.decoder_width} x {codec.config.decoder_depth}; trained on wesnoth-1.16-music")
+            register(ref, description, figures)
 
 
 def plot(baselines: dict, ours: dict, path: Path) -> None:

@@ -221,14 +221,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     entries = models()
     if args.json:
-        print(json.dumps([{"name": m.name, "file": m.file, "modality": m.modality, "description": m.description, "figures": m.figures} for m in entries], indent=2))
+        print(json.dumps([{"name": m.name, "file": m.file, "modality": m.modality, "task": m.task, "description": m.description,
+                           "figures": m.figures} for m in entries], indent=2))
         return 0
     if not entries:
         print("no models shipped yet (train one, or pass --model with a checkpoint path)")
         return 0
+    print(f"{'name':<16} {'modality':<8} {'channels':>8} {'input':<28} {'fewer values':>12}  measured (see --json)")
     for m in entries:
-        figures = ", ".join(f"{k}={v}" for k, v in m.figures.items())
-        print(f"{m.name:<16} {m.modality:<8} {m.description}  [{figures}]")
+        f = m.figures
+        measured = ", ".join(f"{k}={v}" for k, v in f.items() if k.startswith(("dev_", "test_")))
+        task = f"  [made for {m.task}]" if m.task else ""
+        print(f"{m.name:<16} {m.modality:<8} {f.get('channels', '?'):>8} {str(f.get('input', 'uint8/float')):<28} "
+              f"{str(f.get('reduction', '?')) + 'x':>12}  {measured}{task}")
     return 0
 
 
