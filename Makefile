@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench setup clean
+.PHONY: demo test test-all bench bench-walloc experiments setup clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,27 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	cd benchmarks && ../$(PY) wpt_speed.py && ../$(PY) coder_sizes.py && ../$(PY) image_rd.py && ../$(PY) convert_speed.py --copies 16
+	cd benchmarks && ../$(PY) audio_rd.py && ../$(PY) beyond_rgb.py
+
+# The reference architecture (pip walloc 1.2.1) needs diffusers: its own environment. Trains both
+# sides with the same recipe and budget (2,000 steps), then evaluates them in one process.
+MATCH := --config recipes/rgb-16x.toml --set steps=2000 --set codec.decoder_width=80 -q
+bench-walloc: $(STAMP)
+	$(PYTHON) -m venv .venv-walloc
+	.venv-walloc/bin/pip install -q torch==2.13.0
+	.venv-walloc/bin/pip install -q -e '.[bench]' walloc==1.2.1 einops diffusers
+	$(VENV)/bin/wavecodec train $(MATCH) --run-dir runs/match-80x4 --set codec.name=rgb-16x-80x4
+	$(VENV)/bin/wavecodec export runs/match-80x4 -o runs/match-80x4/model.safetensors --fit-batches 32 --force
+	$(VENV)/bin/wavecodec train $(MATCH) --run-dir runs/match-80x4-rate --set codec.name=rgb-16x-80x4-rate --set lmbda=0.006
+	$(VENV)/bin/wavecodec export runs/match-80x4-rate -o runs/match-80x4-rate/model.safetensors --fit-batches 32 --force
+	.venv-walloc/bin/python benchmarks/walloc_reference.py --recipe recipes/rgb-16x.toml --nd 64 --steps 2000 \
+		--ours runs/match-80x4/model.safetensors runs/match-80x4-rate/model.safetensors --our-steps 1 2 4 8 16 24
+
+# Compressed-domain learning experiments (need dataset-fashion-mnist and the training wallpapers).
+experiments: $(STAMP)
+	$(PY) experiments/_fmnist.py runs/fmnist/png
+	$(PY) experiments/fashion_mnist.py
+	$(PY) experiments/colorize.py --steps 1000
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-walloc build dist src/*.egg-info .pytest_cache

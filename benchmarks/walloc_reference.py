@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--nd", type=int, default=64, help="reference decoder width (a multiple of 32)")
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's step count (both sides)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--ours", help="our model trained with the same recipe and budget, evaluated beside it")
+    parser.add_argument("--ours", nargs="+", default=[], help="our models trained with the same recipe and budget, evaluated beside it")
     parser.add_argument("--our-steps", nargs="+", type=float, default=[1, 2, 3, 4, 6, 8, 12, 16, 24])
     parser.add_argument("--eval-only", action="store_true", help="evaluate the reference model saved by an earlier run")
     args = parser.parse_args()
@@ -204,8 +204,9 @@ def main() -> None:
         "decode_mpix_s": round(statistics.median(r["decode_mpix_s"] for r in rows), 3),
     }
     payload = {"summary": summary, "photos": rows, "train_log": log, "machine": machine()}
-    if args.ours:
-        ours = evaluate_ours(args.ours, args.our_steps, args.repeats)
+    payload["ours"] = []
+    for model in args.ours:
+        ours = evaluate_ours(model, args.our_steps, args.repeats)
         pts = sorted((p["dev_bpp"], p["dev_psnr_db"]) for p in ours["curve"])
         at = float(np.interp(summary["dev_bpp"], [p[0] for p in pts], [p[1] for p in pts])) if pts[0][0] <= summary["dev_bpp"] <= pts[-1][0] else None
         first = ours["curve"][0]
@@ -215,7 +216,7 @@ def main() -> None:
             "decode_speedup": first["decode_mpix_s"] / summary["decode_mpix_s"],
             "encode_speedup": first["encode_mpix_s"] / summary["encode_mpix_s"],
         }
-        payload["ours"] = ours
+        payload["ours"].append(ours)
         print(ours["comparison"])
     print(summary)
     path = write_json(f"walloc_reference_nd{args.nd}", payload)
