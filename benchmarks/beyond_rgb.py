@@ -211,11 +211,12 @@ def document(report: dict, do_register: bool) -> None:
             return float(10 * np.log10(255**2 / np.mean((img.astype(np.float64) - o) ** 2)))
         rows.append({"size": list(img.shape), "bpp": 8 * len(data) / img.size, "psnr": p(out),
                      "jpeg_quality": q, "jpeg_bpp": 8 * n / img.size, "jpeg_psnr": p(jpg)})
-        print(f"page {img.shape}: gray-16x {rows[-1]['bpp']:.3f} bpp {rows[-1]['psnr']:.2f} dB | JPEG q{q} {rows[-1]['jpeg_bpp']:.3f} bpp {rows[-1]['jpeg_psnr']:.2f} dB", flush=True)
+        print(f"page {img.shape}: {codec.config.name} {rows[-1]['bpp']:.3f} bpp {rows[-1]['psnr']:.2f} dB | JPEG q{q} {rows[-1]['jpeg_bpp']:.3f} bpp {rows[-1]['jpeg_psnr']:.2f} dB", flush=True)
         h, w = img.shape
         ys, xs = slice(h // 4, h // 4 + 300), slice(w // 8, w // 8 + 500)
         crops.append((img[ys, xs], out[ys, xs], jpg[ys, xs], rows[-1]))
-    report["document"] = {"pages": rows}
+    name = codec.config.name
+    report.setdefault("document", {})[name] = {"pages": rows}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,13 +225,13 @@ def document(report: dict, do_register: bool) -> None:
     fig, axes = plt.subplots(len(crops), 3, figsize=(15, 3.4 * len(crops)))
     for i, (orig, ours, jpg, row) in enumerate(crops):
         for j, (im, title) in enumerate([(orig, "original (ddjvu, 150 dpi)"),
-                                         (ours, f"gray-16x: {row['bpp']:.3f} bpp, {row['psnr']:.1f} dB"),
+                                         (ours, f"{name}: {row['bpp']:.3f} bpp, {row['psnr']:.1f} dB"),
                                          (jpg, f"JPEG q{row['jpeg_quality']}: {row['jpeg_bpp']:.3f} bpp, {row['jpeg_psnr']:.1f} dB")]):
             axes[i, j].imshow(im, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             axes[i, j].set_title(title, fontsize=9)
             axes[i, j].axis("off")
     fig.tight_layout()
-    fig.savefig(RESULTS / "beyond_rgb_document.png", dpi=100)
+    fig.savefig(RESULTS / f"beyond_rgb_document_{name}.png", dpi=100)
     plt.close(fig)
     if do_register:
         from _data import dev_photos
@@ -243,9 +244,10 @@ def document(report: dict, do_register: bool) -> None:
             out = codec.decompress(data)[0, 0].numpy().astype(np.float64)
             psnrs.append(10 * math.log10(255**2 / np.mean((grey - out) ** 2)))
             bpps.append(8 * len(data) / grey.size)
-        report["document"]["grey_dev_photos"] = {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
-        register(MODELS["document"], "greyscale codec: J=3, 4 latent channels (16x fewer values), 8-bit latents, decoder 64 x 2; "
-                 "trained on the training wallpapers in grey", {
+        report["document"][name]["grey_dev_photos"] = {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
+        cfg = codec.config
+        register(MODELS["document"], f"greyscale codec: J=3, {cfg.latent_dim} latent channels ({cfg.reduction:.0f}x fewer values), "
+                 "8-bit latents, decoder 64 x 2; trained on the training wallpapers in grey", {
                      "input": "uint8/uint16 grey", "dev_bpp": round(float(np.mean(bpps)), 4), "dev_psnr_db": round(float(np.mean(psnrs)), 3),
                      "measured_with": "benchmarks/beyond_rgb.py document --register (10 dev photos in grey)"})
 

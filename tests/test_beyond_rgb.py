@@ -178,3 +178,21 @@ def test_3d_wpt_matches_wavedecn_packets(levels: int) -> None:
     ref = np.concatenate([np.stack(_wavedecn_packets(x[c], "bior4.4", levels)) for c in range(2)])
     assert np.allclose(X[0].numpy(), ref, atol=1e-10)
     assert torch.allclose(wpt.synthesis(X, levels)[0], torch.from_numpy(x), atol=1e-10)
+
+
+def test_registry_picks_the_model_made_for_each_input() -> None:
+    from wavecodec.cli import _Models
+    from wavecodec.registry import default_model, models
+
+    assert default_model("image") == default_model("image", 3) == "rgb-16x"
+    assert default_model("image", 1) == "gray-16x"
+    assert default_model("image", 7) == "ms7-16x"
+    assert default_model("volume") == "mri-16x"
+    assert default_model("audio") == "stereo-5x"
+    assert _Models(None).for_input("image", 4).config.name == "rgb-16x"  # RGBA: RGB plus lossless alpha
+    for info in models():  # every entry loads, and its listed figures describe the weights
+        codec = wavecodec.load(info.name)
+        assert codec.config.name == info.name and codec.config.modality == info.modality
+        assert info.figures["channels"] == codec.config.channels and info.figures["latent_dim"] == codec.config.latent_dim
+        if info.task:
+            assert default_model(info.modality, codec.config.channels) != info.name
