@@ -15,7 +15,7 @@ before the import. It runs in its own virtual environment (``make bench-walloc``
 
     .venv-walloc/bin/python benchmarks/walloc_reference.py --recipe recipes/rgb-16x.toml --nd 64 --steps 2000
 
-With ``--ours MODEL`` our model trained with the same recipe and budget is evaluated in the
+With ``--ours MODEL [MODEL ...]`` our models trained with the same recipe and budget are evaluated in the
 same process on the same photos at several quantisation steps, and our PSNR is interpolated
 at the reference's bpp. ``--eval-only`` re-evaluates the saved reference model.
 

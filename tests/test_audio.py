@@ -83,6 +83,12 @@ def test_chunked_encoding_reads_bounded_windows(stereo: Codec) -> None:
 
     data = compress_reader(stereo, read, x.shape[1], torch.float32, 2, chunk_frames=16)
     block = stereo.config.block
+    from wavecodec.streaming import encode_chunks
+
+    chunked = torch.cat(list(encode_chunks(stereo, lambda a, b: x[:, a:b], x.shape[1], chunk_frames=16)), dim=-1)
+    with torch.no_grad():
+        whole = stereo.quantize(stereo.encode(x[None]))
+    assert torch.equal(chunked, whole)  # the same integers, chunk boundaries or not
     assert max(widths) <= (16 + 2 * transform_reach(stereo)) * block
     assert (decompress(stereo, data).signal[0] - decompress(stereo, compress(stereo, x[None], chunk_frames=10**6)).signal[0]).abs().max() < 1e-4
 
