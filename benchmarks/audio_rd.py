@@ -174,6 +174,7 @@ def plot(baselines: dict, ours: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for ax, key, label in zip(axes, ("snr", "mel_distance", "stft_distance"),
@@ -185,6 +186,8 @@ def plot(baselines: dict, ours: dict, path: Path) -> None:
         ax.set_xlabel("kbps")
         ax.set_ylabel(label)
         ax.set_xscale("log")
+        ax.set_xticks([20, 50, 100, 200, 500], ["20", "50", "100", "200", "500"])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle("Stereo 44.1 kHz music (hyperrogue-music excerpts)")
