@@ -190,6 +190,8 @@ def test_registry_picks_the_model_made_for_each_input() -> None:
     assert default_model("volume") == "mri-16x"
     assert default_model("audio") == "stereo-5x"
     assert _Models(None).for_input("image", 4).config.name == "rgb-16x"  # RGBA: RGB plus lossless alpha
+    assert _Models(None).for_input("audio", 1).config.name == "stereo-5x"  # mono through the stereo model
+    assert _Models(None).for_input("volume", 1).config.name == "mri-16x"
     for info in models():  # every entry loads, and its listed figures describe the weights
         codec = wavecodec.load(info.name)
         assert codec.config.name == info.name and codec.config.modality == info.modality

@@ -55,6 +55,8 @@ class _Models:
             return self.get(self.override)
         if kind == "array":
             raise InputError("arrays have no default model; pass --model")
+        if kind == "audio":  # mono is coded by the stereo model (duplicated and folded back)
+            return self.get(default_model("audio"))
         try:  # a model made for this channel count (grey, multispectral) first
             return self.get(default_model(_MODALITY[kind], channels))
         except WavecodecError:
@@ -79,7 +81,7 @@ def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) 
     if kind_of(src) == "audio":  # streamed from the file: memory does not grow with its length
         from .audio import encode_file
 
-        data = encode_file(store.for_input("audio", 0), src, coder=args.coder, step=args.step)
+        data = encode_file(store.for_input("audio", 2), src, coder=args.coder, step=args.step)
     else:
         x, facts = read_input(src)
         codec = store.for_input(facts["kind"], x.shape[1])
@@ -463,6 +465,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wavecodec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed: stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
