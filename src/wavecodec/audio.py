@@ -25,6 +25,7 @@ import torch
 from .checkpoint import atomic_write
 from .compression import compress, compress_reader, decompress_blocks
 from .errors import InputError, ShapeError, reading
+from .files import audio_dtype, read_audio
 from .model import Codec
 from .streaming import DEFAULT_CHUNK_FRAMES
 
@@ -62,12 +63,10 @@ def encode_file(codec: Codec, path: str | os.PathLike[str], coder: str = "ans", 
     if info.channels not in (1, cfg.channels):
         raise ShapeError(f"{path}: {info.channels} channels; model {cfg.name!r} codes {cfg.channels} (or mono)")
     rate = cfg.sample_rate or info.samplerate
-    dtype = "int16" if info.subtype == "PCM_16" else "float32"
+    dtype = audio_dtype(info.subtype)
     facts = {"source_rate": info.samplerate, "source_format": info.subtype}
     if info.samplerate != rate or info.format not in SEEKABLE:
-        with reading(path, "the audio cannot be decoded (truncated or corrupted file?)"):
-            data, _ = sf.read(str(path), dtype=dtype, always_2d=True)
-        x = torch.from_numpy(np.ascontiguousarray(data.T))[None]
+        x, _ = read_audio(path)
         if info.samplerate != rate:
             x = torch.from_numpy(resample(as_float(x[0]), info.samplerate, rate))[None]
         return compress(codec, x, coder=coder, sample_rate=rate, step=step, chunk_frames=chunk_frames, extra=facts)
@@ -93,12 +92,8 @@ def as_float(x: torch.Tensor) -> np.ndarray:
 
 def read_float(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """A whole audio file as float32 ``(C, T)`` in [-1, 1] and its rate."""
-    import soundfile as sf
-
-    _info(path)
-    with reading(path, "the audio cannot be decoded (truncated or corrupted file?)"):
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return np.ascontiguousarray(data.T), int(rate)
+    x, rate = read_audio(path)
+    return as_float(x[0]), rate
 
 
 def decode_array(codec: Codec, data: bytes) -> tuple[np.ndarray, int]:

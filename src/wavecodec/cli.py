@@ -21,7 +21,7 @@ from . import __version__, wpt
 from .checkpoint import atomic_write
 from .compression import MAX_SAMPLES, bits_per_sample, decompress, read_header
 from .errors import InputError, WavecodecError
-from .files import SUFFIXES, default_suffix, kind_of, read_input, suffix_of, write_output
+from .files import AUDIO_SUFFIXES, SUFFIXES, default_suffix, kind_of, read_input, suffix_of, write_output
 from .images import BUNDLED_PHOTO, IMAGE_SUFFIXES, read_image, to_tensor
 from .model import Codec
 from .registry import default_model, load, models
@@ -182,10 +182,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
         def target(p: Path) -> Path:
             stem = p.relative_to(src).with_suffix("")  # photo.png.wvc -> photo.png
-            header = read_header(_read_bytes(p))
-            lossy_audio = header["modality"] == "audio" and stem.suffix.lower() not in (".wav", ".flac", ".npy")
-            if stem.suffix.lower() not in SUFFIXES or lossy_audio:  # song.mp3.wvc -> song.wav
-                stem = stem.with_suffix(default_suffix(header))
+            suffix = suffix_of(stem)
+            # only an unknown suffix, or an audio format that is read but not written, needs the header
+            if suffix not in SUFFIXES or (suffix in AUDIO_SUFFIXES and suffix not in (".wav", ".flac")):
+                stem = stem.with_suffix(default_suffix(read_header(_read_bytes(p))))  # song.mp3.wvc -> song.wav
             return out_root / stem
 
         return _run_tree(sources, target, lambda p, dst: _decode_one(p, dst, args, store), args.quiet)
@@ -241,20 +241,21 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
-    from .files import AUDIO_SUFFIXES
 
     src = Path(args.input)
-    codec = load(args.model) if args.model else None
-    if codec is None:
-        audio_input = src.suffix.lower() in AUDIO_SUFFIXES or (src.is_dir() and not _walk(src, IMAGE_SUFFIXES) and _walk(src, AUDIO_SUFFIXES))
-        codec = load(default_model("audio" if audio_input else "image"))
-    suffixes = AUDIO_SUFFIXES if codec.config.modality == "audio" else IMAGE_SUFFIXES
     if src.is_dir():
-        paths = _walk(src, suffixes)
+        found = _walk(src, IMAGE_SUFFIXES + AUDIO_SUFFIXES)
     elif src.exists():
-        paths = [src]
+        found = [src]
     else:
         raise InputError(f"{src}: no such file or directory")
+    if args.model:
+        codec = load(args.model)
+    else:  # audio only when there are no images to evaluate
+        audio_input = bool(found) and all(suffix_of(p) in AUDIO_SUFFIXES for p in found)
+        codec = load(default_model("audio" if audio_input else "image"))
+    suffixes = AUDIO_SUFFIXES if codec.config.modality == "audio" else IMAGE_SUFFIXES
+    paths = [p for p in found if p == src or suffix_of(p) in suffixes]
     report = evaluate(codec, paths, coder=args.coder, progress=not args.quiet, step=args.step)
     if args.json:
         out = Path(args.json)

@@ -129,14 +129,15 @@ def compress(
 
 def normalize(x: torch.Tensor, value_range: tuple[float, float]) -> tuple[torch.Tensor, list[list[float]]]:
     """Map each channel's min..max (over batch and space) onto ``value_range``, as float32; returns the ranges."""
-    flat = (x.to(torch.int32) if x.dtype == torch.uint16 else x).transpose(0, 1).reshape(x.shape[1], -1).double()
+    wide = (x.to(torch.int32) if x.dtype == torch.uint16 else x).double()  # torch has no uint16 arithmetic
+    flat = wide.transpose(0, 1).reshape(x.shape[1], -1)
     lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
     if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
         raise ShapeError("the input holds NaN or infinite values")
     span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
     shape = (1, -1) + (1,) * (x.dim() - 2)
     a, b = value_range
-    u = ((x.to(torch.int32) if x.dtype == torch.uint16 else x).double() - lo.view(shape)) / span.view(shape) * (b - a) + a
+    u = (wide - lo.view(shape)) / span.view(shape) * (b - a) + a
     return u.float(), [[float(l), float(h)] for l, h in zip(lo, hi)]
 
 
@@ -301,17 +302,30 @@ def check_model(header: dict[str, Any], codec: Codec) -> None:
 
 def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Decoded:
     """Decode ``.wvc`` bytes made with ``codec``; checks everything before allocating."""
+    header, blocks = decompress_blocks(codec, data, max_samples)
+    parts = list(blocks)
+    return Decoded(signal=parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1), header=header)
+
+
+def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> tuple[dict[str, Any], Iterator[torch.Tensor]]:
+    """The verified header and the decoded signal as consecutive blocks along the last axis.
+
+    Unchunked files give one block. For chunked files the blocks are decoded as they are
+    taken, so only one chunk's samples exist at a time: write them out as they come.
+    """
     header, sections = unpack(data)
     validate_header(header, max_samples)
     check_model(header, codec)
     if set(sections) != ({"latents", "alpha"} if header["alpha"] else {"latents"}):
         raise FormatError("the file's sections do not match its header")
     if header.get("chunk_frames"):
-        blocks = [_restore(codec, _fold(u, header, codec), header) for u in _chunked_units(codec, header, sections)]
-        return Decoded(signal=torch.cat(blocks, dim=-1).cpu(), header=header)
+        return header, (_restore(codec, _fold(u, header, codec), header).cpu() for u in _chunked_units(codec, header, sections))
+    return header, iter([_decode_whole(codec, header, sections)])
+
+
+def _decode_whole(codec: Codec, header: dict[str, Any], sections: dict[str, bytes]) -> torch.Tensor:
     shape = (header["batch"], *header["latent_shape"])
     q = decode_symbols(header["coder"], sections["latents"], shape, codec)
-    dtype = DTYPES[header["dtype"]]
     size = header["shape"]
     with torch.inference_mode():
         latents = torch.from_numpy(q).to(codec._param_dtype()).to(next(codec.parameters()).device)
@@ -320,16 +334,16 @@ def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Dec
         u = _fold(codec.crop(codec._decode_unit(latents), size), header, codec)
         signal = _restore(codec, u, header).cpu()
     if header["alpha"]:
-        alpha = _inflate_alpha(sections["alpha"], header["batch"], size, dtype)
+        alpha = _inflate_alpha(sections["alpha"], header["batch"], size, DTYPES[header["dtype"]])
         signal = torch.cat([signal, alpha], dim=1)
-    return Decoded(signal=signal, header=header)
+    return signal
 
 
 def _restore(codec: Codec, u: torch.Tensor, header: dict[str, Any]) -> torch.Tensor:
     """Model-range samples back to the file's dtype (and its recorded per-channel ranges)."""
     dtype = DTYPES[header["dtype"]]
     if header.get("value_range"):
-        ranges = header["value_range"][: u.shape[1]] if u.shape[1] < len(header["value_range"]) else header["value_range"]
+        ranges = header["value_range"][: u.shape[1]]  # one range left after folding copies back
         return denormalize(codec.from_unit(u, torch.float32), ranges, codec.config.value_range, dtype)
     return codec.from_unit(u, dtype)
 
@@ -358,21 +372,6 @@ def _chunked_units(codec: Codec, header: dict[str, Any], sections: dict[str, byt
     store = ChunkedLatents(decode_chunk, frames, chunk)
     with torch.inference_mode():
         yield from decode_chunks(codec, store, frames, header["shape"][0], chunk, header["step"])
-
-
-def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> tuple[dict[str, Any], Iterator[torch.Tensor]]:
-    """The header and the decoded signal as consecutive ``(1, C, n)`` blocks (one for unchunked files).
-
-    For chunked files only one chunk's samples exist at a time: write them out as they come.
-    """
-    header, sections = unpack(data)
-    validate_header(header, max_samples)
-    check_model(header, codec)
-    if not header.get("chunk_frames"):
-        return header, iter([decompress(codec, data, max_samples).signal])
-    if set(sections) != {"latents"}:
-        raise FormatError("the file's sections do not match its header")
-    return header, (_restore(codec, _fold(u, header, codec), header).cpu() for u in _chunked_units(codec, header, sections))
 
 
 def _inflate_alpha(blob: bytes, batch: int, size: list[int], dtype: torch.dtype) -> torch.Tensor:

@@ -46,13 +46,18 @@ def kind_of(path: str | os.PathLike[str]) -> str:
     raise InputError(f"{path}: unsupported file type {suffix or '(none)'}; supported: {' '.join(SUFFIXES)}")
 
 
+def audio_dtype(subtype: str) -> str:
+    """The sample type audio is read in: int16 for 16-bit PCM (kept exactly), float32 otherwise."""
+    return "int16" if subtype == "PCM_16" else "float32"
+
+
 def read_audio(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
-    """Read audio as ``(1, channels, samples)``: int16 for 16-bit PCM files, float32 otherwise."""
+    """Read audio as ``(1, channels, samples)`` in :func:`audio_dtype`."""
     import soundfile as sf
 
     with reading(path, "not a readable audio file"):
         info = sf.info(str(path))
-        dtype = "int16" if info.subtype == "PCM_16" else "float32"
+        dtype = audio_dtype(info.subtype)
         data, rate = sf.read(str(path), dtype=dtype, always_2d=True)
     if data.size == 0:
         raise InputError(f"{path}: the audio is empty")
