@@ -28,7 +28,8 @@ import torch
 
 from _common import RESULTS, machine, register, write_json
 import wavecodec
-from wavecodec.audio import decode_array, encode_file, resample
+from wavecodec.audio import resample
+from wavecodec.audio_coding import decode_array, encode_file
 from wavecodec.audio_metrics import all_metrics
 
 DEV_DIR = Path("/usr/share/hyperrogue/music")

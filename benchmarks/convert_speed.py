@@ -48,7 +48,7 @@ def main() -> None:
         for workers in (1, 2):
             dst = Path(tmp) / f"dst{workers}"
             start = time.perf_counter()
-            index = convert(str(src), str(dst), model, shard_size=10, workers=workers, quiet=True)
+            index = convert(str(src), str(dst), model, shard_size=10, workers=workers)
             seconds = time.perf_counter() - start
             runs[f"{workers}_workers"] = {
                 "items": index["count"],

@@ -118,7 +118,7 @@ def main() -> None:
     for key, model in (("latent model", latent), ("pixel model", pixel)):
         torch.manual_seed(0)
         t = time.perf_counter()
-        losses = fit_dense(model.head, lambda s: model.pair(batch(s)), args.steps, progress=True)
+        losses = fit_dense(model.head, lambda s: model.pair(batch(s)), args.steps, progress=bar("step"))
         report[key] = {"parameters": count_parameters(model.head), "train_seconds": time.perf_counter() - t,
                        "first_loss": statistics.mean(losses[:20]), "final_loss": statistics.mean(losses[-20:])}
         print(key, report[key], flush=True)

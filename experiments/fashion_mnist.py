@@ -110,7 +110,7 @@ def main() -> None:
             torch.manual_seed(seed)
             model = Classifier(train_in.shape[1], 10, patch=patch, width=args.width, depth=args.depth)
             history = fit_classifier(model, train_in, y_train, test_in, y_test, epochs=args.epochs,
-                                     batch_size=args.batch_size, seed=seed, progress=True)
+                                     batch_size=args.batch_size, seed=seed, progress=bar("step"))
             runs.append(history.to_dict())
             print(f"{label:20s} seed {seed}: {history.accuracy[-1]:.4f}  {statistics.median(history.epoch_seconds):.1f} s/epoch", flush=True)
         final = [r["accuracy"][-1] for r in runs]

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from wavecodec import Codec, CodecConfig, FormatError, InputError
-from wavecodec.audio import decode_file, encode_file
+from wavecodec.audio_coding import decode_file, encode_file
 from wavecodec.cli import main
 from wavecodec.compression import compress, compress_reader, decompress, read_header
 from wavecodec.container import pack, unpack

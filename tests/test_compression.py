@@ -146,7 +146,7 @@ def test_quantization_step_trades_bits_for_quality(fitted: Codec, coder: str) ->
     x = synthetic_images(1, size=64, seed=12)
     sizes = []
     for step in (1.0, 2.0, 4.0):
-        data = fitted.compress(x, coder=coder, step=step)
+        data = fitted.compress(x, coder=coder, quant_step=step)
         v = fitted.encode(x)
         expected = fitted.decode(fitted.quantize(v / step).float() * step, size=x.shape[2:], dtype=x.dtype)
         assert torch.equal(fitted.decompress(data), expected)
@@ -156,8 +156,8 @@ def test_quantization_step_trades_bits_for_quality(fitted: Codec, coder: str) ->
         assert sizes[0] == sizes[1] == sizes[2]
     else:
         assert sizes[0] > sizes[1] > sizes[2]
-    with pytest.raises(ShapeError, match="step"):
-        fitted.compress(x, step=0.5)
+    with pytest.raises(ShapeError, match="quant_step"):
+        fitted.compress(x, quant_step=0.5)
 
 
 @pytest.mark.parametrize("step", [0, 0.99, 65, "2", None])

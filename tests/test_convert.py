@@ -57,7 +57,7 @@ def sources_in(dst: Path) -> list[str]:
 def test_convert_with_two_workers_and_read_back(fitted, model_path: Path, tmp_path: Path) -> None:
     images = make_tree(tmp_path / "src")
     dst = tmp_path / "dst"
-    index = convert(str(tmp_path / "src"), str(dst), str(model_path), labels_from_folders=True, shard_size=3, workers=2, quiet=True)
+    index = convert(str(tmp_path / "src"), str(dst), str(model_path), labels_from_folders=True, shard_size=3, workers=2)
     assert index["count"] == 10 and len(index["failed"]) == 1 and "broken.png" in index["failed"][0]["path"]
     assert index["class_names"] == ["cats", "dogs"] and len(index["shards"]) == 4
     assert sum(s["count"] for s in index["shards"]) == 10
@@ -97,16 +97,16 @@ def test_rerun_skips_finished_shards_and_resumes_a_crash(fitted, model_path: Pat
 
     monkeypatch.setattr(convert_module, "_add", crashing_add)
     with pytest.raises(KeyboardInterrupt):
-        convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=3, workers=1, quiet=True)
+        convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=3, workers=1)
     assert (dst / "shard-000000.tar").exists() and not (dst / "shard-000001.tar").exists()
     assert (dst / "shard-000001.tar.tmp").exists()  # the half-written shard, never mistaken for a done one
     monkeypatch.setattr(convert_module, "_add", real_add)
     first = (dst / "shard-000000.tar").stat().st_mtime_ns
-    index = convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=3, workers=1, quiet=True)
+    index = convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=3, workers=1)
     assert (dst / "shard-000000.tar").stat().st_mtime_ns == first  # finished shards are not redone
     assert index["count"] == 10 and sorted(sources_in(dst)) == sorted(images)
     with pytest.raises(InputError, match="other inputs"):
-        convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=2, quiet=True)
+        convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=2)
 
 
 def test_kill_9_mid_conversion_then_rerun_loses_and_duplicates_nothing(model_path: Path, tmp_path: Path) -> None:
@@ -134,28 +134,28 @@ def test_labels_csv_and_manifest(model_path: Path, tmp_path: Path) -> None:
     (tmp_path / "src" / "dogs" / "broken.png").unlink()
     rows = ["path,label"] + [f"{Path(p).relative_to(tmp_path / 'src')},{'odd' if int(Path(p).stem) % 2 else 'even'}" for p in images]
     (tmp_path / "src" / "labels.csv").write_text("\n".join(rows))
-    index = convert(str(tmp_path / "src"), str(tmp_path / "d1"), str(model_path), labels=str(tmp_path / "src" / "labels.csv"), workers=1, quiet=True)
+    index = convert(str(tmp_path / "src"), str(tmp_path / "d1"), str(model_path), labels=str(tmp_path / "src" / "labels.csv"), workers=1)
     assert index["class_names"] == ["even", "odd"] and index["count"] == 10
     manifest = tmp_path / "src" / "list.txt"
     manifest.write_text("\n".join(str(Path(p).relative_to(tmp_path / "src")) for p in list(images)[:4]))
-    index = convert(str(manifest), str(tmp_path / "d2"), str(model_path), workers=1, quiet=True)
+    index = convert(str(manifest), str(tmp_path / "d2"), str(model_path), workers=1)
     assert index["count"] == 4
     with pytest.raises(InputError, match="no label"):
         (tmp_path / "src" / "labels.csv").write_text("path,label\ncats/0.png,x")
-        convert(str(tmp_path / "src"), str(tmp_path / "d3"), str(model_path), labels=str(tmp_path / "src" / "labels.csv"), quiet=True)
+        convert(str(tmp_path / "src"), str(tmp_path / "d3"), str(model_path), labels=str(tmp_path / "src" / "labels.csv"))
 
 
 def test_ray_engine_without_ray_says_how_to_install(model_path: Path, tmp_path: Path, monkeypatch) -> None:
     make_tree(tmp_path / "src")
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(InputError, match=r"pip install 'wavecodec\[ray\]'"):
-        convert(str(tmp_path / "src"), str(tmp_path / "dst"), str(model_path), engine="ray", quiet=True)
+        convert(str(tmp_path / "src"), str(tmp_path / "dst"), str(model_path), engine="ray")
 
 
 def test_ray_engine_converts_on_a_local_ray_instance(model_path: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'wavecodec[ray]' (make test installs it)")
     images = make_tree(tmp_path / "src")
-    index = convert(str(tmp_path / "src"), str(tmp_path / "dst"), str(model_path), engine="ray", workers=2, shard_size=4, quiet=True)
+    index = convert(str(tmp_path / "src"), str(tmp_path / "dst"), str(model_path), engine="ray", workers=2, shard_size=4)
     assert index["count"] == 10 and sorted(sources_in(tmp_path / "dst")) == sorted(images)
 
 

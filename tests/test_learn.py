@@ -20,7 +20,7 @@ from wavecodec.fitting import fit_entropy, pca_init
 from wavecodec.learn import (Classifier, DenseHead, classifier_pair, count_parameters, downsample, fit_classifier,
                              fit_dense, matched_pixels, tokens)
 from wavecodec.learn.colorize import LatentColouriser, PixelColouriser, chroma, grey
-from wavecodec.learn.shards import load_classifier
+from wavecodec.learn.classify import load_classifier
 
 
 def stripes(count: int, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

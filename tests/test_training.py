@@ -45,7 +45,7 @@ def train_rows(run_dir: Path) -> list[dict]:
 
 
 def test_training_from_random_init_lowers_the_loss(image_folder: Path, tmp_path: Path) -> None:
-    summary = train(tiny(image_folder, tmp_path / "run", pca_init=False, lr=3e-3), quiet=True)
+    summary = train(tiny(image_folder, tmp_path / "run", pca_init=False, lr=3e-3))
     assert summary["final_val"]["mse"] < 0.5 * summary["random_init"]["mse"]
     rows = train_rows(tmp_path / "run")
     assert rows[-1]["loss"] < rows[0]["loss"]
@@ -55,18 +55,18 @@ def test_training_from_random_init_lowers_the_loss(image_folder: Path, tmp_path:
 
 
 def test_pca_init_beats_random_init_at_step_zero(image_folder: Path, tmp_path: Path) -> None:
-    summary = train(tiny(image_folder, tmp_path / "run", steps=1), quiet=True)
+    summary = train(tiny(image_folder, tmp_path / "run", steps=1))
     assert summary["pca_init"]["psnr"] > summary["random_init"]["psnr"] + 10
 
 
 def test_resume_reproduces_an_uninterrupted_run(image_folder: Path, tmp_path: Path) -> None:
     cfg_a = tiny(image_folder, tmp_path / "a", steps=20, lmbda=1e-4, ema=0.9)
-    train(cfg_a, quiet=True)
+    train(cfg_a)
     cfg_b = tiny(image_folder, tmp_path / "b", steps=20, lmbda=1e-4, ema=0.9)
-    train(cfg_b, quiet=True, until=10)
+    train(cfg_b, until=10)
     with pytest.raises(ConfigError, match="--resume"):
-        train(cfg_b, quiet=True)
-    train(cfg_b, resume=True, quiet=True)
+        train(cfg_b)
+    train(cfg_b, resume=True)
     a, b = train_rows(tmp_path / "a"), train_rows(tmp_path / "b")
     assert [r["step"] for r in a] == [r["step"] for r in b]
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
@@ -76,7 +76,7 @@ def test_resume_reproduces_an_uninterrupted_run(image_folder: Path, tmp_path: Pa
 
 
 def test_export_gives_a_working_codec(image_folder: Path, tmp_path: Path) -> None:
-    train(tiny(image_folder, tmp_path / "run", steps=10, workers=2), quiet=True)
+    train(tiny(image_folder, tmp_path / "run", steps=10, workers=2))
     out = tmp_path / "model.safetensors"
     assert wavecodec.cli.main(["export", str(tmp_path / "run"), "-o", str(out), "--name", "exported", "-q"]) == 0
     codec = wavecodec.load(out)
@@ -115,11 +115,11 @@ def test_schedule_warms_up_then_decays() -> None:
 def test_empty_or_missing_folders_give_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no usable files"):
-        train(tiny(tmp_path / "empty", tmp_path / "r1"), quiet=True)
+        train(tiny(tmp_path / "empty", tmp_path / "r1"))
     with pytest.raises(InputError, match="not a directory"):
-        train(tiny(tmp_path / "missing", tmp_path / "r2"), quiet=True)
+        train(tiny(tmp_path / "missing", tmp_path / "r2"))
     with pytest.raises(ConfigError, match="train_data"):
-        train(TrainConfig(run_dir=str(tmp_path / "r3")), quiet=True)
+        train(TrainConfig(run_dir=str(tmp_path / "r3")))
 
 
 def test_two_process_gloo_torchrun_keeps_ranks_identical(image_folder: Path, tmp_path: Path) -> None:

@@ -1,15 +1,10 @@
-"""Audio files in and out: streaming compression of long files, resampling, mono and stereo.
+"""Audio files in and out: reading, writing, resampling (through soundfile and SciPy).
 
-Reading goes through soundfile (libsndfile: WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF). A WAV,
-FLAC or AIFF file at the model's sample rate is read window by window
-(:mod:`wavecodec.streaming`), so memory does not grow with its length; MP3 and Ogg are
-decoded whole first (their seeking is not sample-exact), and a file at another rate is first
-resampled as a whole with SciPy's
-polyphase resampler (``resample_poly``, Kaiser window) and resampled back on decode. Mono
-through a stereo model is coded as two equal channels and folded back to mono. The header
-records the source rate and sample format (for example ``PCM_16``), and decoding writes the
-same integer PCM format back; float and compressed sources come back as 32-bit float WAV
-(24-bit PCM in FLAC).
+soundfile (libsndfile) reads WAV, FLAC, Ogg Vorbis/Opus, MP3 and AIFF. Samples are read as
+int16 when the file is 16-bit PCM (kept exactly) and as float32 otherwise. One rule picks
+the sample format a decoded file is written in (:func:`output_subtype`): the source's PCM
+format where the container holds it, else 16-bit PCM for int16 samples, 32-bit float WAV or
+24-bit FLAC for floats. Resampling is SciPy's polyphase filter (the ``audio`` extra).
 """
 
 from __future__ import annotations
@@ -17,70 +12,53 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write
-from .compression import compress, compress_reader, decompress_blocks
-from .errors import InputError, ShapeError, reading
-from .files import audio_dtype, read_audio
-from .model import Codec
-from .streaming import DEFAULT_CHUNK_FRAMES
+from .errors import InputError, reading
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
+WRITABLE = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG"}
 SEEKABLE = {"WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64"}  # exact seeking; MP3 and Ogg are decoded whole
 PCM_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32"}
 
 
-def _info(path: str | os.PathLike[str]):
+def audio_dtype(subtype: str) -> str:
+    """The sample type audio is read in: int16 for 16-bit PCM (kept exactly), float32 otherwise."""
+    return "int16" if subtype == "PCM_16" else "float32"
+
+
+def info(path: str | os.PathLike[str]) -> Any:
+    """soundfile's facts about an audio file (rate, channels, frames, format, subtype).
+
+    Raises:
+        InputError: unreadable or empty.
+    """
     import soundfile as sf
 
     with reading(path, "not a readable audio file"):
-        info = sf.info(str(path))
-    if info.frames <= 0:
+        facts = sf.info(str(path))
+    if facts.frames <= 0:
         raise InputError(f"{path}: the audio is empty")
-    return info
+    return facts
 
 
-def resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """``(C, T)`` float samples from ``rate`` to ``target`` Hz with a polyphase filter."""
-    from scipy.signal import resample_poly
+def read_audio(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
+    """A whole audio file as ``(1, channels, samples)`` in :func:`audio_dtype`, and its rate.
 
-    ratio = Fraction(target, rate)
-    return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
-
-
-def encode_file(codec: Codec, path: str | os.PathLike[str], coder: str = "ans", step: float = 1.0,
-                chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: Callable[[int], None] | None = None) -> bytes:
-    """Compress an audio file into ``.wvc`` bytes, streaming it when it is at the model's rate."""
+    Raises:
+        InputError: unreadable or empty.
+    """
     import soundfile as sf
 
-    cfg = codec.config
-    if cfg.modality != "audio":
-        raise InputError(f"model {cfg.name or 'unnamed'!r} codes {cfg.modality}, not audio")
-    info = _info(path)
-    if info.channels not in (1, cfg.channels):
-        raise ShapeError(f"{path}: {info.channels} channels; model {cfg.name!r} codes {cfg.channels} (or mono)")
-    rate = cfg.sample_rate or info.samplerate
-    dtype = audio_dtype(info.subtype)
-    facts = {"source_rate": info.samplerate, "source_format": info.subtype}
-    if info.samplerate != rate or info.format not in SEEKABLE:
-        x, _ = read_audio(path)
-        if info.samplerate != rate:
-            x = torch.from_numpy(resample(as_float(x[0]), info.samplerate, rate))[None]
-        return compress(codec, x, coder=coder, sample_rate=rate, step=step, chunk_frames=chunk_frames, extra=facts)
-    with sf.SoundFile(str(path)) as f:
-        def read(start: int, stop: int) -> torch.Tensor:
-            f.seek(start)
-            block = f.read(stop - start, dtype=dtype, always_2d=True)
-            if block.shape[0] != stop - start:
-                raise InputError(f"{path}: the audio ends before its declared length (truncated file?)")
-            t = torch.from_numpy(np.ascontiguousarray(block.T))
-            return t.expand(cfg.channels, -1) if info.channels == 1 else t
-
-        return compress_reader(codec, read, info.frames, getattr(torch, dtype), info.channels, coder=coder,
-                               sample_rate=rate, step=step, chunk_frames=chunk_frames, progress=progress, extra=facts)
+    with reading(path, "not a readable audio file"):
+        dtype = audio_dtype(sf.info(str(path)).subtype)
+        data, rate = sf.read(str(path), dtype=dtype, always_2d=True)
+    if data.size == 0:
+        raise InputError(f"{path}: the audio is empty")
+    return torch.from_numpy(np.ascontiguousarray(data.T))[None], int(rate)
 
 
 def as_float(x: torch.Tensor) -> np.ndarray:
@@ -96,44 +74,58 @@ def read_float(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     return as_float(x[0]), rate
 
 
-def decode_array(codec: Codec, data: bytes) -> tuple[np.ndarray, int]:
-    """Decode ``.wvc`` audio bytes to float32 ``(C, T)`` at the source's rate (in memory)."""
-    header, blocks = decompress_blocks(codec, data)
-    x = np.concatenate([as_float(b[0]) for b in blocks], axis=-1)
-    rate, target = header["sample_rate"], header.get("source_rate") or header["sample_rate"]
-    return (resample(x, rate, target) if target != rate else x), target
+def resample(x: np.ndarray, rate: int, target: int, axis: int = -1) -> np.ndarray:
+    """Float samples from ``rate`` to ``target`` Hz along ``axis`` with a polyphase filter (Kaiser window).
+
+    Raises:
+        InputError: SciPy is missing (install the ``audio`` extra).
+    """
+    try:
+        from scipy.signal import resample_poly
+    except ImportError:
+        raise InputError("resampling audio needs SciPy: pip install 'wavecodec[audio]'") from None
+    ratio = Fraction(target, rate)
+    return resample_poly(x, ratio.numerator, ratio.denominator, axis=axis).astype(np.float32)
 
 
-def decode_file(codec: Codec, data: bytes, out: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Decode ``.wvc`` audio bytes into a WAV or FLAC file, chunk by chunk, atomically; returns the header."""
+def output_subtype(fmt: str, dtype: np.dtype, source_format: str | None = None) -> str | None:
+    """The sample format a decoded file is written in (see the module docstring); ``None`` for Ogg Vorbis."""
+    if fmt == "OGG":
+        return None
+    if source_format in PCM_DTYPES and not (fmt == "FLAC" and source_format == "PCM_32"):
+        return source_format
+    if np.dtype(dtype) == np.int16:
+        return "PCM_16"
+    return "PCM_24" if fmt == "FLAC" else "FLOAT"
+
+
+def format_of(path: str | os.PathLike[str]) -> str:
+    """soundfile's container name for an output path (WAV, FLAC or OGG).
+
+    Raises:
+        InputError: a suffix audio is not written as.
+    """
+    fmt = WRITABLE.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: audio is written as {', '.join(WRITABLE)}")
+    return fmt
+
+
+def prepare_block(block: np.ndarray) -> np.ndarray:
+    """``(T, C)`` samples ready for soundfile: floats clipped to [-1, 1] (full scale)."""
+    return np.clip(block, -1.0, 1.0) if block.dtype.kind == "f" else block
+
+
+def write_audio(path: str | os.PathLike[str], samples: np.ndarray, rate: int, source_format: str | None = None) -> None:
+    """Write ``(C, T)`` samples as an audio file (by suffix), atomically, in :func:`output_subtype`'s format."""
+    import io
+
     import soundfile as sf
 
-    out = Path(out)
-    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(out.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{out}: audio is decoded to .wav or .flac")
-    header, blocks = decompress_blocks(codec, data)
-    if header["modality"] != "audio" or not header.get("sample_rate"):
-        raise InputError("the file does not hold audio with a sample rate")
-    source = header.get("source_format")
-    if source in PCM_DTYPES and not (fmt == "FLAC" and source == "PCM_32"):
-        subtype = source
-    else:
-        subtype = "PCM_24" if fmt == "FLAC" else "FLOAT"
-    rate, target = header["sample_rate"], header.get("source_rate") or header["sample_rate"]
-    if target != rate:  # resampled on the way in: back to the source rate, as a whole
-        whole = np.concatenate([as_float(b[0]) for b in blocks], axis=-1)
-        blocks = iter([torch.from_numpy(resample(whole, rate, target))[None]])
+    from .atomic import write_bytes
 
-    def write(tmp: str) -> None:
-        with sf.SoundFile(tmp, "w", samplerate=target, channels=header["input_channels"], format=fmt, subtype=subtype) as f:
-            for block in blocks:
-                arr = block[0].T.numpy()
-                if arr.dtype.kind == "f":
-                    arr = np.clip(arr, -1.0, 1.0)
-                f.write(arr)
-                if progress is not None:
-                    progress(arr.shape[0])
-
-    atomic_write(out, write)
-    return header
+    fmt = format_of(path)
+    data = samples.T
+    buf = io.BytesIO()
+    sf.write(buf, prepare_block(data), rate, format=fmt, subtype=output_subtype(fmt, data.dtype, source_format))
+    write_bytes(path, buf.getvalue())

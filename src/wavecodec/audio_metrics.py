@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import metrics
+
 _EPS = 1e-10
 
 
@@ -28,8 +30,8 @@ def snr(ref: np.ndarray, est: np.ndarray) -> float:
 
 
 def psnr(ref: np.ndarray, est: np.ndarray, data_range: float = 2.0) -> float:
-    mse = float(np.mean((ref.astype(np.float64) - est) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
+    """PSNR in dB over the full-scale range of float audio ([-1, 1], so 2)."""
+    return metrics.psnr(ref, est, data_range)
 
 
 def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:

@@ -48,10 +48,19 @@ class Bottleneck(nn.Module):
         """Additive uniform noise, the differentiable stand-in for rounding."""
         return v + torch.empty_like(v).uniform_(-0.5, 0.5)
 
-    def quantize(self, v: torch.Tensor) -> torch.Tensor:
-        """Round companded latents to integers (an integer tensor)."""
+    def quantize(self, v: torch.Tensor, quant_step: float = 1.0) -> torch.Tensor:
+        """Round companded latents to multiples of ``quant_step``; returns the multiples (an integer tensor).
+
+        ``quant_step`` >= 1 trades bits for quality in any model: fewer, coarser levels.
+        ``1`` is the model's native quantization. The symbols stay within ``max_symbol``.
+        """
         m = self.max_symbol
-        return torch.round(v).clamp_(-m, m).to(self.int_dtype)
+        return torch.round(v / quant_step if quant_step != 1 else v).clamp_(-m, m).to(self.int_dtype)
+
+    def dequantize(self, q: torch.Tensor, quant_step: float = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Inverse of :meth:`quantize`: integer symbols back to companded latents (floats of ``dtype``)."""
+        v = q.to(dtype)
+        return v * quant_step if quant_step != 1 else v
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         """Noise while training, rounding (kept as float) at inference."""

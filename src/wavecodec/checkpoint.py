@@ -7,16 +7,14 @@ half-written checkpoint behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
-from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_write
 from .config import CodecConfig
 from .errors import CheckpointError, ConfigError
 from .model import Codec
@@ -26,41 +24,8 @@ FORMAT_VERSION = 1
 
 
 def fingerprint(codec: Codec) -> str:
-    """A short hash of the config and every weight, recorded in compressed files.
-
-    Every ``compress`` and ``decompress`` needs it, so the digest is cached on the codec and
-    recomputed only when a tensor was replaced or modified in place (its storage pointer or
-    autograd version counter changed) or the config changed.
-    """
-    state = codec.state_dict()
-    key = (codec.config, tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype) for name, t in state.items()))
-    cached = getattr(codec, "_fingerprint_cache", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    h = hashlib.sha256(codec.config.to_json().encode())
-    for name, tensor in sorted(state.items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    digest = h.hexdigest()[:16]
-    codec._fingerprint_cache = (key, digest)
-    return digest
-
-
-def atomic_write(path: str | os.PathLike[str], write) -> None:
-    """Call ``write(tmp_path)`` and rename the result to ``path`` only if it succeeded."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The codec's weight fingerprint (:meth:`Codec.fingerprint`), as recorded in files and checkpoints."""
+    return codec.fingerprint()
 
 
 def save(codec: Codec, path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> None:

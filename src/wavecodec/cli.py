@@ -18,19 +18,16 @@ from typing import Callable, Sequence
 import torch
 
 from . import __version__, wpt
-from .checkpoint import atomic_write
+from .atomic import atomic_write, write_bytes
+from .coders import CODERS
 from .compression import MAX_SAMPLES, bits_per_sample, decompress, read_header
-from .errors import InputError, WavecodecError
+from .errors import CheckpointError, InputError, WavecodecError
 from .files import AUDIO_SUFFIXES, SUFFIXES, default_suffix, kind_of, read_input, suffix_of, write_output
 from .images import BUNDLED_PHOTO, IMAGE_SUFFIXES, read_image, to_tensor
+from .metrics import psnr
 from .model import Codec
-from .registry import default_model, load, models
-
-_MODALITY = {"image": "image", "audio": "audio", "volume": "volume"}
-
-
-def _psnr(mse: float) -> float:
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+from .progress import bar, staged_bars
+from .registry import load, model_for, model_for_header, models
 
 
 def _check_output(path: Path, force: bool) -> None:
@@ -38,8 +35,16 @@ def _check_output(path: Path, force: bool) -> None:
         raise InputError(f"{path} exists; pass --force to overwrite it")
 
 
+def _default(choose: Callable[[], str]) -> str:
+    """A model the registry picks, with the flag that overrides it named when it cannot."""
+    try:
+        return choose()
+    except CheckpointError as exc:
+        raise InputError(f"{str(exc).split(';')[0]}; pass --model") from None  # the CLI's words for the library's advice
+
+
 class _Models:
-    """Loads each model once per command."""
+    """Loads each model once per command: ``--model`` if given, else the registry's choice."""
 
     def __init__(self, override: str | None) -> None:
         self.override = override
@@ -51,43 +56,23 @@ class _Models:
         return self.cache[name]
 
     def for_input(self, kind: str, channels: int) -> Codec:
-        if self.override:
-            return self.get(self.override)
-        if kind == "array":
-            raise InputError("arrays have no default model; pass --model")
-        if kind == "audio":  # mono is coded by the stereo model (duplicated and folded back)
-            return self.get(default_model("audio"))
-        try:  # a model made for this channel count (grey, multispectral) first
-            return self.get(default_model(_MODALITY[kind], channels))
-        except WavecodecError:
-            if kind != "image" or channels not in (1, 2, 4):
-                raise
-        return self.get(default_model("image", 3))  # grey (+alpha) through RGB
+        return self.get(self.override or _default(lambda: model_for(kind, channels)))
 
     def for_header(self, header: dict) -> Codec:
-        if self.override:
-            return self.get(self.override)
-        if not header["model"]:
-            raise InputError("the file names no model; pass --model with the checkpoint it was made with")
-        try:
-            return self.get(header["model"])
-        except WavecodecError:
-            raise InputError(
-                f"the file was made with model {header['model']!r}, which is not shipped; pass --model with its checkpoint"
-            ) from None
+        return self.get(self.override or _default(lambda: model_for_header(header)))
 
 
 def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) -> dict:
     if kind_of(src) == "audio":  # streamed from the file: memory does not grow with its length
-        from .audio import encode_file
+        from .audio_coding import encode_file
 
-        data = encode_file(store.for_input("audio", 2), src, coder=args.coder, step=args.step)
+        data = encode_file(store.for_input("audio", 2), src, coder=args.coder, quant_step=args.quant_step)
     else:
         x, facts = read_input(src)
         codec = store.for_input(facts["kind"], x.shape[1])
         extra = {"affine": facts["affine"]} if "affine" in facts else None  # NIfTI volumes stay in place
-        data = codec.compress(x, coder=args.coder, step=args.step, extra=extra)
-    atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
+        data = codec.compress(x, coder=args.coder, quant_step=args.quant_step, extra=extra)
+    write_bytes(dst, data)
     header = read_header(data)
     return {"bytes": len(data), "bpp": bits_per_sample(len(data), header)}
 
@@ -99,7 +84,7 @@ def _decode_one(src: Path, dst: Path | None, args: argparse.Namespace, store: _M
     out = dst if dst is not None else src.with_suffix(default_suffix(header))
     _check_output(out, args.force)
     if header["modality"] == "audio" and out.suffix.lower() in (".wav", ".flac"):
-        from .audio import decode_file
+        from .audio_coding import decode_file
 
         decode_file(codec, data, out)  # chunk by chunk
         return out
@@ -171,6 +156,19 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_encode(sub: argparse._SubParsersAction) -> None:
+    """The ``encode`` command's arguments."""
+    p = sub.add_parser("encode", help="compress a file or a directory tree into .wvc files")
+    p.add_argument("input", help="image, audio or .npy file, or a directory")
+    p.add_argument("-o", "--output", help="output file (default INPUT.wvc) or directory (default INPUT_wvc)")
+    p.add_argument("--model", help="shipped model name or checkpoint path (default: by input type)")
+    p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
+    p.add_argument("--quant-step", "--step", dest="quant_step", type=float, default=1.0,
+                   help="quantization step >= 1: larger means fewer bits, lower quality (default 1)")
+    _common_flags(p)
+    p.set_defaults(func=cmd_encode)
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     src = Path(args.input)
     store = _Models(args.model)
@@ -193,6 +191,16 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {out}")
     return 0
+
+
+def add_decode(sub: argparse._SubParsersAction) -> None:
+    """The ``decode`` command's arguments."""
+    p = sub.add_parser("decode", help="decompress a .wvc file or a directory of them")
+    p.add_argument("input", help=".wvc file or directory")
+    p.add_argument("-o", "--output", help="output file (.png, .wav, .npy; default by content) or directory")
+    p.add_argument("--model", help="checkpoint to decode with (default: the model named in the file)")
+    _common_flags(p)
+    p.set_defaults(func=cmd_decode)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -220,6 +228,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_info(sub: argparse._SubParsersAction) -> None:
+    """The ``info`` command's arguments."""
+    p = sub.add_parser("info", help="show the header and size figures of a .wvc file")
+    p.add_argument("input", help=".wvc file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     entries = models()
     if args.json:
@@ -239,6 +255,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_models(sub: argparse._SubParsersAction) -> None:
+    """The ``models`` command's arguments."""
+    p = sub.add_parser("models", help="list the shipped models and their figures")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_models)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
@@ -249,20 +272,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         found = [src]
     else:
         raise InputError(f"{src}: no such file or directory")
-    if args.model:
-        codec = load(args.model)
-    else:  # audio only when there are no images to evaluate
-        audio_input = bool(found) and all(suffix_of(p) in AUDIO_SUFFIXES for p in found)
-        codec = load(default_model("audio" if audio_input else "image"))
+    audio_input = bool(found) and all(suffix_of(p) in AUDIO_SUFFIXES for p in found)  # audio only when no images
+    codec = load(args.model or _default(lambda: model_for("audio", 2) if audio_input else model_for("image", 3)))
     suffixes = AUDIO_SUFFIXES if codec.config.modality == "audio" else IMAGE_SUFFIXES
     paths = [p for p in found if p == src or suffix_of(p) in suffixes]
-    report = evaluate(codec, paths, coder=args.coder, progress=not args.quiet, step=args.step)
+    report = evaluate(codec, paths, coder=args.coder, progress=_bar(args.quiet, "file"), quant_step=args.quant_step)
     if args.json:
         out = Path(args.json)
         atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
     if not args.quiet:
         _print_report(report, codec.config.modality == "audio")
     return 0
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    """The ``eval`` command's arguments."""
+    p = sub.add_parser("eval", help="measure rate, quality and speed of a model on images or audio")
+    p.add_argument("input", help="image or audio file, or a directory (recursive)")
+    p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped model for the input)")
+    p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
+    p.add_argument("--quant-step", "--step", dest="quant_step", type=float, default=1.0, help="quantization step >= 1 (default 1)")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    p.set_defaults(func=cmd_eval)
 
 
 def _print_report(report: dict, audio: bool) -> None:
@@ -285,122 +317,20 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     if args.labels and args.labels_from_folders:
         raise InputError("use either --labels or --labels-from-folders, not both")
-    convert(args.src, args.dst, model=args.model or default_model("image"), labels=args.labels,
-            labels_from_folders=args.labels_from_folders, shard_size=args.shard_size, engine=args.engine,
-            workers=args.workers, coder=args.coder, quiet=args.quiet)
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, train
-
-    overrides = list(args.set or [])
-    if args.run_dir:
-        overrides.append(f"run_dir={args.run_dir}")
-    cfg = TrainConfig.load(args.config or "", overrides)
-    summary = train(cfg, resume=args.resume, quiet=args.quiet)
-    if not args.quiet and int(__import__("os").environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary, indent=2))
-    return 0
-
-
-def cmd_learn(args: argparse.Namespace) -> int:
-    from .learn.shards import learn
-
-    metrics = learn(args.train, args.output, test_dir=args.test, test_fraction=args.test_fraction, epochs=args.epochs,
-                    batch_size=args.batch_size, width=args.width, depth=args.depth, kind=args.kind, lr=args.lr,
-                    seed=args.seed, quiet=args.quiet)
+    if args.shard_size < 1:
+        raise InputError("--shard-size must be at least 1")
+    index = convert(args.src, args.dst, model=args.model or _default(lambda: model_for("image", 3)), labels=args.labels,
+                    labels_from_folders=args.labels_from_folders, shard_size=args.shard_size, engine=args.engine,
+                    workers=args.workers, coder=args.coder, progress=_bar(args.quiet, "item"))
     if not args.quiet:
-        print(f"test accuracy {metrics['final_accuracy']:.4f} on {metrics['test_samples']} samples "
-              f"({metrics['train_samples']} trained on); wrote {args.output}/classifier.safetensors, metrics.json, curves.png")
+        ratio = index["source_bytes"] / max(1, index["bytes"])
+        print(f"{index['count']} items in {len(index['shards'])} shards, {len(index['failed'])} unreadable; "
+              f"{index['bytes']:,} bytes of latents vs {index['source_bytes']:,} bytes of sources ({ratio:.1f}x smaller)")
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from .training import export
-
-    out = Path(args.output)
-    _check_output(out, args.force)
-    codec = export(args.run, out, name=args.name, fit_batches=args.fit_batches, use_ema=not args.no_ema)
-    if not args.quiet:
-        print(f"wrote {out} ({codec.config.name or 'unnamed'}, {codec.num_parameters():,} parameters)")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on bundled data: the wavelet transform, then a real compression round trip."""
-    image = read_image(args.image)
-    x = to_tensor(image).double() / 255.0
-    block = 2**args.levels
-    h, w = (x.shape[2] // block) * block, (x.shape[3] // block) * block
-    X = wpt.analysis(x[:, :, :h, :w], args.levels)
-    err = (wpt.synthesis(X, args.levels) - x[:, :, :h, :w]).abs().max().item()
-    print(f"image:            {args.image} ({image.shape[1]}x{image.shape[0]}, {image.shape[2]} channels)")
-    print(f"wavelet packets:  J={args.levels} bior4.4 -> {tuple(X.shape)}, max abs reconstruction error {err:.2e} (float64)")
-    name = args.model or default_model("image")
-    codec = load(name)
-    pixels = to_tensor(image)
-    data = codec.compress(pixels)
-    decoded = codec.decompress(data)
-    mse = ((decoded.double() - pixels.double()) ** 2).mean().item() / 255**2
-    out = Path(args.output_dir)
-    stem = Path(args.image).stem
-    atomic_write(out / f"{stem}.wvc", lambda tmp: Path(tmp).write_bytes(data))
-    write_output(out / f"{stem}_decoded.png", decoded, {"sample_rate": None})
-    latent = codec.latent_shape(pixels.shape[2:])
-    print(f"model:            {codec.config.name} ({codec.num_parameters():,} parameters, latents {latent} int8)")
-    print(f"compressed:       {len(data):,} bytes, {8 * len(data) / (h * w):.3f} bpp, "
-          f"ratio {image.size / len(data):.1f}:1 against 8-bit pixels")
-    print(f"decoded PSNR:     {_psnr(mse):.2f} dB")
-    print(f"wrote:            {out / (stem + '.wvc')} and {out / (stem + '_decoded.png')}")
-    return 0
-
-
-def _common_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wavecodec", description="Learned wavelet compression.")
-    parser.add_argument("--version", action="version", version=f"wavecodec {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    p = sub.add_parser("encode", help="compress a file or a directory tree into .wvc files")
-    p.add_argument("input", help="image, audio or .npy file, or a directory")
-    p.add_argument("-o", "--output", help="output file (default INPUT.wvc) or directory (default INPUT_wvc)")
-    p.add_argument("--model", help="shipped model name or checkpoint path (default: by input type)")
-    p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
-    p.add_argument("--step", type=float, default=1.0, help="quantization step >= 1: larger means fewer bits, lower quality (default 1)")
-    _common_flags(p)
-    p.set_defaults(func=cmd_encode)
-
-    p = sub.add_parser("decode", help="decompress a .wvc file or a directory of them")
-    p.add_argument("input", help=".wvc file or directory")
-    p.add_argument("-o", "--output", help="output file (.png, .wav, .npy; default by content) or directory")
-    p.add_argument("--model", help="checkpoint to decode with (default: the model named in the file)")
-    _common_flags(p)
-    p.set_defaults(func=cmd_decode)
-
-    p = sub.add_parser("info", help="show the header and size figures of a .wvc file")
-    p.add_argument("input", help=".wvc file")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_info)
-
-    p = sub.add_parser("models", help="list the shipped models and their figures")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("eval", help="measure rate, quality and speed of a model on images or audio")
-    p.add_argument("input", help="image or audio file, or a directory (recursive)")
-    p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped model for the input)")
-    p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
-    p.add_argument("--step", type=float, default=1.0, help="quantization step >= 1 (default 1)")
-    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
-    p.set_defaults(func=cmd_eval)
-
+def add_convert(sub: argparse._SubParsersAction) -> None:
+    """The ``convert`` command's arguments."""
     p = sub.add_parser("convert", help="convert a dataset into WebDataset shards of compressed latents")
     p.add_argument("src", help="folder tree of images or audio, or a manifest file listing paths")
     p.add_argument("dst", help="output folder (re-running it resumes)")
@@ -410,10 +340,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="worker processes here, or Ray tasks")
     p.add_argument("--workers", type=int, default=2, help="worker processes (local) or CPUs (local Ray); default 2")
-    p.add_argument("--coder", choices=["ans", "ans-iid", "webp", "raw"], default="ans", help="entropy coder (default ans)")
+    p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_convert)
 
+
+def _bar(quiet: bool, unit: str) -> Callable[[int, int], None] | None:
+    """A progress bar on stderr, or none with ``--quiet``."""
+    return None if quiet else bar(unit)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    overrides = list(args.set or [])
+    if args.run_dir:
+        overrides.append(f"run_dir={args.run_dir}")
+    cfg = TrainConfig.load(args.config or "", overrides)
+    summary = train(cfg, resume=args.resume, progress=_bar(args.quiet, "step"))
+    if summary["world_size"] > 1:  # each rank says what it ended with, so a mismatch shows
+        print(f"rank {summary['rank']} weights {summary['weights']}", flush=True)
+    if not args.quiet and summary["rank"] == 0:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` command's arguments."""
     p = sub.add_parser("train", help="train a codec (rate-distortion) from a TOML/JSON config")
     p.add_argument("--config", help="TOML or JSON training config (default: all defaults)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. steps=500 or codec.latent_dim=48")
@@ -422,6 +375,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_train)
 
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from .learn.classify import learn
+
+    if not 0 < args.test_fraction < 1:
+        raise InputError("--test-fraction must be between 0 and 1")
+    metrics = learn(args.train, args.output, test_dir=args.test, test_fraction=args.test_fraction, epochs=args.epochs,
+                    batch_size=args.batch_size, width=args.width, depth=args.depth, kind=args.kind, lr=args.lr,
+                    seed=args.seed, progress=None if args.quiet else staged_bars("it"))
+    if not args.quiet:
+        print(f"test accuracy {metrics['final_accuracy']:.4f} on {metrics['test_samples']} samples "
+              f"({metrics['train_samples']} trained on); wrote {args.output}/classifier.safetensors, metrics.json, curves.png")
+    return 0
+
+
+def add_learn(sub: argparse._SubParsersAction) -> None:
+    """The ``learn`` command's arguments."""
     p = sub.add_parser("learn", help="train a classifier on a converted latent dataset (compressed-domain learning)")
     p.add_argument("train", help="latent dataset folder made by wavecodec convert, with labels")
     p.add_argument("-o", "--output", default="runs/learn", help="where the classifier, metrics and plot go")
@@ -437,6 +407,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_learn)
 
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .training import export
+
+    out = Path(args.output)
+    _check_output(out, args.force)
+    codec = export(args.run, out, name=args.name, fit_batches=args.fit_batches, use_ema=not args.no_ema)
+    if not args.quiet:
+        print(f"wrote {out} ({codec.config.name or 'unnamed'}, {codec.num_parameters():,} parameters)")
+    return 0
+
+
+def add_export(sub: argparse._SubParsersAction) -> None:
+    """The ``export`` command's arguments."""
     p = sub.add_parser("export", help="write a loadable model from a training run")
     p.add_argument("run", help="run directory")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
@@ -446,12 +430,59 @@ def build_parser() -> argparse.ArgumentParser:
     _common_flags(p)
     p.set_defaults(func=cmd_export)
 
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on bundled data: the wavelet transform, then a real compression round trip."""
+    image = read_image(args.image)
+    x = to_tensor(image).double() / 255.0
+    block = 2**args.levels
+    h, w = (x.shape[2] // block) * block, (x.shape[3] // block) * block
+    X = wpt.analysis(x[:, :, :h, :w], args.levels)
+    err = (wpt.synthesis(X, args.levels) - x[:, :, :h, :w]).abs().max().item()
+    print(f"image:            {args.image} ({image.shape[1]}x{image.shape[0]}, {image.shape[2]} channels)")
+    print(f"wavelet packets:  J={args.levels} bior4.4 -> {tuple(X.shape)}, max abs reconstruction error {err:.2e} (float64)")
+    name = args.model or _default(lambda: model_for("image", 3))
+    codec = load(name)
+    pixels = to_tensor(image)
+    data = codec.compress(pixels)
+    decoded = codec.decompress(data)
+    quality = psnr(pixels, decoded, 255.0)
+    out = Path(args.output_dir)
+    stem = Path(args.image).stem
+    write_bytes(out / f"{stem}.wvc", data)
+    write_output(out / f"{stem}_decoded.png", decoded, {"sample_rate": None})
+    latent = codec.latent_shape(pixels.shape[2:])
+    print(f"model:            {codec.config.name} ({codec.num_parameters():,} parameters, latents {latent} int8)")
+    print(f"compressed:       {len(data):,} bytes, {8 * len(data) / (h * w):.3f} bpp, "
+          f"ratio {image.size / len(data):.1f}:1 against 8-bit pixels")
+    print(f"decoded PSNR:     {quality:.2f} dB")
+    print(f"wrote:            {out / (stem + '.wvc')} and {out / (stem + '_decoded.png')}")
+    return 0
+
+
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    """The ``demo`` command's arguments."""
     p = sub.add_parser("demo", help="transform and compress a bundled photo; report size and PSNR")
     p.add_argument("image", nargs="?", default=str(BUNDLED_PHOTO), help="image file (default: bundled photo)")
     p.add_argument("--levels", type=int, default=3, help="wavelet packet levels J (default 3)")
     p.add_argument("--model", help="model to compress with (default: the first shipped image model)")
     p.add_argument("--output-dir", default="out/demo", help="where the .wvc and decoded PNG go (default out/demo)")
     p.set_defaults(func=cmd_demo)
+
+
+def _common_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``wavecodec`` argument parser: one ``add_<command>`` per ``cmd_<command>``."""
+    parser = argparse.ArgumentParser(prog="wavecodec", description="Learned wavelet compression.")
+    parser.add_argument("--version", action="version", version=f"wavecodec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in (add_encode, add_decode, add_info, add_models, add_eval, add_convert, add_train, add_learn, add_export, add_demo):
+        add(sub)
     return parser
 
 

@@ -13,18 +13,19 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-from .checkpoint import fingerprint
 from .coders import CODERS, decode_symbols, encode_symbols
 from .config import MODALITIES
 from .container import pack, unpack
 from .errors import FormatError, ShapeError
-from .model import Codec
 from .streaming import DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, decode_chunks, encode_chunks
+
+if TYPE_CHECKING:  # the codec calls into this module, never the other way round at import time
+    from .model import Codec
 
 MAX_SAMPLES = 2**30
 MAX_SIDE = 2**24
@@ -74,23 +75,37 @@ def _split_alpha(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Te
     return x, alpha
 
 
+def _check_quant_step(quant_step: object) -> None:
+    if not (isinstance(quant_step, (int, float)) and 1.0 <= quant_step <= MAX_STEP):
+        raise ShapeError(f"quant_step must be a number in [1, {MAX_STEP}], got {quant_step!r}")
+
+
 def compress(
-    codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None, step: float = 1.0,
-    chunk_frames: int = DEFAULT_CHUNK_FRAMES, extra: dict[str, Any] | None = None,
+    codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None,
+    quant_step: float = 1.0, chunk_frames: int = DEFAULT_CHUNK_FRAMES, extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """Encode ``x`` (``(B, C, *S)`` or ``(C, *S)``) into the bytes of a ``.wvc`` file.
+    """Encode ``x`` into the bytes of a ``.wvc`` file.
 
-    ``step`` >= 1 trades bits for quality in any model: the companded latents are rounded to
-    multiples of ``step`` (coded as ``round(v / step)``) instead of to integers, so there are
-    fewer, coarser levels. ``step = 1`` is the model's native quantization.
+    Args:
+        codec: the model.
+        x: ``(B, C, *S)`` or ``(C, *S)`` samples (tensor or array) of a dtype in :data:`DTYPES`.
+        coder: an entropy coder of :data:`wavecodec.coders.CODERS`.
+        sample_rate: recorded in the header (audio).
+        quant_step: >= 1 trades bits for quality in any model: the companded latents are
+            rounded to multiples of it (:meth:`Bottleneck.quantize`); 1 is the native quantization.
+        chunk_frames: a single 1-D signal longer than this many latent frames is coded in
+            chunks (:mod:`wavecodec.streaming`): same latents, bounded memory.
+        extra: more header fields to record.
 
-    A single 1-D signal longer than ``chunk_frames`` latent frames is coded in chunks
-    (:mod:`wavecodec.streaming`): same latents, bounded memory, decodable chunk by chunk.
+    Returns:
+        The file's bytes.
+
+    Raises:
+        FormatError: unknown coder. ShapeError: a shape, dtype or ``quant_step`` it cannot code.
     """
     if coder not in CODERS:
         raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
-    if not (isinstance(step, (int, float)) and 1.0 <= step <= MAX_STEP):
-        raise ShapeError(f"step must be a number in [1, {MAX_STEP}], got {step!r}")
+    _check_quant_step(quant_step)
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
@@ -112,12 +127,11 @@ def compress(
         signal = x[0]
         extra = {**(extra or {}), "value_range": ranges} if ranges else extra
         return compress_reader(codec, lambda a, b: signal[:, a:b], size[0], dtype, input_channels, coder=coder,
-                               sample_rate=sample_rate, step=step, chunk_frames=chunk_frames, extra=extra)
+                               sample_rate=sample_rate, quant_step=quant_step, chunk_frames=chunk_frames, extra=extra)
     with torch.inference_mode():
-        v = codec.encode(x)
-        q = codec.quantize(v / step if step != 1 else v).cpu()
+        q = codec.quantize(codec.encode(x), quant_step).cpu()
     payload = encode_symbols(coder, q.numpy().astype(np.int64), codec)
-    header = _header(codec, x.shape[0], input_channels, size, dtype, list(q.shape[1:]), coder, step, sample_rate)
+    header = _header(codec, x.shape[0], input_channels, size, dtype, list(q.shape[1:]), coder, quant_step, sample_rate)
     header["alpha"] = alpha is not None
     header["value_range"] = ranges
     header.update(extra or {})
@@ -155,11 +169,11 @@ def denormalize(x: torch.Tensor, ranges: list[list[float]], value_range: tuple[f
 
 
 def _header(codec: Codec, batch: int, input_channels: int, size: list[int], dtype: torch.dtype, latent_shape: list[int],
-            coder: str, step: float, sample_rate: int | None) -> dict[str, Any]:
+            coder: str, quant_step: float, sample_rate: int | None) -> dict[str, Any]:
     cfg = codec.config
     return {
         "model": cfg.name,
-        "model_hash": fingerprint(codec),
+        "model_hash": codec.fingerprint(),
         "modality": cfg.modality,
         "batch": batch,
         "channels": cfg.channels,
@@ -170,7 +184,7 @@ def _header(codec: Codec, batch: int, input_channels: int, size: list[int], dtyp
         "latent_shape": latent_shape,
         "padding": [-s % cfg.block for s in size],
         "coder": coder,
-        "step": float(step),
+        "step": float(quant_step),  # the quantization step (the field's name is part of the format)
         "sample_rate": sample_rate,
         "alpha": False,
         "chunk_frames": None,
@@ -180,15 +194,26 @@ def _header(codec: Codec, batch: int, input_channels: int, size: list[int], dtyp
 
 
 def compress_reader(codec: Codec, read: Reader, length: int, dtype: torch.dtype, input_channels: int, coder: str = "ans",
-                    sample_rate: int | None = None, step: float = 1.0, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                    sample_rate: int | None = None, quant_step: float = 1.0, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
                     progress: Callable[[int], None] | None = None, extra: dict[str, Any] | None = None) -> bytes:
-    """Compress one long 1-D signal read window by window: ``read(start, stop)`` gives ``(C, stop - start)`` samples.
+    """Compress one long 1-D signal read window by window, in chunks.
 
     Memory stays bounded by the chunk size whatever ``length`` is (only the coded bytes grow).
+
+    Args:
+        read: ``read(start, stop)`` gives ``(C, stop - start)`` samples.
+        length: samples in all. dtype: their type, recorded for decoding.
+        input_channels: channels of the source (1 for mono through a stereo model).
+        progress: called with the samples done after each chunk.
+        Others as in :func:`compress`.
+
+    Returns:
+        The file's bytes.
     """
     cfg = codec.config
     if coder not in CODERS:
         raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
+    _check_quant_step(quant_step)
     if cfg.ndim != 1:
         raise ShapeError("chunked coding is for 1-D signals")
     if length < 1:
@@ -196,12 +221,12 @@ def compress_reader(codec: Codec, read: Reader, length: int, dtype: torch.dtype,
     if dtype not in _DTYPE_NAMES:
         raise ShapeError(f"unsupported dtype {dtype}")
     payloads = []
-    for q in encode_chunks(codec, read, length, chunk_frames, step):
+    for q in encode_chunks(codec, read, length, chunk_frames, quant_step):
         payloads.append(encode_symbols(coder, q.cpu().numpy().astype(np.int64), codec))
         if progress is not None:
             progress(q.shape[-1] * cfg.block)
     frames = -(-length // cfg.block)
-    header = _header(codec, 1, input_channels, [length], dtype, [cfg.latent_dim, frames], coder, step, sample_rate)
+    header = _header(codec, 1, input_channels, [length], dtype, [cfg.latent_dim, frames], coder, quant_step, sample_rate)
     header["chunk_frames"] = chunk_frames
     header["chunk_bytes"] = [len(p) for p in payloads]
     header.update(extra or {})
@@ -283,7 +308,7 @@ def read_header(data: bytes, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
 def check_model(header: dict[str, Any], codec: Codec) -> None:
     """Raise :class:`ModelMismatchError` unless ``codec`` is the model the file was made with."""
     cfg = codec.config
-    digest = fingerprint(codec)
+    digest = codec.fingerprint()
     if header["model_hash"] != digest:
         raise ModelMismatchError(
             f"the file was made with model {header['model'] or 'unnamed'!r} ({header['model_hash']}), "
@@ -300,8 +325,94 @@ def check_model(header: dict[str, Any], codec: Codec) -> None:
         raise FormatError("the header's shapes do not match the model it names")
 
 
+class LatentSymbols:
+    """The integer latents of one verified file, entropy-decoded on demand.
+
+    The one way from file bytes to integer latents: :func:`decompress`,
+    :func:`decompress_blocks` and the latent datasets all read through it. Unchunked files
+    are decoded whole on first access; chunked 1-D files chunk by chunk (with a small
+    cache), so reading a window of frames decodes only the chunks it touches.
+    """
+
+    def __init__(self, codec: Codec, header: dict[str, Any], payload: bytes) -> None:
+        self.codec, self.header, self.payload = codec, header, payload
+        self.shape: tuple[int, ...] = (header["batch"], *header["latent_shape"])
+        self.quant_step: float = header["step"]
+        self.chunk_frames: int | None = header.get("chunk_frames")
+        self._whole: np.ndarray | None = None
+        self._chunks: ChunkedLatents | None = None
+        if self.chunk_frames:
+            sizes = header["chunk_bytes"]
+            if sum(sizes) != len(payload):
+                raise FormatError("the chunk sizes do not add up to the latents section")
+            offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
+            latent_dim, frames = header["latent_shape"]
+
+            def decode_chunk(k: int) -> np.ndarray:
+                n = min(self.chunk_frames, frames - k * self.chunk_frames)
+                blob = payload[offsets[k] : offsets[k + 1]]
+                return decode_symbols(header["coder"], blob, (1, latent_dim, n), codec)[0]
+
+            self._chunks = ChunkedLatents(decode_chunk, frames, self.chunk_frames)
+
+    @property
+    def frames(self) -> int:
+        """Length of the last latent axis."""
+        return self.shape[-1]
+
+    def window(self, lo: int, hi: int) -> np.ndarray:
+        """Frames ``[lo, hi)`` of the last axis of item 0, ``(latent_dim, ..., hi - lo)``; chunked files decode only what it touches."""
+        if self._chunks is not None:
+            return self._chunks(lo, hi)
+        return self.all()[0][..., lo:hi]
+
+    def all(self) -> np.ndarray:
+        """Every symbol, ``(B, latent_dim, *S)`` int32."""
+        if self._whole is None:
+            if self._chunks is not None:
+                self._whole = self._chunks(0, self.frames)[None].astype(np.int32, copy=False)
+            else:
+                self._whole = decode_symbols(self.header["coder"], self.payload, self.shape, self.codec).astype(np.int32, copy=False)
+        return self._whole
+
+    def latents(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Every latent, dequantized (:meth:`Bottleneck.dequantize`): what the decoder takes."""
+        return self.codec.bottleneck.dequantize(torch.from_numpy(self.all()), self.quant_step, dtype)
+
+
+def open_latents(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> tuple[dict[str, Any], LatentSymbols, bytes | None]:
+    """Verify ``.wvc`` bytes made with ``codec``; nothing is entropy-decoded yet.
+
+    Args:
+        codec: the model the file must have been made with.
+        data: the file's bytes (untrusted).
+        max_samples: refuse files that declare more samples than this.
+
+    Returns:
+        ``(header, symbols, alpha)``: the checked header, the latents to decode on demand,
+        and the alpha section (``None`` without one).
+
+    Raises:
+        FormatError: a malformed, corrupted or oversized file; ``ModelMismatchError`` when
+        it was made with another model.
+    """
+    header, sections = unpack(data)
+    validate_header(header, max_samples)
+    check_model(header, codec)
+    if set(sections) != ({"latents", "alpha"} if header["alpha"] else {"latents"}):
+        raise FormatError("the file's sections do not match its header")
+    return header, LatentSymbols(codec, header, sections["latents"]), sections.get("alpha")
+
+
 def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Decoded:
-    """Decode ``.wvc`` bytes made with ``codec``; checks everything before allocating."""
+    """Decode ``.wvc`` bytes made with ``codec``; everything is checked before anything large is allocated.
+
+    Returns:
+        A :class:`Decoded`: the signal in its original shape and dtype, and the header.
+
+    Raises:
+        FormatError: as :func:`open_latents`.
+    """
     header, blocks = decompress_blocks(codec, data, max_samples)
     parts = list(blocks)
     return Decoded(signal=parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1), header=header)
@@ -312,29 +423,24 @@ def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES)
 
     Unchunked files give one block. For chunked files the blocks are decoded as they are
     taken, so only one chunk's samples exist at a time: write them out as they come.
+
+    Raises:
+        FormatError: as :func:`open_latents` (and while iterating, for a corrupted payload).
     """
-    header, sections = unpack(data)
-    validate_header(header, max_samples)
-    check_model(header, codec)
-    if set(sections) != ({"latents", "alpha"} if header["alpha"] else {"latents"}):
-        raise FormatError("the file's sections do not match its header")
-    if header.get("chunk_frames"):
-        return header, (_restore(codec, _fold(u, header, codec), header).cpu() for u in _chunked_units(codec, header, sections))
-    return header, iter([_decode_whole(codec, header, sections)])
+    header, symbols, alpha = open_latents(codec, data, max_samples)
+    if symbols.chunk_frames:
+        return header, (_restore(codec, _fold(u, header, codec), header).cpu() for u in _chunked_units(codec, header, symbols))
+    return header, iter([_decode_whole(codec, header, symbols, alpha)])
 
 
-def _decode_whole(codec: Codec, header: dict[str, Any], sections: dict[str, bytes]) -> torch.Tensor:
-    shape = (header["batch"], *header["latent_shape"])
-    q = decode_symbols(header["coder"], sections["latents"], shape, codec)
+def _decode_whole(codec: Codec, header: dict[str, Any], symbols: LatentSymbols, alpha_blob: bytes | None) -> torch.Tensor:
     size = header["shape"]
     with torch.inference_mode():
-        latents = torch.from_numpy(q).to(codec._param_dtype()).to(next(codec.parameters()).device)
-        if header["step"] != 1:
-            latents = latents * header["step"]
+        latents = symbols.latents(codec.param_dtype).to(codec.device)
         u = _fold(codec.crop(codec._decode_unit(latents), size), header, codec)
         signal = _restore(codec, u, header).cpu()
-    if header["alpha"]:
-        alpha = _inflate_alpha(sections["alpha"], header["batch"], size, DTYPES[header["dtype"]])
+    if alpha_blob is not None:
+        alpha = _inflate_alpha(alpha_blob, header["batch"], size, DTYPES[header["dtype"]])
         signal = torch.cat([signal, alpha], dim=1)
     return signal
 
@@ -356,22 +462,11 @@ def _fold(u: torch.Tensor, header: dict[str, Any], codec: Codec) -> torch.Tensor
     return u
 
 
-def _chunked_units(codec: Codec, header: dict[str, Any], sections: dict[str, bytes]) -> Iterator[torch.Tensor]:
+def _chunked_units(codec: Codec, header: dict[str, Any], symbols: LatentSymbols) -> Iterator[torch.Tensor]:
     """Decoded blocks (model unit range) of a chunked file, in order."""
-    sizes, chunk = header["chunk_bytes"], header["chunk_frames"]
-    latent_dim, frames = header["latent_shape"]
-    blob = sections["latents"]
-    if sum(sizes) != len(blob):
-        raise FormatError("the chunk sizes do not add up to the latents section")
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-
-    def decode_chunk(k: int) -> np.ndarray:
-        n = min(chunk, frames - k * chunk)
-        return decode_symbols(header["coder"], blob[offsets[k] : offsets[k + 1]], (1, latent_dim, n), codec)[0]
-
-    store = ChunkedLatents(decode_chunk, frames, chunk)
     with torch.inference_mode():
-        yield from decode_chunks(codec, store, frames, header["shape"][0], chunk, header["step"])
+        yield from decode_chunks(codec, symbols.window, symbols.frames, header["shape"][0], symbols.chunk_frames,
+                                 symbols.quant_step)
 
 
 def _inflate_alpha(blob: bytes, batch: int, size: list[int], dtype: torch.dtype) -> torch.Tensor:

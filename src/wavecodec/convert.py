@@ -25,9 +25,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .checkpoint import atomic_write, fingerprint
+from .atomic import atomic_write
 from .errors import InputError, WavecodecError
 from .files import SUFFIXES, read_input
 
@@ -65,7 +65,7 @@ def list_items(
         for p in paths:
             rel = p.relative_to(base)
             if len(rel.parts) < 2:
-                raise InputError(f"{p} is not inside a class folder (--labels-from-folders)")
+                raise InputError(f"{p} is not inside a class folder (labels from folders)")
             label_of[p] = rel.parts[0]
     elif labels_csv:
         try:
@@ -170,7 +170,7 @@ def _run_ray(jobs: list[tuple], workers: int, progress) -> None:
     try:
         import ray
     except ImportError:
-        raise InputError("--engine ray needs Ray: pip install 'wavecodec[ray]'") from None
+        raise InputError("the ray engine needs Ray: pip install 'wavecodec[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=os.environ.get("RAY_ADDRESS"), num_cpus=None if os.environ.get("RAY_ADDRESS") else max(1, workers),
@@ -196,18 +196,34 @@ def convert(
     engine: str = "local",
     workers: int = 2,
     coder: str = "ans",
-    quiet: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Convert ``src`` into latent shards in ``dst`` (resumable); returns the index."""
+    """Convert ``src`` into latent shards in ``dst``; re-running it resumes.
+
+    Args:
+        src: a folder tree of inputs, or a manifest file listing paths.
+        dst: the output folder.
+        model: a shipped model name or a checkpoint path.
+        labels: a CSV of ``path,label``; or ``labels_from_folders``: the first subfolder names the class.
+        shard_size: samples per shard. engine: ``"local"`` (worker processes) or ``"ray"``.
+        workers: processes (local) or CPUs (local Ray). coder: the entropy coder.
+        progress: called as ``progress(done, total)`` items, first with what earlier runs did.
+
+    Returns:
+        The index (also written to ``dst/index.json``): counts, failures, sizes, shards.
+
+    Raises:
+        InputError: bad arguments, unreadable inputs or labels, or ``dst`` holding another conversion.
+    """
     if shard_size < 1:
-        raise InputError("--shard-size must be at least 1")
+        raise InputError("shard_size must be at least 1")
     if engine not in ("local", "ray"):
         raise InputError(f"unknown engine {engine!r}; use local or ray")
     items, class_names = list_items(src, labels, labels_from_folders)
     out = Path(dst)
     out.mkdir(parents=True, exist_ok=True)
     codec = _codec(model)
-    info = {"model": codec.config.name, "model_ref": str(model), "model_hash": fingerprint(codec), "coder": coder,
+    info = {"model": codec.config.name, "model_ref": str(model), "model_hash": codec.fingerprint(), "coder": coder,
             "shard_size": shard_size}
     plan_path = out / "plan.json"
     plan = {**info, "items": len(items), "source": str(src), "class_names": class_names}
@@ -219,12 +235,18 @@ def convert(
         atomic_write(plan_path, lambda t: Path(t).write_text(json.dumps(plan, indent=2)))
     shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
     jobs = [(str(out), k, shard, model, coder, class_names) for k, shard in enumerate(shards) if not is_done(out, k)]
-    from tqdm import tqdm
+    done = len(items) - sum(len(j[2]) for j in jobs)
+    if progress is not None:
+        progress(done, len(items))
 
-    bar = tqdm(total=len(items), initial=len(items) - sum(len(j[2]) for j in jobs), unit="item", disable=quiet)
+    def shard_done(report: dict[str, Any]) -> None:
+        nonlocal done
+        done += len(shards[report["shard"]])
+        if progress is not None:
+            progress(done, len(items))
+
     started = time.perf_counter()
-    (_run_ray if engine == "ray" else _run_local)(jobs, workers, lambda rep: bar.update(len(shards[rep["shard"]])))
-    bar.close()
+    (_run_ray if engine == "ray" else _run_local)(jobs, workers, shard_done)
     reports = [json.loads((out / f"{shard_name(k)}.json").read_text()) for k in range(len(shards))]
     shapes: dict[str, int] = {}
     for r in reports:
@@ -245,8 +267,4 @@ def convert(
         "seconds_this_run": time.perf_counter() - started,
     }
     atomic_write(out / INDEX, lambda t: Path(t).write_text(json.dumps(index, indent=2)))
-    if not quiet:
-        ratio = index["source_bytes"] / max(1, index["bytes"])
-        print(f"{index['count']} items in {len(shards)} shards, {len(index['failed'])} unreadable; "
-              f"{index['bytes']:,} bytes of latents vs {index['source_bytes']:,} bytes of sources ({ratio:.1f}x smaller)")
     return index

@@ -6,11 +6,12 @@
 * :class:`OnTheFlyLatents`: computes latents from raw batches with ``codec.encode`` on the
   training device, skipping entropy coding entirely.
 
-Both datasets yield ``(latents, label)``: by default the dequantized latents as floats
-``(latent_dim, H / 2^J, W / 2^J)`` (the integers as float32), ``as_integers=True`` gives the
-int8/int16 tensor, ``decode=True`` the decoded signal instead; ``label`` is -1 when the
-dataset has no labels. Latents are decoded from the ``.wvc`` bytes without running the
-decoder network, so reading is cheap.
+Both datasets yield ``(latents, label)``: by default the dequantized latents as float32
+``(latent_dim, H / 2^J, W / 2^J)`` (the integer symbols times the file's quantization step),
+``as_integers=True`` gives the int8/int16 symbols, ``decode=True`` the decoded signal
+instead; ``label`` is -1 when the dataset has no labels. Latents are entropy-decoded from the
+``.wvc`` bytes through :func:`wavecodec.compression.open_latents` (the same path as
+``decompress``, chunked 1-D files included) without running the decoder network.
 """
 
 from __future__ import annotations
@@ -25,14 +26,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from .checkpoint import fingerprint
-from .coders import decode_symbols
-from .compression import check_model, decompress, validate_header
-from .container import unpack
+from .compression import decompress, open_latents
 from .convert import INDEX
 from .errors import FormatError, InputError
 from .model import Codec
-from .registry import load
+from .registry import load, model_for_dataset
 
 
 def read_index(root: str | Path) -> dict[str, Any]:
@@ -40,7 +38,7 @@ def read_index(root: str | Path) -> dict[str, Any]:
     try:
         index = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"{root} holds no {INDEX}; convert a dataset first (wavecodec convert)") from None
+        raise InputError(f"{root} holds no {INDEX}; convert a dataset first (wavecodec.convert.convert)") from None
     except json.JSONDecodeError:
         raise InputError(f"{path} is not valid JSON") from None
     if index.get("format") != "wavecodec-latent-shards":
@@ -54,11 +52,8 @@ class _Reader:
     def __init__(self, root: str | Path, codec: Codec | str | None, as_integers: bool, decode: bool, crop: int | None) -> None:
         self.root = Path(root)
         self.index = read_index(root)
-        if not isinstance(codec, Codec):
-            ref = self.index.get("model_ref", "")
-            codec = load(codec or (ref if Path(ref).is_file() else self.index["model"]))
-        self.codec = codec
-        if fingerprint(self.codec) != self.index["model_hash"]:
+        self.codec = codec if isinstance(codec, Codec) else load(codec or model_for_dataset(self.index))
+        if self.codec.fingerprint() != self.index["model_hash"]:
             raise InputError(f"the shards were made with model {self.index['model']!r} ({self.index['model_hash']}), not this one")
         self.as_integers, self.decode, self.crop = as_integers, decode, crop
         self.class_names: list[str] = self.index.get("class_names", [])
@@ -67,14 +62,14 @@ class _Reader:
         y = int(label) if label is not None else -1
         if self.decode:
             return decompress(self.codec, wvc).signal[0], y
-        header, sections = unpack(wvc)
-        validate_header(header)
-        check_model(header, self.codec)
-        q = decode_symbols(header["coder"], sections["latents"], (header["batch"], *header["latent_shape"]), self.codec)[0]
+        _, symbols, _ = open_latents(self.codec, wvc)
+        q = symbols.all()[0]
         if self.crop:
             q = _random_crop(q, self.crop, rng)
         t = torch.from_numpy(np.ascontiguousarray(q))
-        return (t.to(self.codec.bottleneck.int_dtype) if self.as_integers else t.float()), y
+        if self.as_integers:
+            return t.to(self.codec.bottleneck.int_dtype), y
+        return self.codec.bottleneck.dequantize(t, symbols.quant_step, torch.float32), y
 
 
 def _random_crop(q: np.ndarray, size: int, rng: random.Random) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -29,12 +29,17 @@ def _unit(x: torch.Tensor, codec: Codec) -> torch.Tensor:
     return codec.to_unit(x).double() + 0.5
 
 
-def evaluate_file(codec: Codec, path: Path, coder: str = "ans", step: float = 1.0) -> dict[str, Any]:
+def evaluate_file(codec: Codec, path: Path, coder: str = "ans", quant_step: float = 1.0) -> dict[str, Any]:
+    """Rate (whole-file bpp), PSNR, MS-SSIM and encode/decode speed of one image file.
+
+    Raises:
+        InputError: not an image, or not an image model.
+    """
     x, facts = read_input(path)
     if facts["kind"] != "image" or codec.config.modality != "image":
         raise InputError(f"{path}: eval handles images with image models for now")
     start = time.perf_counter()
-    data = codec.compress(x, coder=coder, step=step)
+    data = codec.compress(x, coder=coder, quant_step=quant_step)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
     y = codec.decompress(data)
@@ -60,14 +65,15 @@ def evaluate_file(codec: Codec, path: Path, coder: str = "ans", step: float = 1.
     return row
 
 
-def evaluate_audio_file(codec: Codec, path: Path, coder: str = "ans", step: float = 1.0) -> dict[str, Any]:
+def evaluate_audio_file(codec: Codec, path: Path, coder: str = "ans", quant_step: float = 1.0) -> dict[str, Any]:
     """Rate from the ``.wvc`` bytes, quality of the decoded audio against the file, speed of encode/decode."""
-    from .audio import decode_array, encode_file, read_float
+    from .audio import read_float
+    from .audio_coding import decode_array, encode_file
     from .audio_metrics import all_metrics
 
     ref, rate = read_float(path)
     start = time.perf_counter()
-    data = encode_file(codec, path, coder=coder, step=step)
+    data = encode_file(codec, path, coder=coder, quant_step=quant_step)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
     out, _ = decode_array(codec, data)
@@ -93,26 +99,39 @@ IMAGE_KEYS = ["bpp", "psnr", "ms_ssim", "compression_ratio"]
 
 
 def evaluate(
-    codec: Codec, paths: Iterable[Path], coder: str = "ans", name: str = "", progress: bool = False, step: float = 1.0
+    codec: Codec, paths: Iterable[Path], coder: str = "ans", name: str = "",
+    progress: Callable[[int, int], None] | None = None, quant_step: float = 1.0,
 ) -> dict[str, Any]:
-    """Evaluate ``codec`` on every path (images or audio, by the model); returns a CompressAI-style results dict."""
+    """Evaluate ``codec`` on every path (images or audio, by the model).
+
+    Args:
+        progress: called as ``progress(done, total)`` files.
+
+    Returns:
+        A CompressAI-style results dict: ``results`` (metric -> [mean]), ``median`` speeds, per-file ``files``.
+
+    Raises:
+        InputError: no paths, or an unreadable one.
+    """
     paths = list(paths)
     if not paths:
         raise InputError("there is nothing to evaluate")
     audio = codec.config.modality == "audio"
     one = evaluate_audio_file if audio else evaluate_file
-    one(codec, paths[0], coder, step)  # warm-up, untimed
-    from tqdm import tqdm
-
-    rows = [one(codec, p, coder, step) for p in tqdm(paths, unit="file", disable=not progress)]
+    one(codec, paths[0], coder, quant_step)  # warm-up, untimed
+    rows = []
+    for k, p in enumerate(paths):
+        rows.append(one(codec, p, coder, quant_step))
+        if progress is not None:
+            progress(k + 1, len(paths))
     speed = ("encode_msamples_s", "decode_msamples_s", "encode_realtime", "decode_realtime") if audio else ("encode_mpix_s", "decode_mpix_s")
     keys = (AUDIO_KEYS if audio else IMAGE_KEYS) + list(speed)
     means = {k: statistics.mean(r[k] for r in rows) for k in keys if all(k in r for r in rows)}
     medians = {k: statistics.median(r[k] for r in rows) for k in speed}
     return {
         "name": name or codec.config.name,
-        "description": f"wavecodec {codec.config.name}: J={codec.config.levels}, {codec.config.latent_dim} latent channels, coder {coder}, step {step:g}",
-        "step": step,
+        "description": f"wavecodec {codec.config.name}: J={codec.config.levels}, {codec.config.latent_dim} latent channels, coder {coder}, quantization step {quant_step:g}",
+        "quant_step": quant_step,
         "results": {k: [v] for k, v in means.items()},
         "median": medians,
         "dimension_reduction": codec.config.reduction,

@@ -7,7 +7,6 @@ images, int16/float32 audio, any numeric ``.npy``) and a small dict of facts to 
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write
-from .errors import InputError, reading
+from .atomic import atomic_write
+from .audio import AUDIO_SUFFIXES, read_audio, write_audio
+from .errors import InputError
 from .images import IMAGE_SUFFIXES, read_image, to_array, to_tensor, write_image
 from .rasters import JP2_SUFFIXES, NIFTI_SUFFIXES, TIFF_SUFFIXES, read_jp2, read_nifti, read_tiff, write_nifti, write_tiff
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 ARRAY_SUFFIXES = (".npy",)
 VOLUME_SUFFIXES = NIFTI_SUFFIXES
 SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES + ARRAY_SUFFIXES + VOLUME_SUFFIXES
@@ -44,24 +43,6 @@ def kind_of(path: str | os.PathLike[str]) -> str:
     if suffix in ARRAY_SUFFIXES:
         return "array"
     raise InputError(f"{path}: unsupported file type {suffix or '(none)'}; supported: {' '.join(SUFFIXES)}")
-
-
-def audio_dtype(subtype: str) -> str:
-    """The sample type audio is read in: int16 for 16-bit PCM (kept exactly), float32 otherwise."""
-    return "int16" if subtype == "PCM_16" else "float32"
-
-
-def read_audio(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
-    """Read audio as ``(1, channels, samples)`` in :func:`audio_dtype`."""
-    import soundfile as sf
-
-    with reading(path, "not a readable audio file"):
-        info = sf.info(str(path))
-        dtype = audio_dtype(info.subtype)
-        data, rate = sf.read(str(path), dtype=dtype, always_2d=True)
-    if data.size == 0:
-        raise InputError(f"{path}: the audio is empty")
-    return torch.from_numpy(np.ascontiguousarray(data.T))[None], int(rate)
 
 
 def read_input(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -125,20 +106,8 @@ def write_output(path: str | os.PathLike[str], signal: torch.Tensor, header: dic
             raise InputError(f"{path}: only 2-D signals can be written as images; use .npy")
         write_image(path, to_array(signal))
     elif suffix in AUDIO_SUFFIXES:
-        import soundfile as sf
-
         if signal.dim() != 3 or not header.get("sample_rate"):
             raise InputError(f"{path}: only audio with a sample rate can be written as audio; use .npy")
-        data = signal[0].T.numpy()
-        fmt = {".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG"}.get(suffix, "WAV")
-        subtype = "PCM_16" if data.dtype == np.int16 else ("PCM_16" if fmt == "FLAC" else None)
-
-        def save_audio(tmp: str) -> None:
-            buf = io.BytesIO()
-            out = data if data.dtype != np.float32 or subtype is None else np.clip(data, -1, 1)
-            sf.write(buf, out, header["sample_rate"], format=fmt, subtype=subtype)
-            Path(tmp).write_bytes(buf.getvalue())
-
-        atomic_write(path, save_audio)
+        write_audio(path, signal[0].numpy(), header["sample_rate"], header.get("source_format"))
     else:
         raise InputError(f"{path}: cannot write {suffix or 'files without a suffix'}; use .png, .wav or .npy")

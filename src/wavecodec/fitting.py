@@ -63,15 +63,17 @@ def pca_init(codec: Codec, batches: Iterable[torch.Tensor], latent_scale: float 
 
 
 @torch.no_grad()
-def fit_entropy(codec: Codec, batches: Iterable[torch.Tensor]) -> None:
-    """Fit the integer tables (i.i.d. and context model) to the quantized latents of ``batches``.
+def fit_entropy(codec: Codec, batches: Iterable[torch.Tensor], iid: bool = True, context: bool = True) -> None:
+    """Fit the integer tables to the quantized latents of ``batches``: the i.i.d. tables and/or the context model.
 
     ``batches`` must all have the same spatial size (crops), since the context model is
-    fitted on whole latent grids.
+    fitted on whole latent grids. The codec's training mode is left as it was.
     """
     was_training = codec.training
     codec.eval()
     q = torch.cat([codec.quantize(codec.encode(x)) for x in batches])
-    codec.entropy.fit(q)
-    codec.context.fit(q)
+    if iid:
+        codec.entropy.fit(q)
+    if context:
+        codec.context.fit(q)
     codec.train(was_training)

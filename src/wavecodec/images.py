@@ -47,7 +47,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Write an ``(H, W, C)`` uint8/uint16 array; the format follows the suffix (PNG by default)."""
-    from .checkpoint import atomic_write
+    from .atomic import atomic_write
 
     arr = array[:, :, 0] if array.shape[2] == 1 else array
     if arr.dtype == np.uint16:

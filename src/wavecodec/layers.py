@@ -24,3 +24,8 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.act(self.conv1(self.act(x))))
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (weights and biases, not buffers) of ``module``."""
+    return sum(p.numel() for p in module.parameters())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,10 +19,18 @@ _WINDOW = 11
 _SIGMA = 1.5
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB over the whole tensor."""
-    mse = torch.mean((x.double() - y.double()) ** 2).item()
+def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
+    """PSNR in dB of a mean squared error over signals spanning ``data_range`` (inf for 0)."""
     return float("inf") if mse == 0 else 10 * math.log10(data_range**2 / mse)
+
+
+def psnr(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB over the whole tensor or array (computed in float64)."""
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        mse = float(np.mean((np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2))
+    else:
+        mse = torch.mean((x.double() - y.double()) ** 2).item()
+    return psnr_from_mse(mse, data_range)
 
 
 def _gaussian(device: torch.device) -> torch.Tensor:

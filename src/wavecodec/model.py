@@ -9,20 +9,25 @@ Data flow, for an image ``x`` of shape ``(B, C, H, W)``::
 
 from __future__ import annotations
 
+import hashlib
 import math
-from typing import Sequence
+from typing import Any, Sequence
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import compression
 from .bottleneck import Bottleneck
 from .config import CodecConfig
+from .context import ContextModel
 from .decoder import Decoder
 from .encoder import LinearEncoder
-from .context import ContextModel
 from .entropy import EntropyModel
 from .errors import ShapeError
+from .layers import count_parameters
 from .wpt import WaveletPacket
 
 
@@ -43,6 +48,40 @@ class Codec(nn.Module):
         self.decoder = Decoder(config)
         self.entropy = EntropyModel(config.latent_dim, config.latent_bits)
         self.context = ContextModel(config.latent_dim, config.latent_bits)
+        self._fingerprint_cache: tuple[Any, str] | None = None
+
+    # -- identity ---------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """A short hash of the config and every weight, recorded in compressed files.
+
+        Every ``compress`` and ``decompress`` needs it, so the digest is cached and
+        recomputed only when a tensor was replaced or modified in place (its storage pointer
+        or autograd version counter changed) or the config changed.
+
+        Returns:
+            16 hex digits.
+        """
+        state = self.state_dict()
+        key = (self.config, tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype) for name, t in state.items()))
+        if self._fingerprint_cache is not None and self._fingerprint_cache[0] == key:
+            return self._fingerprint_cache[1]
+        h = hashlib.sha256(self.config.to_json().encode())
+        for name, tensor in sorted(state.items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest = h.hexdigest()[:16]
+        self._fingerprint_cache = (key, digest)
+        return digest
+
+    @property
+    def param_dtype(self) -> torch.dtype:
+        """The floating-point type the model computes in (that of its weights)."""
+        return self.encoder.proj.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model's weights are on."""
+        return self.encoder.proj.weight.device
 
     # -- value range and size handling ---------------------------------------------------
     def _check(self, x: torch.Tensor) -> None:
@@ -61,13 +100,13 @@ class Codec(nn.Module):
         """Map input samples to floats in ``[-0.5, 0.5]`` (the range the model works in)."""
         lo, hi = self.config.value_range
         if x.is_floating_point():
-            return (x.to(self._param_dtype()) - lo) / (hi - lo) - 0.5
+            return (x.to(self.param_dtype) - lo) / (hi - lo) - 0.5
         if x.dtype in (torch.uint8, torch.uint16, torch.bool):
             top = 1.0 if x.dtype == torch.bool else float(torch.iinfo(x.dtype).max)
-            return x.to(self._param_dtype()) / top - 0.5
+            return x.to(self.param_dtype) / top - 0.5
         if x.dtype in (torch.int8, torch.int16, torch.int32):
             scale = float(2 ** (torch.iinfo(x.dtype).bits - 1))
-            return (x.to(self._param_dtype()) / scale + 1) / 2 - 0.5
+            return (x.to(self.param_dtype) / scale + 1) / 2 - 0.5
         raise ShapeError(f"unsupported input dtype {x.dtype}")
 
     def from_unit(self, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -81,9 +120,6 @@ class Codec(nn.Module):
             return torch.round(u * top).to(dtype)
         info = torch.iinfo(dtype)
         return torch.round(u * 2 * 2 ** (info.bits - 1) - 2 ** (info.bits - 1)).clamp(info.min, info.max).to(dtype)
-
-    def _param_dtype(self) -> torch.dtype:
-        return self.encoder.proj.weight.dtype
 
     def pad(self, u: torch.Tensor) -> torch.Tensor:
         """Pad every spatial axis at the end to a multiple of ``2^levels`` (reflect, or replicate when too short)."""
@@ -115,9 +151,13 @@ class Codec(nn.Module):
         subbands = self.wpt(self.pad(self.to_unit(x)))
         return self.bottleneck.compand(self.encoder(subbands))
 
-    def quantize(self, latents: torch.Tensor) -> torch.Tensor:
-        """Round latents to ``latent_bits``-bit integers (an int8/int16 tensor)."""
-        return self.bottleneck.quantize(latents)
+    def quantize(self, latents: torch.Tensor, quant_step: float = 1.0) -> torch.Tensor:
+        """Round latents to ``latent_bits``-bit integer symbols (int8/int16), in steps of ``quant_step``."""
+        return self.bottleneck.quantize(latents, quant_step)
+
+    def dequantize(self, symbols: torch.Tensor, quant_step: float = 1.0) -> torch.Tensor:
+        """Integer symbols back to latents the decoder takes (floats in the model's dtype)."""
+        return self.bottleneck.dequantize(symbols, quant_step, self.param_dtype)
 
     def decode(
         self,
@@ -132,7 +172,7 @@ class Codec(nn.Module):
                 f"expected latents of shape (B, {self.config.latent_dim}, ...) with {self.config.ndim} spatial axes, "
                 f"got {tuple(latents.shape)}"
             )
-        u = self._decode_unit(latents.to(self._param_dtype()))
+        u = self._decode_unit(latents.to(self.param_dtype))
         if size is not None:
             u = self.crop(u, size)
         return self.from_unit(u, dtype)
@@ -180,21 +220,21 @@ class Codec(nn.Module):
         """Encode, round and decode ``x`` in one call; same shape, range and dtype as ``x``."""
         return self.decode(self.quantize(self.encode(x)), size=x.shape[2:], dtype=x.dtype)
 
-    def compress(self, x: torch.Tensor, coder: str = "ans", **kwargs) -> bytes:  # sample_rate, step
-        """Encode ``x`` into the bytes of a ``.wvc`` file (see :mod:`wavecodec.compression`)."""
-        from .compression import compress
+    def compress(self, x: torch.Tensor | np.ndarray, coder: str = "ans", *, quant_step: float = 1.0,
+                 sample_rate: int | None = None, extra: dict[str, Any] | None = None) -> bytes:
+        """Encode ``x`` (``(B, C, *S)`` or ``(C, *S)``) into the bytes of a ``.wvc`` file.
 
-        return compress(self, x, coder=coder, **kwargs)
+        See :func:`wavecodec.compression.compress` for the arguments and errors.
+        """
+        return compression.compress(self, x, coder=coder, quant_step=quant_step, sample_rate=sample_rate, extra=extra)
 
     def decompress(self, data: bytes) -> torch.Tensor:
-        """Decode the bytes of a ``.wvc`` file made with this model."""
-        from .compression import decompress
-
-        return decompress(self, data).signal
+        """Decode the bytes of a ``.wvc`` file made with this model; raises :class:`FormatError` otherwise."""
+        return compression.decompress(self, data).signal
 
     def num_parameters(self, part: str | None = None) -> int:
-        module = self if part is None else getattr(self, part)
-        return sum(p.numel() for p in module.parameters())
+        """Parameters of the whole codec, or of one stage (``"encoder"``, ``"decoder"``, ...)."""
+        return count_parameters(self if part is None else getattr(self, part))
 
     def extra_repr(self) -> str:
         c = self.config

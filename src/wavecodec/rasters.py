@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write
+from .atomic import atomic_write
 from .errors import InputError, reading
 
 TIFF_SUFFIXES = (".tif", ".tiff")

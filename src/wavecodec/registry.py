@@ -1,8 +1,10 @@
-"""The registry of shipped models: names, weight files inside the package, and figures.
+"""The registry of shipped models: names, weight files, figures, and which model codes what.
 
 Weights live in ``wavecodec/weights/`` next to ``index.json``, which lists each model's
-name, file, description and the figures measured on the dev evaluation set. Loading a
-shipped model therefore needs no network.
+name, file, channel count, description and the figures measured on the dev evaluation set.
+Loading a shipped model therefore needs no network. This module is the one place that
+decides which model an input or a file gets (:func:`model_for`, :func:`model_for_header`)
+and the one writer of ``index.json`` (:func:`register`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from typing import Any
 
 import torch
 
+from .atomic import write_text
 from .checkpoint import load_file
 from .errors import CheckpointError
 from .model import Codec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+INDEX_PATH = WEIGHTS_DIR / "index.json"
+#: input kinds (as :func:`wavecodec.files.kind_of` names them) and the model modality that codes each
+KIND_MODALITY = {"image": "image", "audio": "audio", "volume": "volume"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class ModelInfo:
     file: str
     description: str = ""
     modality: str = "image"
+    channels: int = 0  # input channels the model codes
     figures: dict[str, Any] = field(default_factory=dict)
     task: str = ""  # a model made for one dataset (e.g. "fashion-mnist") is never picked by default
 
@@ -39,10 +46,16 @@ class ModelInfo:
         return WEIGHTS_DIR / self.file
 
 
+def _entry(data: dict[str, Any]) -> ModelInfo:
+    known = {k: v for k, v in data.items() if k in ModelInfo.__dataclass_fields__}
+    known.setdefault("channels", int(data.get("figures", {}).get("channels", 0)))
+    return ModelInfo(**known)
+
+
 @lru_cache(maxsize=1)
 def _index() -> tuple[ModelInfo, ...]:
-    data = json.loads((WEIGHTS_DIR / "index.json").read_text())
-    return tuple(ModelInfo(**entry) for entry in data["models"])
+    data = json.loads(INDEX_PATH.read_text())
+    return tuple(_entry(entry) for entry in data["models"])
 
 
 def models() -> list[ModelInfo]:
@@ -50,30 +63,118 @@ def models() -> list[ModelInfo]:
     return list(_index())
 
 
+def _known() -> str:
+    return ", ".join(i.name for i in _index()) or "none"
+
+
 def get_info(name: str) -> ModelInfo:
+    """The registry entry of the shipped model ``name``; :class:`CheckpointError` if there is none."""
     for info in _index():
         if info.name == name:
             return info
-    known = ", ".join(i.name for i in _index()) or "none yet"
-    raise CheckpointError(f"no shipped model named {name!r} (shipped: {known})")
+    raise CheckpointError(f"no shipped model named {name!r} (shipped: {_known()})")
+
+
+def is_shipped(name: str) -> bool:
+    """Whether ``name`` is the name of a shipped model."""
+    return any(info.name == name for info in _index())
 
 
 def default_model(modality: str, channels: int | None = None) -> str:
-    """Name of the first general-purpose shipped model for ``modality`` (and ``channels``, if given)."""
+    """Name of the first general-purpose shipped model for ``modality`` (and ``channels``, if given).
+
+    Raises:
+        CheckpointError: no general model codes that modality and channel count.
+    """
     for info in _index():
-        if not info.task and info.modality == modality and (channels is None or info.figures.get("channels", channels) == channels):
+        if not info.task and info.modality == modality and (channels is None or info.channels == channels):
             return info.name
-    raise CheckpointError(f"no shipped {modality} model yet; pass --model with a checkpoint path")
+    what = f"{channels}-channel {modality}" if channels is not None else modality
+    raise CheckpointError(f"no shipped model codes {what} signals; name a model or checkpoint explicitly")
+
+
+def model_for(kind: str, channels: int) -> str:
+    """The shipped model an input of ``kind`` (``image``, ``audio``, ``volume``, ``array``) with ``channels`` gets.
+
+    Audio of any channel count gets the default audio model (mono is duplicated and folded
+    back); images get a model made for their channel count, else grey and grey+alpha
+    (1, 2 channels) and RGBA (4) go through the RGB model.
+
+    Raises:
+        CheckpointError: no shipped model fits (arrays never have a default).
+    """
+    if kind == "array":
+        raise CheckpointError("arrays have no default model; name a model or checkpoint explicitly")
+    if kind not in KIND_MODALITY:
+        raise CheckpointError(f"unknown input kind {kind!r}")
+    if kind == "audio":
+        return default_model("audio")
+    try:
+        return default_model(KIND_MODALITY[kind], channels)
+    except CheckpointError:
+        if kind != "image" or channels not in (1, 2, 4):
+            raise
+    return default_model("image", 3)
+
+
+def model_for_header(header: dict[str, Any]) -> str:
+    """The shipped model a ``.wvc`` file names in its header.
+
+    Only shipped names select weights: a file never makes the decoder open another file.
+
+    Raises:
+        CheckpointError: the file names no model, or one that is not shipped.
+    """
+    name = header.get("model")
+    if not isinstance(name, str) or not name:
+        raise CheckpointError("the file names no model; give the checkpoint it was made with explicitly")
+    if not is_shipped(name):
+        raise CheckpointError(f"the file was made with model {name!r}, which is not shipped; give its checkpoint explicitly")
+    return name
+
+
+def model_for_dataset(index: dict[str, Any]) -> str:
+    """The model a converted dataset (its ``index.json``) was made with: the checkpoint it names, else the shipped model."""
+    ref = str(index.get("model_ref", ""))
+    if ref and not is_shipped(ref) and Path(ref).is_file():
+        return ref
+    return str(index["model"])
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Codec:
-    """Load a shipped model by name, or any checkpoint by path, in eval mode."""
+    """Load a shipped model by name, or any checkpoint by path, in eval mode.
+
+    Raises:
+        CheckpointError: neither a shipped name nor a readable checkpoint.
+    """
     text = str(name_or_path)
-    if any(info.name == text for info in _index()):
-        info = get_info(text)
-        codec = load_file(info.path, device)
-        return codec
+    if is_shipped(text):
+        return load_file(get_info(text).path, device)
     if Path(text).is_file():
         return load_file(text, device)
-    known = ", ".join(i.name for i in _index()) or "none shipped yet"
-    raise CheckpointError(f"{text!r} is neither a shipped model ({known}) nor a checkpoint file")
+    raise CheckpointError(f"{text!r} is neither a shipped model ({_known()}) nor a checkpoint file")
+
+
+def register(model: str, description: str, figures: dict[str, Any], task: str = "") -> Path:
+    """Record a model's figures in ``index.json`` (replacing its old entry); returns the index path.
+
+    Args:
+        model: a shipped name or a checkpoint path (its file name is what the index records).
+        description: one line for ``wavecodec models``.
+        figures: measured figures; the config's basics (channels, levels, ...) are added.
+        task: set for models made for one dataset, which are never picked by default.
+    """
+    codec = load(model)
+    cfg = codec.config
+    index = json.loads(INDEX_PATH.read_text())
+    file = Path(model).name if Path(model).exists() else f"{cfg.name}.safetensors"
+    basics = {"channels": cfg.channels, "levels": cfg.levels, "latent_dim": cfg.latent_dim, "latent_bits": cfg.latent_bits,
+              "reduction": round(cfg.reduction, 3), "parameters": codec.num_parameters(), "normalize": cfg.normalize}
+    entry: dict[str, Any] = {"name": cfg.name, "file": file, "description": description, "modality": cfg.modality,
+                             "channels": cfg.channels, "figures": {**basics, **figures}}
+    if task:
+        entry["task"] = task
+    index["models"] = [m for m in index["models"] if m["name"] != cfg.name] + [entry]
+    write_text(INDEX_PATH, json.dumps(index, indent=2) + "\n")
+    _index.cache_clear()
+    return INDEX_PATH

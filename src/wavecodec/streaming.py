@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pywt
 import torch
 from torch import nn
 
-from .model import Codec
+if TYPE_CHECKING:
+    from .model import Codec
 
 DEFAULT_CHUNK_FRAMES = 1024  # 262,144 samples a chunk at J = 8 (about 6 s at 44.1 kHz)
 
@@ -70,7 +71,7 @@ def chunk_count(frames: int, chunk_frames: int) -> int:
 
 @torch.inference_mode()
 def encode_chunks(codec: Codec, read: Reader, length: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                  step: float = 1.0) -> Iterator[torch.Tensor]:
+                  quant_step: float = 1.0) -> Iterator[torch.Tensor]:
     """Integer latents ``(1, latent_dim, frames)`` of each chunk of a ``length``-sample signal."""
     block = codec.config.block
     frames = -(-length // block)
@@ -79,7 +80,7 @@ def encode_chunks(codec: Codec, read: Reader, length: int, chunk_frames: int = D
         lo, hi = k * chunk_frames, min(frames, (k + 1) * chunk_frames)
         window = gather(read, padded_positions((lo - reach) * block, (hi + reach) * block, length, padded))
         v = codec.encode(window[None])[..., reach : reach + hi - lo]
-        yield codec.quantize(v / step if step != 1 else v)
+        yield codec.quantize(v, quant_step)
 
 
 class ChunkedLatents:
@@ -109,17 +110,17 @@ class ChunkedLatents:
 
 @torch.inference_mode()
 def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frames: int, length: int,
-                  chunk_frames: int = DEFAULT_CHUNK_FRAMES, step: float = 1.0) -> Iterator[torch.Tensor]:
-    """Decoded samples of each chunk, in the model's unit range, ``(1, C, n)``; ``length`` samples in all."""
+                  chunk_frames: int = DEFAULT_CHUNK_FRAMES, quant_step: float = 1.0) -> Iterator[torch.Tensor]:
+    """Decoded samples of each chunk, in the model's unit range, ``(1, C, n)``; ``length`` samples in all.
+
+    ``latents(lo, hi)`` gives the integer symbols of frames ``[lo, hi)`` as ``(latent_dim, hi - lo)``.
+    """
     block, reach, net = codec.config.block, transform_reach(codec), decoder_reach(codec)
-    dtype = codec._param_dtype()
 
     def subbands(lo: int, hi: int) -> torch.Tensor:
         """Decoder output for frames ``[lo, hi)`` inside ``[0, frames)``, with the network's context clipped at the ends."""
         a, b = max(0, lo - net), min(frames, hi + net)
-        z = torch.from_numpy(latents(a, b).astype(np.float32)).to(dtype)[None]
-        if step != 1:
-            z = z * step
+        z = codec.dequantize(torch.from_numpy(latents(a, b))[None], quant_step)
         return codec.decoder(codec.bottleneck.expand(z))[..., lo - a : hi - a]
 
     for k in range(chunk_count(frames, chunk_frames)):

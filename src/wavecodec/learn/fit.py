@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..schedule import warmup_cosine
+
 
 @dataclass
 class History:
@@ -29,12 +31,6 @@ class History:
         return {"accuracy": self.accuracy, "train_loss": self.train_loss, "epoch_seconds": self.epoch_seconds}
 
 
-def cosine_lr(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     model.eval()
@@ -44,18 +40,17 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                    epochs: int = 5, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 0.05, seed: int = 0,
-                   augment: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = False) -> History:
-    """AdamW with warm-up and cosine decay; test accuracy after every epoch."""
+                   augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> History:
+    """AdamW with warm-up and cosine decay; test accuracy after every epoch.
+
+    ``progress(done, total)`` is called after every step.
+    """
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = epochs * steps_per_epoch
     history, step = History(), 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="step", dynamic_ncols=True, leave=False)
     for _ in range(epochs):
         model.train()
         start, losses = time.perf_counter(), []
@@ -64,44 +59,38 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_test: t
             idx = order[i : i + batch_size]
             xb = x[idx] if augment is None else augment(x[idx])
             for group in optimizer.param_groups:
-                group["lr"] = lr * cosine_lr(step, total, max(1, total // 20))
+                group["lr"] = lr * warmup_cosine(step, total, max(1, total // 20))
             loss = F.cross_entropy(model(xb), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
             step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+            if progress is not None:
+                progress(step, total)
         history.epoch_seconds.append(time.perf_counter() - start)
         history.train_loss.append(sum(losses) / len(losses))
         history.accuracy.append(accuracy(model, x_test, y_test))
-    if bar is not None:
-        bar.close()
     return history
 
 
 def fit_dense(model: nn.Module, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]], steps: int,
-              lr: float = 2e-3, progress: bool = False) -> list[float]:
+              lr: float = 2e-3, progress: Callable[[int, int], None] | None = None) -> list[float]:
     """Train an image-to-image head with MSE on ``batches(step) -> (input, target)``; returns the loss per step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     losses: list[float] = []
     model.train()
-    steps_iter = range(steps)
-    if progress:
-        from tqdm import tqdm
-
-        steps_iter = tqdm(steps_iter, unit="step", dynamic_ncols=True, leave=False)
-    for step in steps_iter:
+    for step in range(steps):
         xb, target = batches(step)
         for group in optimizer.param_groups:
-            group["lr"] = lr * cosine_lr(step, steps, max(1, steps // 20))
+            group["lr"] = lr * warmup_cosine(step, steps, max(1, steps // 20))
         loss = F.mse_loss(model(xb), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if progress is not None:
+            progress(step + 1, steps)
     return losses
 
 

@@ -14,6 +14,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..layers import count_parameters
+
+__all__ = ["Classifier", "ConvBlock", "DenseHead", "PatchEmbed", "TransformerBlock", "count_parameters"]
+
 
 class ConvBlock(nn.Module):
     """Residual block: depthwise 3x3 convolution, LayerNorm and MLP over channels (ConvNeXt-like).
@@ -103,6 +107,3 @@ class DenseHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.unfold(self.out(self.body(self.embed(x))))
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..audio import resample
 from ..errors import InputError
 from ..files import ARRAY_SUFFIXES, AUDIO_SUFFIXES, VOLUME_SUFFIXES, read_input, suffix_of
 from ..images import IMAGE_SUFFIXES
@@ -170,10 +171,7 @@ class CropDataset(Dataset):
         start = int(rng.integers(max(1, info.frames - need + 1)))
         data, _ = sf.read(str(path), start=start, frames=need, dtype="float32", always_2d=True)
         if info.samplerate != rate:
-            from scipy.signal import resample_poly
-
-            g = np.gcd(rate, info.samplerate)
-            data = resample_poly(data, rate // g, info.samplerate // g, axis=0).astype(np.float32)
+            data = resample(data, info.samplerate, rate, axis=0)
         data = data[: self.crop]
         if data.shape[0] < self.crop:
             data = np.pad(data, ((0, self.crop - data.shape[0]), (0, 0)))

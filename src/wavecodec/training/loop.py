@@ -4,21 +4,23 @@ exact resume, logs and plots, and DistributedDataParallel under ``torchrun``."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import resource
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from ..checkpoint import atomic_write, save
+from ..atomic import atomic_write
+from ..checkpoint import save
 from ..errors import ConfigError, InputError
-from ..fitting import pca_init
+from ..fitting import fit_entropy, pca_init
+from ..metrics import psnr_from_mse
 from ..model import Codec
+from ..schedule import warmup_cosine
 from .config import TrainConfig
 from .data import CropDataset, collate
 from .plots import plot_curves, plot_reconstructions
@@ -60,12 +62,8 @@ def _device(name: str) -> torch.device:
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio``."""
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    span = max(1, cfg.steps - cfg.warmup)
-    progress = min(1.0, (step - cfg.warmup) / span)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    """The schedule's factor at ``step`` (:func:`wavecodec.schedule.warmup_cosine` with the config's settings)."""
+    return warmup_cosine(step, cfg.steps, cfg.warmup, cfg.min_lr_ratio)
 
 
 def _datasets(cfg: TrainConfig, run_dir: Path) -> tuple[CropDataset, CropDataset]:
@@ -102,34 +100,112 @@ def evaluate(codec: Codec, batch: torch.Tensor) -> tuple[dict[str, float], torch
     codec.entropy.pmf.copy_(kept)
     codec.train(was)
     mse = losses["mse"].item()
-    return {"psnr": -10 * math.log10(max(mse, 1e-12)), "bpp": losses["bpp"].item(), "mse": mse}, x_hat
+    return {"psnr": psnr_from_mse(max(mse, 1e-12)), "bpp": losses["bpp"].item(), "mse": mse}, x_hat
 
 
-def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, until: int | None = None) -> dict[str, Any]:
-    """Run (or resume) training as configured; returns a summary of the run.
-
-    ``until`` stops after that step with a checkpoint, as an interruption would; a later
-    ``resume=True`` call continues to ``cfg.steps`` exactly as an uninterrupted run.
-    """
-    t_start = time.perf_counter()
-    rank, world = _distributed()
-    device = _device(cfg.device)
+def _open_run(cfg: TrainConfig, rank: int, resume: bool) -> Path:
+    """Check the run folder against ``resume``; rank 0 creates it and records the config."""
     run_dir = Path(cfg.run_dir)
     ckpt = run_dir / CHECKPOINT
-    log_path = run_dir / "log.jsonl"
     if ckpt.exists() and not resume:
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another run_dir")
+        raise ConfigError(f"{run_dir} already holds a run; resume it or choose another run_dir")
     if resume and not ckpt.exists():
         raise ConfigError(f"{run_dir} holds no checkpoint to resume")
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(cfg.to_dict(), indent=2)))
+    return run_dir
+
+
+def _initialise(codec: Codec, cfg: TrainConfig, train_ds: CropDataset, val_batch: torch.Tensor, device: torch.device) -> dict[str, Any]:
+    """PCA start and fitted tables (when configured); returns the validation figures before and after."""
+    summary: dict[str, Any] = {"random_init": evaluate(codec, val_batch)[0]}
+    if cfg.pca_init:
+        pca = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size))).to(device)
+               for i in range(cfg.pca_batches)]
+        summary["pca"] = pca_init(codec, pca, cfg.latent_scale)
+        fit_entropy(codec, pca, context=False)
+        codec.eval()
+        summary["pca_init"] = evaluate(codec, val_batch)[0]
+    return summary
+
+
+def _loader(cfg: TrainConfig, train_ds: CropDataset, start: int, stop: int, rank: int, world: int) -> DataLoader:
+    return DataLoader(
+        train_ds,
+        batch_sampler=StepSampler(start, stop, cfg.batch_size, rank, world),
+        num_workers=cfg.workers,
+        collate_fn=collate,
+        persistent_workers=False,
+        prefetch_factor=4 if cfg.workers else None,
+        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG (training noise) untouched
+    )
+
+
+class _Stepper:
+    """One optimisation step: schedule, loss, (scaled) backward, clipping, EMA."""
+
+    def __init__(self, cfg: TrainConfig, codec: Codec, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 device: torch.device, ema: dict[str, torch.Tensor] | None) -> None:
+        self.cfg, self.codec, self.model, self.optimizer, self.ema = cfg, codec, model, optimizer, ema
+        self.device = device
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        self.use_amp = self.amp_dtype is not None and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+
+    def __call__(self, step: int, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, cfg)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            _, losses = self.model(batch)
+            loss = losses["mse"] + cfg.lmbda * losses["bpp"]
+            if cfg.subband_weight:
+                loss = loss + cfg.subband_weight * losses["subband_mse"]
+            objective = loss + 1e-3 * losses["entropy_fit"]  # fits the tables, leaves the latents alone
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(objective).backward()
+        self.scaler.unscale_(self.optimizer)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.codec.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            with torch.no_grad():
+                for k, v in self.codec.state_dict().items():
+                    if k in self.ema:
+                        self.ema[k].lerp_(v, 1 - cfg.ema)
+        return loss, losses
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int], None] | None = None,
+          until: int | None = None) -> dict[str, Any]:
+    """Run (or resume) training as configured.
+
+    Args:
+        cfg: the training config. resume: continue the run in ``cfg.run_dir``.
+        progress: called as ``progress(steps_done, steps)`` on rank 0.
+        until: stop after that step with a checkpoint, as an interruption would; a later
+            ``resume=True`` call continues to ``cfg.steps`` exactly as an uninterrupted run.
+
+    Returns:
+        A summary: validation figures at the start and end, time, memory, this rank's
+        ``rank`` and the fingerprint of its final ``weights`` (equal on every rank).
+
+    Raises:
+        ConfigError: a run folder that does not match ``resume``, or no training data.
+    """
+    t_start = time.perf_counter()
+    rank, world = _distributed()
+    device = _device(cfg.device)
+    run_dir = _open_run(cfg, rank, resume)
+    ckpt, log_path = run_dir / CHECKPOINT, run_dir / "log.jsonl"
     train_ds, val_ds = _datasets(cfg, run_dir)
-    val_batch = _batch_of(val_ds, list(range(cfg.val_count)))
+    val_batch = _batch_of(val_ds, list(range(cfg.val_count))).to(device)
 
     torch.manual_seed(cfg.seed)
     codec = Codec(cfg.codec).to(device)
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "world_size": world}
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "world_size": world, "rank": rank}
     start = 0
     optimizer = torch.optim.AdamW(codec.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema: dict[str, torch.Tensor] | None = None
@@ -139,15 +215,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, until: in
             kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= start]
             atomic_write(log_path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
     else:
-        summary["random_init"] = evaluate(codec, val_batch.to(device))[0]
-        if cfg.pca_init:
-            pca = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size)))
-                   for i in range(cfg.pca_batches)]
-            pca = [b.to(device) for b in pca]
-            summary["pca"] = pca_init(codec, pca, cfg.latent_scale)
-            codec.eval()
-            codec.entropy.fit(torch.cat([codec.quantize(codec.encode(b)) for b in pca]))
-            summary["pca_init"] = evaluate(codec, val_batch.to(device))[0]
+        summary.update(_initialise(codec, cfg, train_ds, val_batch, device))
         if cfg.ema:
             ema = {k: v.detach().clone() for k, v in codec.state_dict().items() if v.is_floating_point()}
         torch.manual_seed(cfg.seed * 1000 + rank)  # training noise differs per rank
@@ -157,92 +225,48 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, until: in
     model: torch.nn.Module = codec
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(codec, device_ids=[device.index] if device.type == "cuda" else None)
-
-    loader = DataLoader(
-        train_ds,
-        batch_sampler=StepSampler(start, min(cfg.steps, until or cfg.steps), cfg.batch_size, rank, world),
-        num_workers=cfg.workers,
-        collate_fn=collate,
-        persistent_workers=False,
-        prefetch_factor=4 if cfg.workers else None,
-        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG (training noise) untouched
-    )
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-    use_amp = amp_dtype is not None and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    stepper = _Stepper(cfg, codec, model, optimizer, device, ema)
+    loader = _loader(cfg, train_ds, start, min(cfg.steps, until or cfg.steps), rank, world)
     skipped = 0
-    bar = None
-    if rank == 0 and not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True)
     t_last, step_last = time.perf_counter(), start
     log = open(log_path, "a") if rank == 0 else None
-    step = start
     try:
         for step, (batch, n_bad) in enumerate(loader, start=start):
             skipped += n_bad
             if batch is None:
                 continue
-            batch = batch.to(device, non_blocking=True)
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(step, cfg)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                _, losses = model(batch)
-                loss = losses["mse"] + cfg.lmbda * losses["bpp"]
-                if cfg.subband_weight:
-                    loss = loss + cfg.subband_weight * losses["subband_mse"]
-                objective = loss + 1e-3 * losses["entropy_fit"]  # fits the tables, leaves the latents alone
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(objective).backward()
-            scaler.unscale_(optimizer)
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(codec.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            if ema is not None:
-                with torch.no_grad():
-                    for k, v in codec.state_dict().items():
-                        if k in ema:
-                            ema[k].lerp_(v, 1 - cfg.ema)
+            loss, losses = stepper(step, batch.to(device, non_blocking=True))
             done = step + 1
             if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
                 now = time.perf_counter()
                 rate = (done - step_last) / max(now - t_last, 1e-9)
                 t_last, step_last = now, done
                 mse = losses["mse"].item()
-                row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse,
-                       "psnr": -10 * math.log10(max(mse, 1e-12)), "bpp": losses["bpp"].item(),
-                       "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
+                row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse, "psnr": psnr_from_mse(max(mse, 1e-12)),
+                       "bpp": losses["bpp"].item(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-                if bar is not None:
-                    bar.set_postfix(loss=f"{row['loss']:.2e}", psnr=f"{row['psnr']:.2f}", bpp=f"{row['bpp']:.3f}", it_s=f"{rate:.2f}")
             if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
-                metrics, recon = evaluate(codec, val_batch.to(device))
+                metrics, recon = evaluate(codec, val_batch)
                 log.write(json.dumps({"kind": "val", "step": done, **metrics, "loss": metrics["mse"] + cfg.lmbda * metrics["bpp"]}) + "\n")
                 log.flush()
                 _plots(run_dir, val_batch, recon, codec, done)
             if rank == 0 and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, until)):
                 save_state(ckpt, codec, optimizer, done, cfg.to_dict(), ema)
-            if bar is not None:
-                bar.update(1)
+            if rank == 0 and progress is not None:
+                progress(done, cfg.steps)
     finally:
-        if bar is not None:
-            bar.close()
         if log is not None:
             log.close()
     if rank == 0 and not ckpt.exists():  # steps=0 (PCA only) still leaves an exportable run
         save_state(ckpt, codec, optimizer, start, cfg.to_dict(), ema)
     if world > 1:
-        from ..checkpoint import fingerprint
-
-        print(f"rank {rank} weights {fingerprint(codec)}", flush=True)
         dist.barrier()
     summary.update(
         steps=cfg.steps,
         skipped_files=skipped,
-        final_val=evaluate(codec, val_batch.to(device))[0],
+        final_val=evaluate(codec, val_batch)[0],
+        weights=codec.fingerprint(),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         peak_rss_workers_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         seconds=time.perf_counter() - t_start,
@@ -277,8 +301,7 @@ def export(run_dir: str | Path, out: str | Path, name: str | None = None, fit_ba
     train_ds, _ = _datasets(cfg, run_dir)
     batches = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size)))
                for i in range(fit_batches)]
-    with torch.no_grad():
-        codec.context.fit(torch.cat([codec.quantize(codec.encode(b)) for b in batches]))
+    fit_entropy(codec, batches, iid=False)  # the i.i.d. tables stay the learned ones, frozen above
     save(codec, out)
     return codec
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import atomic_write
+from ..atomic import atomic_write
 
 
 def _plt():

@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..checkpoint import atomic_write
+from ..atomic import atomic_write
 from ..errors import CheckpointError
 
 CHECKPOINT = "checkpoint.safetensors"

@@ -1,4 +1,4 @@
-"""Train a classifier on a converted latent dataset (``wavecodec convert`` output): ``wavecodec learn``.
+"""Train a classifier on a converted latent dataset (``wavecodec convert`` output): what ``wavecodec learn`` runs.
 
 The latents are read once into memory (4-20x smaller than the pixels) and the classifier is
 trained from there; the result is a safetensors file with the head's config in its metadata,
@@ -9,34 +9,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from ..checkpoint import atomic_write
+from ..atomic import atomic_write
 from ..data import LatentDataset
 from ..errors import InputError
 from .fit import fit_classifier
 from .heads import Classifier, count_parameters
 
 
-def read_all(root: str | Path, quiet: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Every sample of a converted dataset as ``(latents (N, C, *S) float, labels (N,), class names)``."""
+def read_all(root: str | Path, progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every sample of a converted dataset as ``(latents (N, C, *S) float, labels (N,), class names)``.
+
+    Raises:
+        InputError: no samples, no labels, or latents of different shapes.
+    """
     ds = LatentDataset(root)
     if len(ds) == 0:
         raise InputError(f"{root} holds no samples")
-    items = range(len(ds))
-    if not quiet:
-        from tqdm import tqdm
-
-        items = tqdm(items, desc=f"reading {Path(root).name}", unit="sample", dynamic_ncols=True, leave=False)
     xs, ys = [], []
-    for i in items:
+    for i in range(len(ds)):
         x, y = ds[i]
         if y < 0:
-            raise InputError(f"{root} has no labels; convert it with --labels or --labels-from-folders")
+            raise InputError(f"{root} has no labels; convert it with labels (a CSV, or from folders)")
         xs.append(x)
         ys.append(y)
+        if progress is not None:
+            progress(i + 1, len(ds))
     if len({tuple(x.shape) for x in xs}) > 1:
         raise InputError(f"the latents in {root} differ in shape; convert images of one size (or resize them first)")
     return torch.stack(xs), torch.tensor(ys), ds.class_names
@@ -44,29 +45,42 @@ def read_all(root: str | Path, quiet: bool = False) -> tuple[torch.Tensor, torch
 
 def learn(train_dir: str | Path, out_dir: str | Path, test_dir: str | Path | None = None, test_fraction: float = 0.1,
           epochs: int = 10, batch_size: int = 128, width: int = 64, depth: int = 3, kind: str = "conv",
-          lr: float = 2e-3, seed: int = 0, quiet: bool = False) -> dict[str, Any]:
-    """Train a :class:`Classifier` on latents; evaluate on ``test_dir`` or a held-out fraction."""
-    x, y, names = read_all(train_dir, quiet)
+          lr: float = 2e-3, seed: int = 0, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Train a :class:`Classifier` on latents; evaluate on ``test_dir`` or a held-out fraction.
+
+    Args:
+        progress: called as ``progress(stage, done, total)`` for the stages ``reading ...`` and ``training``.
+
+    Returns:
+        The metrics (also in ``out_dir/metrics.json``, beside ``classifier.safetensors`` and ``curves.png``).
+
+    Raises:
+        InputError: unreadable or unlabelled data, mismatched train/test sets, a bad ``test_fraction``.
+    """
+    def stage(name: str) -> Callable[[int, int], None] | None:
+        return None if progress is None else (lambda done, total: progress(name, done, total))
+
+    x, y, names = read_all(train_dir, stage(f"reading {Path(train_dir).name}"))
     if test_dir is not None:
-        x_test, y_test, test_names = read_all(test_dir, quiet)
+        x_test, y_test, test_names = read_all(test_dir, stage(f"reading {Path(test_dir).name}"))
         if test_names and names and test_names != names:
             raise InputError("the train and test datasets have different class names")
         if x_test.shape[1:] != x.shape[1:]:
             raise InputError("the train and test latents differ in shape")
     else:
         if not 0 < test_fraction < 1:
-            raise InputError("--test-fraction must be between 0 and 1")
+            raise InputError("test_fraction must be between 0 and 1")
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         n_test = max(1, round(len(x) * test_fraction))
         if n_test >= len(x):
-            raise InputError("too few samples to hold some out for testing; pass --test")
+            raise InputError("too few samples to hold some out for testing; give a test dataset")
         x_test, y_test, x, y = x[order[:n_test]], y[order[:n_test]], x[order[n_test:]], y[order[n_test:]]
     num_classes = max(len(names), int(max(y.max(), y_test.max())) + 1)
     torch.manual_seed(seed)
     head = {"in_channels": x.shape[1], "num_classes": num_classes, "width": width, "depth": depth, "kind": kind}
     model = Classifier(**head)
     history = fit_classifier(model, x, y, x_test, y_test, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             progress=not quiet)
+                             progress=stage("training"))
     out = Path(out_dir)
     metrics = {"train": str(train_dir), "test": str(test_dir or f"{test_fraction:.0%} held out"), "train_samples": len(x),
                "test_samples": len(x_test), "class_names": names, "head": head, "parameters": count_parameters(model),
