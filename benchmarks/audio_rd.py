@@ -26,7 +26,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from _common import RESULTS, machine, register, write_json
+from wavecodec.benchmarking import machine, write_json
+from wavecodec.registry import register
 import wavecodec
 from wavecodec.audio import resample
 from wavecodec.audio_coding import decode_array, encode_file
@@ -39,6 +40,8 @@ BASELINES = {  # name: (format, subtype, coding rate)
     "Vorbis": ("OGG", "VORBIS", None),
     "MP3": ("MP3", "MPEG_LAYER_III", None),
 }
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def excerpts(count: int, seconds: float, out: Path) -> list[Path]:
@@ -88,7 +91,7 @@ def run_ours(codec: wavecodec.Codec, step: float, paths: list[Path], audio: list
     rows, enc_t, dec_t, total_s = [], 0.0, 0.0, 0.0
     for path, (x, rate) in zip(paths, audio):
         start = time.perf_counter()
-        data = encode_file(codec, path, step=step)
+        data = encode_file(codec, path, quant_step=step)
         enc_t += time.perf_counter() - start
         start = time.perf_counter()
         y, _ = decode_array(codec, data)
@@ -148,7 +151,7 @@ def main() -> None:
     speed = {name: {"encode_realtime": statistics.median(r["encode_realtime"] for r in curve),
                     "decode_realtime": statistics.median(r["decode_realtime"] for r in curve)}
              for name, curve in {**baselines, **ours}.items()}
-    path = write_json("audio_rd", {"dev_audio": [str(p) for p in paths], "seconds_each": args.seconds, "baselines": baselines,
+    path = write_json(RESULTS / "audio_rd.json", {"dev_audio": [str(p) for p in paths], "seconds_each": args.seconds, "baselines": baselines,
                                    "ours": ours, "table_at_our_kbps": table, "speed": speed, "machine": machine()})
     plot(baselines, ours, RESULTS / "audio_rd.png")
     for row in table:

@@ -24,7 +24,6 @@ import io
 import json
 import math
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,14 +31,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, register, write_json  # noqa: E402
-from _scientific import mri_paths, prepare_multispectral  # noqa: E402
-import wavecodec  # noqa: E402
-from wavecodec.files import read_input  # noqa: E402
+from wavecodec.benchmarking import dev_photos, machine, write_json
+from wavecodec.registry import register
+from _scientific import mri_paths, prepare_multispectral
+import wavecodec
+from wavecodec.files import read_input
 
 STEPS = [1.0, 2.0, 4.0]
 MODELS = {"multispectral": "ms7-16x", "volume": "mri-16x", "document": "gray-16x"}  # --model PART=PATH overrides
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def band_psnr(ref: np.ndarray, out: np.ndarray) -> list[float]:
@@ -77,7 +78,7 @@ def multispectral(report: dict, do_register: bool) -> None:
     pixels = ref.shape[1] * ref.shape[2]
     ours = []
     for step in STEPS:
-        data = codec.compress(x, step=step)
+        data = codec.compress(x, quant_step=step)
         out = codec.decompress(data)[0].numpy()
         ours.append({"step": step, "bpp": 8 * len(data) / pixels, "bits_per_band_sample": 8 * len(data) / ref.size,
                      "band_psnr": band_psnr(ref, out), "mean_psnr": float(np.mean(band_psnr(ref, out))),
@@ -118,7 +119,7 @@ def volume(report: dict, do_register: bool) -> None:
     codec = wavecodec.load(MODELS["volume"])
     ours = []
     for step in STEPS:
-        data = codec.compress(x, step=step, extra={"affine": facts["affine"]})
+        data = codec.compress(x, quant_step=step, extra={"affine": facts["affine"]})
         out = codec.decompress(data)[0, 0].numpy()
         ours.append({"step": step, "bits_per_voxel": 8 * len(data) / voxels, "psnr": psnr(out)})
         print(f"mri-16x step {step:g}: {ours[-1]['bits_per_voxel']:.3f} bits/voxel, PSNR {ours[-1]['psnr']:.2f} dB", flush=True)
@@ -234,22 +235,21 @@ def document(report: dict, do_register: bool) -> None:
     fig.savefig(RESULTS / f"beyond_rgb_document_{name}.png", dpi=100)
     plt.close(fig)
     if do_register:
-        from _data import dev_photos
-
+        
         psnrs, bpps = [], []
         for img in dev_photos().values():
-            grey = np.asarray(Image.fromarray(img).convert("L"))
-            x = torch.from_numpy(grey.copy())[None, None]
+            gray = np.asarray(Image.fromarray(img).convert("L"))
+            x = torch.from_numpy(gray.copy())[None, None]
             data = codec.compress(x)
             out = codec.decompress(data)[0, 0].numpy().astype(np.float64)
-            psnrs.append(10 * math.log10(255**2 / np.mean((grey - out) ** 2)))
-            bpps.append(8 * len(data) / grey.size)
-        report["document"][name]["grey_dev_photos"] = {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
+            psnrs.append(10 * math.log10(255**2 / np.mean((gray - out) ** 2)))
+            bpps.append(8 * len(data) / gray.size)
+        report["document"][name]["gray_dev_photos"] = {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
         cfg = codec.config
-        register(MODELS["document"], f"greyscale codec: J=3, {cfg.latent_dim} latent channels ({cfg.reduction:.0f}x fewer values), "
-                 "8-bit latents, decoder 64 x 2; trained on the training wallpapers in grey", {
-                     "input": "uint8/uint16 grey", "dev_bpp": round(float(np.mean(bpps)), 4), "dev_psnr_db": round(float(np.mean(psnrs)), 3),
-                     "measured_with": "benchmarks/beyond_rgb.py document --register (10 dev photos in grey)"})
+        register(MODELS["document"], f"grayscale codec: J=3, {cfg.latent_dim} latent channels ({cfg.reduction:.0f}x fewer values), "
+                 "8-bit latents, decoder 64 x 2; trained on the training wallpapers in gray", {
+                     "input": "uint8/uint16 gray", "dev_bpp": round(float(np.mean(bpps)), 4), "dev_psnr_db": round(float(np.mean(psnrs)), 3),
+                     "measured_with": "benchmarks/beyond_rgb.py document --register (10 dev photos in gray)"})
 
 
 def main() -> None:
@@ -267,7 +267,7 @@ def main() -> None:
     for part in args.parts:
         {"multispectral": multispectral, "volume": volume, "document": document}[part](report, args.register)
     report["machine"] = machine()
-    print(f"wrote {write_json('beyond_rgb', report)}")
+    print(f"wrote {write_json(RESULTS / 'beyond_rgb.json', report)}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ Run: ``cd benchmarks && ../.venv/bin/python coder_sizes.py``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import argparse
 import statistics
 import time
@@ -21,13 +23,14 @@ import time
 import numpy as np
 import torch
 
-from _common import machine, time_call, write_json
-from _data import dev_photos, training_crops
+from wavecodec.benchmarking import dev_photos, machine, time_call, training_crops, write_json
 from wavecodec import Codec, CodecConfig
 from wavecodec.coders import decode_symbols, encode_symbols
 from wavecodec.fitting import fit_entropy, pca_init
 
 CODERS = ["ans", "ans-iid", "webp", "raw"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def fitted_pca_codec(latent_dim: int, crops: torch.Tensor) -> Codec:
@@ -93,7 +96,7 @@ def main() -> None:
         }
         report["models"][codec.config.name] = {"latent_dim": latent_dim, "photos": rows, "summary": summary}
     report["seconds"] = time.time() - start
-    path = write_json("coder_sizes", report)
+    path = write_json(RESULTS / "coder_sizes.json", report)
     for name, m in report["models"].items():
         s = m["summary"]
         print(f"\n{name}: ans/webp size mean {s['ans_vs_webp_size']['mean']:.3f} median {s['ans_vs_webp_size']['median']:.3f}")

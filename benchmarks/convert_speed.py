@@ -18,9 +18,10 @@ from pathlib import Path
 from PIL import Image
 
 import wavecodec
-from _common import machine, write_json
-from _data import OPENCV_DIR, OPENCV_PHOTOS, SKIMAGE_PHOTOS, dev_photos
+from wavecodec.benchmarking import OPENCV_DIR, OPENCV_PHOTOS, SKIMAGE_PHOTOS, dev_photos, machine, write_json
 from wavecodec.convert import convert
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def make_source(root: Path, copies: int) -> None:
@@ -69,7 +70,7 @@ def main() -> None:
         "size_ratio_source_vs_shards": one["source_bytes"] / one["shard_bytes"],
         "machine": machine(),
     }
-    path = write_json("convert_speed", report)
+    path = write_json(RESULTS / "convert_speed.json", report)
     print(f"2 workers vs 1: {report['speedup_2_vs_1']:.2f}x; sources {one['source_bytes']:,} bytes, "
           f"latents {one['latent_bytes']:,} bytes ({report['size_ratio_source_vs_latents']:.1f}x smaller), "
           f"shards {one['shard_bytes']:,} bytes")

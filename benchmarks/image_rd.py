@@ -12,6 +12,8 @@ Run: ``cd benchmarks && ../.venv/bin/python image_rd.py [--model NAME_OR_PATH ..
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import argparse
 import io
 import statistics
@@ -22,8 +24,7 @@ import torch
 from PIL import Image
 
 import wavecodec
-from _common import RESULTS, machine, time_call, write_json
-from _data import dev_photos
+from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
 from wavecodec.metrics import ms_ssim, psnr
 
 QUALITIES = {
@@ -32,6 +33,8 @@ QUALITIES = {
     "avif": [10, 20, 30, 40, 50, 60, 70, 80, 90],
     "jpegxl": [12.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.7, 0.5],  # butteraugli distance
 }
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def pillow_codec(fmt: str):
@@ -108,7 +111,7 @@ def main() -> None:
             rows = []
             for img in photos.values():
                 x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
-                data = codec.compress(x, step=step)
+                data = codec.compress(x, quant_step=step)
                 p, m = quality(img, codec.decompress(data)[0].permute(1, 2, 0).numpy())
                 rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), "psnr": p, "ms_ssim": m})
             point = {"step": step, **curve_point(rows)}
@@ -138,7 +141,7 @@ def main() -> None:
 
     report = {"benchmark": "image rate-distortion and speed", "photos": list(photos), "curves": curves,
               "models": ours, "speed_768x512": speed, "machine": machine(), "seconds": time.time() - started}
-    path = write_json("image_rd", report)
+    path = write_json(RESULTS / "image_rd.json", report)
     plot(curves, ours)
     print(f"\n{'model':18s} {'step':>5s} {'bpp':>6s} {'PSNR':>6s} " + " ".join(f"{'vs ' + c:>10s}" for c in curves))
     for name, m in ours.items():

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
+from pathlib import Path
 
 
 import torch
 
-from _common import machine, register, time_call, write_json
-from _data import dev_photos
 import wavecodec
+from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
+from wavecodec.evaluation import evaluate_image
+from wavecodec.registry import register
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
@@ -35,15 +38,13 @@ def main() -> None:
     rows = []
     for name, img in dev_photos().items():
         x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+        row = evaluate_image(codec, x, name)
         data = codec.compress(x)
-        y = codec.decompress(data)
-        mse = float(((y.double() - x.double()) ** 2).mean()) / 255**2
         pixels = x.shape[2] * x.shape[3]
-        enc = time_call(lambda: codec.compress(x), args.repeats, warmup=1)["median_s"]
-        dec = time_call(lambda: codec.decompress(data), args.repeats, warmup=1)["median_s"]
-        rows.append({"photo": name, "bytes": len(data), "bpp": 8 * len(data) / pixels, "psnr": -10 * math.log10(mse),
-                     "encode_mpix_s": pixels / 1e6 / enc, "decode_mpix_s": pixels / 1e6 / dec})
-        print(f"{name:24s} bpp {rows[-1]['bpp']:.3f}  PSNR {rows[-1]['psnr']:.2f} dB", flush=True)
+        row["encode_mpix_s"] = pixels / 1e6 / time_call(lambda: codec.compress(x), args.repeats, warmup=1)["median_s"]
+        row["decode_mpix_s"] = pixels / 1e6 / time_call(lambda: codec.decompress(data), args.repeats, warmup=1)["median_s"]
+        rows.append(row)
+        print(f"{name:24s} bpp {row['bpp']:.3f}  PSNR {row['psnr']:.2f} dB", flush=True)
     figures = {
         "channels": cfg.channels, "levels": cfg.levels, "latent_dim": cfg.latent_dim, "latent_bits": cfg.latent_bits,
         "reduction": cfg.reduction, "parameters": codec.num_parameters(),
@@ -53,7 +54,7 @@ def main() -> None:
         "decode_mpix_s": round(statistics.median(r["decode_mpix_s"] for r in rows), 3),
         "measured_with": "benchmarks/model_figures.py (10 dev photos, ans coder, 2-core CPU)",
     }
-    path = write_json(f"figures_{cfg.name or 'model'}", {"model": cfg.name, "figures": figures, "photos": rows, "machine": machine()})
+    path = write_json(RESULTS / f"figures_{cfg.name or 'model'}.json", {"model": cfg.name, "figures": figures, "photos": rows, "machine": machine()})
     print(json.dumps(figures, indent=2))
     print(f"wrote {path}")
     if args.register:

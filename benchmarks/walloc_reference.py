@@ -38,13 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, time_call, write_json  # noqa: E402
-from _data import dev_photos  # noqa: E402
-from wavecodec.coders import webp_decode, webp_encode  # noqa: E402
-from wavecodec.training.config import TrainConfig  # noqa: E402
-from wavecodec.training.data import CropDataset, collate  # noqa: E402
-from wavecodec.training.loop import StepSampler, lr_factor  # noqa: E402
+from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
+from wavecodec.coders import webp_decode, webp_encode
+from wavecodec.training.config import TrainConfig
+from wavecodec.training.data import CropDataset, collate
+from wavecodec.training.loop import StepSampler, lr_factor
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def import_walloc() -> type:
@@ -142,13 +142,13 @@ def evaluate_ours(path: str, steps: list[float], repeats: int) -> list[dict]:
         rows = []
         for name, img in dev_photos().items():
             x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None]
-            data = codec.compress(x, step=step)
+            data = codec.compress(x, quant_step=step)
             y = codec.decompress(data)
             mse = float(((y.double() - x.double()) ** 2).mean()) / 255**2
             pixels = x.shape[2] * x.shape[3]
             row = {"photo": name, "bpp": 8 * len(data) / pixels, "psnr": -10 * math.log10(mse)}
             if step == steps[0]:
-                row["encode_mpix_s"] = pixels / 1e6 / time_call(lambda: codec.compress(x, step=step), repeats, warmup=1)["median_s"]
+                row["encode_mpix_s"] = pixels / 1e6 / time_call(lambda: codec.compress(x, quant_step=step), repeats, warmup=1)["median_s"]
                 row["decode_mpix_s"] = pixels / 1e6 / time_call(lambda: codec.decompress(data), repeats, warmup=1)["median_s"]
             rows.append(row)
         point = {"step": step, "dev_bpp": statistics.mean(r["bpp"] for r in rows), "dev_psnr_db": statistics.mean(r["psnr"] for r in rows)}
@@ -219,7 +219,7 @@ def main() -> None:
         payload["ours"].append(ours)
         print(ours["comparison"])
     print(summary)
-    path = write_json(f"walloc_reference_nd{args.nd}", payload)
+    path = write_json(RESULTS / f"walloc_reference_nd{args.nd}.json", payload)
     print(f"wrote {path}")
 
 

@@ -10,6 +10,8 @@ Run: ``.venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/wpt_sp
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import argparse
 import warnings
 
@@ -17,8 +19,10 @@ import numpy as np
 import pywt
 import torch
 
-from _common import machine, time_call, write_json
+from wavecodec.benchmarking import machine, time_call, write_json
 from wavecodec import wpt
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def reference_recursion(levels: int, wavelet: str):
@@ -100,7 +104,7 @@ def main() -> None:
         "results": results,
         "machine": machine(),
     }
-    path = write_json("wpt_speed", payload)
+    path = write_json(RESULTS / "wpt_speed.json", payload)
     print(f"{'method':30s} {'median s':>10s} {'MP/s':>8s} {'x slower than wavecodec':>24s}")
     for name, r in results.items():
         print(f"{name:30s} {r['median_s']:10.4f} {r['megapixels_per_s']:8.2f} {r['speedup_of_wavecodec']:24.2f}")

@@ -1,20 +1,20 @@
-"""Colourisation in the compressed domain: predict colour latents from the latents of the grey image.
+"""Colorization in the compressed domain: predict color latents from the latents of the gray image.
 
 Both models are ``wavecodec.learn.DenseHead`` with the same body and the same token count
 (one token per 8 x 8 pixels):
 
-* latent model: reads the ``rgb-16x`` latents of the grey image (luma copied to R, G, B;
-  12 x H/8 x W/8) and predicts the latents of the colour image (a residual, rounded to
+* latent model: reads the ``rgb-16x`` latents of the gray image (luma copied to R, G, B;
+  12 x H/8 x W/8) and predicts the latents of the color image (a residual, rounded to
   integers, so the result is itself a valid ``.wvc`` payload); the codec's decoder makes
   the pixels. Trained with MSE on latents: no decoding during training.
-* pixel model: reads the grey pixels in 8 x 8 patches and predicts the RGB pixels of each
-  patch (also a residual over the grey image). Trained with MSE on pixels.
+* pixel model: reads the gray pixels in 8 x 8 patches and predicts the RGB pixels of each
+  patch (also a residual over the gray image). Trained with MSE on pixels.
 
 Training: random 128 x 128 crops of the training wallpapers (Lanczos 4x down), the same
 crops for both. Test: the dev photos. Metrics: RGB PSNR, mean absolute chroma error (Cb, Cr
-of BT.601, 0-255) and colourfulness (Hasler and Suesstrunk 2003) relative to the original;
-the grey input itself is the identity baseline and the codec's own reconstruction of the
-colour photo bounds what the latent route can reach. Writes
+of BT.601, 0-255) and colorfulness (Hasler and Suesstrunk 2003) relative to the original;
+the gray input itself is the identity baseline and the codec's own reconstruction of the
+color photo bounds what the latent route can reach. Writes
 ``experiments/results/colorize.{json,png}``.
 
 Run (CPU, about 10 minutes):  .venv/bin/python experiments/colorize.py
@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -34,12 +33,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _data import TRAIN_GLOBS, dev_photos  # noqa: E402
-import wavecodec  # noqa: E402
-from wavecodec.learn import count_parameters, fit_dense  # noqa: E402
-from wavecodec.learn.colorize import LatentColouriser, PixelColouriser, chroma, colourfulness, grey  # noqa: E402
-from wavecodec.training.data import CropDataset, collate  # noqa: E402
+from wavecodec.benchmarking import TRAIN_GLOBS, dev_photos
+import wavecodec
+from wavecodec.progress import bar
+from wavecodec.learn import count_parameters, fit_dense
+from wavecodec.learn.colorize import LatentColorizer, PixelColorizer, chroma, colorfulness, gray
+from wavecodec.training.data import CropDataset, collate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -50,25 +49,25 @@ def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def evaluate(models: dict, codec: wavecodec.Codec, multiple: int) -> tuple[dict, dict]:
-    rows: dict[str, list[dict]] = {k: [] for k in ["grey input", *models, "codec on the colour photo"]}
+    rows: dict[str, list[dict]] = {k: [] for k in ["gray input", *models, "codec on the color photo"]}
     pictures = {}
     for name, img in dev_photos().items():
         rgb = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None]
         h, w = rgb.shape[-2:]
         padded = pad_to(rgb, multiple).round().to(torch.uint8)
-        outs = {"grey input": grey(rgb).expand(-1, 3, -1, -1).float()}
+        outs = {"gray input": gray(rgb).expand(-1, 3, -1, -1).float()}
         for key, model in models.items():
             outs[key] = (model(padded)[..., :h, :w].clamp(0, 1) * 255).round()
         with torch.no_grad():
-            outs["codec on the colour photo"] = codec.reconstruct(padded)[..., :h, :w].float()
+            outs["codec on the color photo"] = codec.reconstruct(padded)[..., :h, :w].float()
         ref = rgb.float()
         for key, out in outs.items():
             mse = F.mse_loss(out, ref).item()
             rows[key].append({"photo": name, "psnr_db": 10 * np.log10(255**2 / mse),
                               "chroma_mae": (chroma(out) - chroma(ref)).abs().mean().item(),
-                              "colourfulness_ratio": colourfulness(out) / max(colourfulness(ref), 1e-9)})
+                              "colorfulness_ratio": colorfulness(out) / max(colorfulness(ref), 1e-9)})
         pictures[name] = {k: v[0].permute(1, 2, 0).numpy().astype(np.uint8) for k, v in outs.items()} | {"original": img}
-    summary = {k: {m: statistics.mean(r[m] for r in v) for m in ("psnr_db", "chroma_mae", "colourfulness_ratio")} | {"photos": v}
+    summary = {k: {m: statistics.mean(r[m] for r in v) for m in ("psnr_db", "chroma_mae", "colorfulness_ratio")} | {"photos": v}
                for k, v in rows.items()}
     return summary, pictures
 
@@ -79,7 +78,7 @@ def plot(pictures: dict, path: Path, names: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = ["grey input", "pixel model", "latent model", "original"]
+    cols = ["gray input", "pixel model", "latent model", "original"]
     fig, axes = plt.subplots(len(names), len(cols), figsize=(3.2 * len(cols), 3.0 * len(names)))
     for i, name in enumerate(names):
         for j, col in enumerate(cols):
@@ -113,7 +112,7 @@ def main() -> None:
         b, _ = collate([data[step * args.batch_size + i] for i in range(args.batch_size)])
         return b
 
-    latent, pixel = LatentColouriser(codec, args.width, args.depth), PixelColouriser(multiple, args.width, args.depth)
+    latent, pixel = LatentColorizer(codec, args.width, args.depth), PixelColorizer(multiple, args.width, args.depth)
     report = {"config": vars(args)}
     for key, model in (("latent model", latent), ("pixel model", pixel)):
         torch.manual_seed(0)
@@ -125,7 +124,7 @@ def main() -> None:
     summary, pictures = evaluate({"pixel model": pixel, "latent model": latent}, codec, multiple)
     report["dev"] = summary
     for key, value in summary.items():
-        print(f"{key:28s} PSNR {value['psnr_db']:.2f} dB  chroma MAE {value['chroma_mae']:.2f}  colourfulness x{value['colourfulness_ratio']:.2f}")
+        print(f"{key:28s} PSNR {value['psnr_db']:.2f} dB  chroma MAE {value['chroma_mae']:.2f}  colorfulness x{value['colorfulness_ratio']:.2f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS / "colorize.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n")

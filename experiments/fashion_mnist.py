@@ -3,7 +3,7 @@
 The same classifier body (``wavecodec.learn.Classifier``: patch embedding, ConvNeXt-like
 blocks, pooling, linear) is trained on
 
-* latents of the shipped grey codecs ``fmnist-4x`` (4 x 7 x 7) and ``fmnist-16x`` (1 x 7 x 7),
+* latents of the shipped gray codecs ``fmnist-4x`` (4 x 7 x 7) and ``fmnist-16x`` (1 x 7 x 7),
   the rounded integers every ``.wvc`` file holds (``OnTheFlyLatents``);
 * pixels area-downsampled to the same number of values (14 x 14 and 7 x 7), cut into
   patches so that the token count (49) is the same as the latents';
@@ -24,18 +24,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _fmnist  # noqa: E402
-import wavecodec  # noqa: E402
-from wavecodec.data import OnTheFlyLatents  # noqa: E402
-from wavecodec.learn import Classifier, activation_bytes, count_parameters, downsample, fit_classifier, matched_pixels  # noqa: E402
+import _fmnist
+import wavecodec
+from wavecodec.progress import bar
+from wavecodec.data import OnTheFlyLatents
+from wavecodec.learn import Classifier, activation_bytes, count_parameters, downsample, fit_classifier, matched_pixels
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

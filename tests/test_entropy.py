@@ -50,11 +50,11 @@ def test_learned_rate_is_differentiable_and_matches_frozen_tables() -> None:
 
 def test_escape_handles_values_beyond_the_table() -> None:
     ent = EntropyModel(2, 12)
-    assert ent.radius == 255 and ent.max_symbol == 2047
+    assert ent.table_radius == 255 and ent.max_symbol == 2047
     q = torch.tensor([0, 5, 300, -2047, 2047, -256]).reshape(1, 2, 3)
     pmf = ent.pmf.numpy()
-    data = ans_encode(q.numpy(), pmf, ent.radius, ent.max_symbol)
-    assert np.array_equal(ans_decode(data, tuple(q.shape), pmf, ent.radius, ent.max_symbol), q.numpy())
+    data = ans_encode(q.numpy(), pmf, ent.table_radius, ent.max_symbol)
+    assert np.array_equal(ans_decode(data, tuple(q.shape), pmf, ent.table_radius, ent.max_symbol), q.numpy())
     assert torch.isfinite(ent.bits_integer(q)).all()
 
 
@@ -70,8 +70,8 @@ def test_all_coders_round_trip(bits: int) -> None:
     ent.fit(torch.from_numpy(q))
     ctx.fit(torch.from_numpy(q))
     params = ctx.numpy_params()
-    assert np.array_equal(ans_decode(ans_encode(q, ent.pmf.numpy(), ent.radius, m), q.shape, ent.pmf.numpy(), ent.radius, m), q)
-    assert np.array_equal(ctx_decode(ctx_encode(q, params, ctx.radius, m), q.shape, params, ctx.radius, m), q)
+    assert np.array_equal(ans_decode(ans_encode(q, ent.pmf.numpy(), ent.table_radius, m), q.shape, ent.pmf.numpy(), ent.table_radius, m), q)
+    assert np.array_equal(ctx_decode(ctx_encode(q, params, ctx.residual_radius, m), q.shape, params, ctx.residual_radius, m), q)
     assert np.array_equal(raw_decode(raw_encode(q, m), q.shape, m), q)
     if bits <= 8:
         assert np.array_equal(webp_decode(webp_encode(q, m), q.shape, m), q)
@@ -87,7 +87,7 @@ def test_context_coder_on_1d_and_3d_latent_shapes() -> None:
         ctx = ContextModel(shape[1], 8)
         ctx.fit(torch.from_numpy(q))
         p = ctx.numpy_params()
-        assert np.array_equal(ctx_decode(ctx_encode(q, p, ctx.radius, 127), shape, p, ctx.radius, 127), q)
+        assert np.array_equal(ctx_decode(ctx_encode(q, p, ctx.residual_radius, 127), shape, p, ctx.residual_radius, 127), q)
 
 
 def test_schedule_decodes_every_neighbour_first() -> None:
@@ -114,8 +114,8 @@ def test_context_model_beats_iid_tables_on_correlated_latents(fitted: Codec) -> 
     with torch.no_grad():
         q = fitted.quantize(fitted.encode(x)).numpy().astype(np.int64)
     ent, ctx = fitted.entropy, fitted.context
-    iid = ans_encode(q, ent.pmf.numpy(), ent.radius, ent.max_symbol)
-    context = ctx_encode(q, ctx.numpy_params(), ctx.radius, ctx.max_symbol)
+    iid = ans_encode(q, ent.pmf.numpy(), ent.table_radius, ent.max_symbol)
+    context = ctx_encode(q, ctx.numpy_params(), ctx.residual_radius, ctx.max_symbol)
     assert len(context) < 0.95 * len(iid)
 
 
@@ -124,7 +124,7 @@ def test_decoders_reject_garbage_cleanly() -> None:
     p = ctx.numpy_params()
     for data in [b"", b"\x00" * 4, b"abc", bytes(range(256)) * 3]:
         try:
-            out = ctx_decode(data, (1, 2, 4, 4), p, ctx.radius, 127)
+            out = ctx_decode(data, (1, 2, 4, 4), p, ctx.residual_radius, 127)
             assert out.shape == (1, 2, 4, 4) and np.abs(out).max() <= 127
         except FormatError:
             pass

@@ -1,4 +1,4 @@
-"""Compressed-domain learning: heads, matched baselines, tiny classification and colourisation runs, the CLI."""
+"""Compressed-domain learning: heads, matched baselines, tiny classification and colorization runs, the CLI."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from wavecodec.data import OnTheFlyLatents
 from wavecodec.fitting import fit_entropy, pca_init
 from wavecodec.learn import (Classifier, DenseHead, classifier_pair, count_parameters, downsample, fit_classifier,
                              fit_dense, matched_pixels, tokens)
-from wavecodec.learn.colorize import LatentColouriser, PixelColouriser, chroma, grey
+from wavecodec.learn.colorize import LatentColorizer, PixelColorizer, chroma, gray
 from wavecodec.learn.classify import load_classifier
 
 
 def stripes(count: int, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grey ``(N, 1, size, size)`` uint8 images of horizontal (label 0) or vertical (label 1) stripes, noisy."""
+    """Gray ``(N, 1, size, size)`` uint8 images of horizontal (label 0) or vertical (label 1) stripes, noisy."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, count)
     grid = np.arange(size)
@@ -37,9 +37,9 @@ def stripes(count: int, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, to
     return torch.from_numpy(out), torch.from_numpy(labels).long()
 
 
-def grey_codec(images: torch.Tensor, latent_dim: int = 4) -> Codec:
+def gray_codec(images: torch.Tensor, latent_dim: int = 4) -> Codec:
     torch.manual_seed(0)
-    codec = Codec(CodecConfig(channels=1, levels=2, latent_dim=latent_dim, decoder_width=0, decoder_depth=0, name=f"test-grey-{latent_dim}"))
+    codec = Codec(CodecConfig(channels=1, levels=2, latent_dim=latent_dim, decoder_width=0, decoder_depth=0, name=f"test-gray-{latent_dim}"))
     pca_init(codec, images.split(64))
     fit_entropy(codec, images.split(64))
     return codec.eval()
@@ -87,7 +87,7 @@ def test_downsample_is_an_area_average() -> None:
 
 def test_tiny_classification_on_latents_beats_chance() -> None:
     x, y = stripes(384)
-    codec = grey_codec(x[:256])
+    codec = gray_codec(x[:256])
     z = OnTheFlyLatents(codec)(x)
     assert z.shape == (384, 4, 4, 4) and torch.equal(z, z.round())
     torch.manual_seed(0)
@@ -97,15 +97,15 @@ def test_tiny_classification_on_latents_beats_chance() -> None:
     assert history.accuracy[-1] >= 0.9  # chance is 0.5
 
 
-def test_tiny_colourisation_improves_over_the_identity() -> None:
+def test_tiny_colorization_improves_over_the_identity() -> None:
     rng = np.random.default_rng(1)
     luma = synthetic_images(64, size=32, channels=1, seed=3).float()
-    tint = torch.tensor([1.15, 0.95, 0.6]).view(1, 3, 1, 1)  # a colour that is a function of luma: learnable
+    tint = torch.tensor([1.15, 0.95, 0.6]).view(1, 3, 1, 1)  # a color that is a function of luma: learnable
     rgb = (luma * tint + torch.from_numpy(rng.normal(0, 1, (64, 3, 32, 32))).float()).clamp(0, 255).round().to(torch.uint8)
     codec = fitted_codec()
-    model = LatentColouriser(codec, width=32, depth=2)
+    model = LatentColorizer(codec, width=32, depth=2)
     g_test, target_test = model.pair(rgb[48:])
-    identity = F.mse_loss(torch.zeros_like(target_test), target_test).item()  # grey latents unchanged
+    identity = F.mse_loss(torch.zeros_like(target_test), target_test).item()  # gray latents unchanged
     torch.manual_seed(0)
     losses = fit_dense(model.head, lambda s: model.pair(rgb[(s % 6) * 8 : (s % 6) * 8 + 8]), 60, lr=3e-3)
     assert len(losses) == 60
@@ -117,11 +117,11 @@ def test_tiny_colourisation_improves_over_the_identity() -> None:
     assert out.shape == (16, 3, 32, 32) and 0 <= out.min() and out.max() <= 1
     z = model.predict_latents(rgb[48:])
     assert torch.equal(z, z.round()) and z.abs().max() <= codec.bottleneck.max_symbol
-    # the chroma of the colourised images is closer to the truth than the grey image's
+    # the chroma of the colorized images is closer to the truth than the gray image's
     truth = rgb[48:].float()
-    grey3 = grey(rgb[48:]).float().expand(-1, 3, -1, -1)
-    assert (chroma(out * 255) - chroma(truth)).abs().mean() < (chroma(grey3) - chroma(truth)).abs().mean()
-    pixel = PixelColouriser(patch=4, width=32, depth=1)
+    gray3 = gray(rgb[48:]).float().expand(-1, 3, -1, -1)
+    assert (chroma(out * 255) - chroma(truth)).abs().mean() < (chroma(gray3) - chroma(truth)).abs().mean()
+    pixel = PixelColorizer(patch=4, width=32, depth=1)
     assert pixel(rgb[:2]).shape == (2, 3, 32, 32)
 
 
@@ -135,8 +135,8 @@ def write_stripe_tree(root: Path, count: int = 48) -> None:
 
 def test_learn_cli_trains_on_a_converted_dataset(tmp_path: Path, capsys) -> None:
     x, _ = stripes(256, seed=9)
-    model_path = tmp_path / "grey.safetensors"
-    wavecodec.save(grey_codec(x), model_path)
+    model_path = tmp_path / "gray.safetensors"
+    wavecodec.save(gray_codec(x), model_path)
     write_stripe_tree(tmp_path / "src", count=96)
     assert main(["convert", str(tmp_path / "src"), str(tmp_path / "lat"), "--model", str(model_path),
                  "--labels-from-folders", "--workers", "1", "-q"]) == 0
@@ -154,8 +154,8 @@ def test_learn_cli_trains_on_a_converted_dataset(tmp_path: Path, capsys) -> None
 
 def test_learn_cli_needs_labels(tmp_path: Path, capsys) -> None:
     x, _ = stripes(64, seed=2)
-    model_path = tmp_path / "grey.safetensors"
-    wavecodec.save(grey_codec(x), model_path)
+    model_path = tmp_path / "gray.safetensors"
+    wavecodec.save(gray_codec(x), model_path)
     write_stripe_tree(tmp_path / "src", count=8)
     assert main(["convert", str(tmp_path / "src"), str(tmp_path / "lat"), "--model", str(model_path), "--workers", "1", "-q"]) == 0
     assert main(["learn", str(tmp_path / "lat"), "-o", str(tmp_path / "clf"), "-q"]) == 2

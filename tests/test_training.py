@@ -64,7 +64,7 @@ def test_resume_reproduces_an_uninterrupted_run(image_folder: Path, tmp_path: Pa
     train(cfg_a)
     cfg_b = tiny(image_folder, tmp_path / "b", steps=20, lmbda=1e-4, ema=0.9)
     train(cfg_b, until=10)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="already holds a run; resume it"):
         train(cfg_b)
     train(cfg_b, resume=True)
     a, b = train_rows(tmp_path / "a"), train_rows(tmp_path / "b")

@@ -357,6 +357,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.run_dir:
         overrides.append(f"run_dir={args.run_dir}")
     cfg = TrainConfig.load(args.config or "", overrides)
+    from .training.state import CHECKPOINT
+
+    if not args.resume and (Path(cfg.run_dir) / CHECKPOINT).exists():
+        raise InputError(f"{cfg.run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
     summary = train(cfg, resume=args.resume, progress=_bar(args.quiet, "step"))
     if summary["world_size"] > 1:  # each rank says what it ended with, so a mismatch shows
         print(f"rank {summary['rank']} weights {summary['weights']}", flush=True)

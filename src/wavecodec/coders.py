@@ -46,29 +46,29 @@ def _categorical(freq: np.ndarray) -> "constriction.stream.model.Categorical":
     return constriction.stream.model.Categorical(freq.astype(np.float64), perfect=False)
 
 
-def ans_encode(q: np.ndarray, pmf: np.ndarray, radius: int, max_symbol: int) -> bytes:
+def ans_encode(q: np.ndarray, pmf: np.ndarray, table_radius: int, max_symbol: int) -> bytes:
     """ANS-code integer latents ``q`` ``(B, C, *S)`` with per-channel frequency tables ``pmf``."""
     rows = _channels_first(q).astype(np.int64)
-    escape = 2 * radius + 1
+    escape = 2 * table_radius + 1
     coder = constriction.stream.stack.AnsCoder()
     raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
     for c in reversed(range(rows.shape[0])):  # a stack: push the last channel first
         row = rows[c]
-        outside = np.abs(row) > radius
+        outside = np.abs(row) > table_radius
         if outside.any():
             coder.encode_reverse((row[outside] + max_symbol).astype(np.int32), raw_model)
-        idx = np.where(outside, escape, row + radius).astype(np.int32)
+        idx = np.where(outside, escape, row + table_radius).astype(np.int32)
         coder.encode_reverse(idx, _categorical(pmf[c]))
     return coder.get_compressed().astype("<u4").tobytes()
 
 
-def ans_decode(data: bytes, shape: tuple[int, ...], pmf: np.ndarray, radius: int, max_symbol: int) -> np.ndarray:
+def ans_decode(data: bytes, shape: tuple[int, ...], pmf: np.ndarray, table_radius: int, max_symbol: int) -> np.ndarray:
     """Inverse of :func:`ans_encode` for latents of ``shape``."""
     if len(data) % 4:
         raise FormatError("the ANS payload is not a whole number of 32-bit words")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     channels, count = shape[1], math.prod(shape) // shape[1]
-    escape = 2 * radius + 1
+    escape = 2 * table_radius + 1
     rows = np.empty((channels, count), dtype=np.int32)
     try:
         coder = constriction.stream.stack.AnsCoder(words)
@@ -76,7 +76,7 @@ def ans_decode(data: bytes, shape: tuple[int, ...], pmf: np.ndarray, radius: int
         for c in range(channels):
             idx = np.asarray(coder.decode(_categorical(pmf[c]), count), dtype=np.int32)
             outside = idx == escape
-            row = idx - radius
+            row = idx - table_radius
             n_out = int(outside.sum())
             if n_out:
                 row[outside] = np.asarray(coder.decode(raw_model, n_out), dtype=np.int32) - max_symbol
@@ -154,9 +154,9 @@ def encode_symbols(coder: str, q: np.ndarray, codec) -> bytes:
     """Code integer latents ``q`` ``(B, C, *S)`` with the coder named ``coder`` and ``codec``'s tables."""
     ent, ctx = codec.entropy, codec.context
     if coder == "ans":
-        return ctx_encode(q, ctx.numpy_params(), ctx.radius, ctx.max_symbol)
+        return ctx_encode(q, ctx.numpy_params(), ctx.residual_radius, ctx.max_symbol)
     if coder == "ans-iid":
-        return ans_encode(q, ent.pmf.cpu().numpy(), ent.radius, ent.max_symbol)
+        return ans_encode(q, ent.pmf.cpu().numpy(), ent.table_radius, ent.max_symbol)
     if coder == "webp":
         return webp_encode(q, ent.max_symbol)
     if coder == "raw":
@@ -168,9 +168,9 @@ def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec) -> np
     """Inverse of :func:`encode_symbols` for latents of ``shape``."""
     ent, ctx = codec.entropy, codec.context
     if coder == "ans":
-        return ctx_decode(data, shape, ctx.numpy_params(), ctx.radius, ctx.max_symbol)
+        return ctx_decode(data, shape, ctx.numpy_params(), ctx.residual_radius, ctx.max_symbol)
     if coder == "ans-iid":
-        return ans_decode(data, shape, ent.pmf.cpu().numpy(), ent.radius, ent.max_symbol)
+        return ans_decode(data, shape, ent.pmf.cpu().numpy(), ent.table_radius, ent.max_symbol)
     if coder == "webp":
         return webp_decode(data, shape, ent.max_symbol)
     if coder == "raw":
@@ -187,7 +187,7 @@ def _bucket_groups(bucket: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(int(b), np.flatnonzero(bucket == b)) for b in np.unique(bucket)]
 
 
-def ctx_encode(q: np.ndarray, params: dict, radius: int, max_symbol: int) -> bytes:
+def ctx_encode(q: np.ndarray, params: dict, residual_radius: int, max_symbol: int) -> bytes:
     """ANS-code latents ``(B, C, *S)`` with the context model (see :mod:`wavecodec.context`).
 
     Per decoding step: the symbols of each bucket (ascending), each bucket with its own
@@ -195,7 +195,7 @@ def ctx_encode(q: np.ndarray, params: dict, radius: int, max_symbol: int) -> byt
     """
     from . import context as ctx
 
-    grids = ctx._as_grids(q.astype(np.int64))
+    grids = ctx.as_grids(q.astype(np.int64))
     channels, rows, cols = q.shape[1], grids.shape[2] - 2 * ctx.PAD, grids.shape[3] - 2 * ctx.PAD
     steps = ctx.schedule(channels, rows, cols)
     raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
@@ -223,14 +223,14 @@ def ctx_encode(q: np.ndarray, params: dict, radius: int, max_symbol: int) -> byt
     return coder.get_compressed().astype("<u4").tobytes()
 
 
-def ctx_decode(data: bytes, shape: tuple[int, ...], params: dict, radius: int, max_symbol: int) -> np.ndarray:
+def ctx_decode(data: bytes, shape: tuple[int, ...], params: dict, residual_radius: int, max_symbol: int) -> np.ndarray:
     """Inverse of :func:`ctx_encode` for latents of ``shape``."""
     from . import context as ctx
 
     if len(data) % 4:
         raise FormatError("the ANS payload is not a whole number of 32-bit words")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    grids = ctx._as_grids(np.zeros(shape, dtype=np.int64))
+    grids = ctx.as_grids(np.zeros(shape, dtype=np.int64))
     rows, cols = grids.shape[2] - 2 * ctx.PAD, grids.shape[3] - 2 * ctx.PAD
     steps = ctx.schedule(shape[1], rows, cols)
     windows, rb = params["windows"], params["bucket_radius"]

@@ -68,7 +68,7 @@ def _split_alpha(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Te
     if have in (2, 4) and have - 1 in (1, channels):  # LA or RGBA
         x, alpha = x[:, :-1], x[:, -1:]
         have -= 1
-    if have == 1 and (channels == 3 or x.dim() == 3):  # grey through RGB, mono through multichannel audio
+    if have == 1 and (channels == 3 or x.dim() == 3):  # gray through RGB, mono through multichannel audio
         x = x.expand(-1, channels, *x.shape[2:])
     if x.shape[1] != channels:
         raise ShapeError(f"the model codes {channels}-channel signals, the input has {have} channel(s)")
@@ -455,9 +455,9 @@ def _restore(codec: Codec, u: torch.Tensor, header: dict[str, Any]) -> torch.Ten
 
 
 def _fold(u: torch.Tensor, header: dict[str, Any], codec: Codec) -> torch.Tensor:
-    """Grey through an RGB model, or mono through a stereo one: average the copies back into one channel."""
-    colour = header["input_channels"] - int(header["alpha"])
-    if colour == 1 and codec.config.channels > 1:
+    """Gray through an RGB model, or mono through a stereo one: average the copies back into one channel."""
+    color = header["input_channels"] - int(header["alpha"])
+    if color == 1 and codec.config.channels > 1:
         return u.mean(dim=1, keepdim=True)
     return u
 

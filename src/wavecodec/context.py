@@ -49,9 +49,9 @@ class ContextModel(nn.Module):
         self.channels = channels
         self.bits = bits
         self.max_symbol = 2 ** (bits - 1) - 1
-        self.radius = residual_radius(bits)
+        self.residual_radius = residual_radius(bits)
         self.num_buckets = buckets
-        size = 2 * self.radius + 2
+        size = 2 * self.residual_radius + 2
         self.register_buffer("pred_weights", torch.zeros(channels, len(NEIGHBOURS), dtype=torch.int32))
         self.register_buffer("scale_weights", torch.zeros(channels, NUM_SCALE_FEATURES + 1, dtype=torch.int32))
         self.register_buffer("edges", torch.full((channels, buckets - 1), 2**62, dtype=torch.int64))
@@ -59,11 +59,11 @@ class ContextModel(nn.Module):
         uniform[:, -1] = 1e-6
         tables = quantize_pmf(uniform).reshape(channels, buckets, size)
         self.register_buffer("tables", torch.from_numpy(tables))
-        self.register_buffer("bucket_radius", torch.full((buckets,), self.radius, dtype=torch.int32))
+        self.register_buffer("bucket_radius", torch.full((buckets,), self.residual_radius, dtype=torch.int32))
 
     @property
     def escape(self) -> int:
-        return 2 * self.radius + 1
+        return 2 * self.residual_radius + 1
 
     def numpy_params(self) -> dict:
         """The integer parameters as NumPy arrays, plus each bucket's coding window.
@@ -76,7 +76,7 @@ class ContextModel(nn.Module):
         radius = self.bucket_radius.cpu().numpy().astype(np.int64)
         windows = []
         for b, r_b in enumerate(radius):
-            inside = tables[:, b, self.radius - r_b : self.radius + r_b + 1]
+            inside = tables[:, b, self.residual_radius - r_b : self.residual_radius + r_b + 1]
             rest = tables[:, b].sum(axis=1, keepdims=True) - inside.sum(axis=1, keepdims=True)
             windows.append(np.concatenate([inside, rest], axis=1).astype(np.float64))
         return {
@@ -90,11 +90,11 @@ class ContextModel(nn.Module):
     @torch.no_grad()
     def fit(self, q: torch.Tensor, smoothing: float = 0.05) -> None:
         """Fit predictor, scale score, bucket edges and tables to integer latents ``(B, C, *S)``."""
-        grids = _as_grids(q.cpu().numpy().astype(np.int64))  # (B, C, H + 2P, W + 2P)
+        grids = as_grids(q.cpu().numpy().astype(np.int64))  # (B, C, H + 2P, W + 2P)
         params = self.numpy_params()
         rows, cols = grids.shape[2] - 2 * PAD, grids.shape[3] - 2 * PAD
         resid = np.zeros_like(grids)
-        size = 2 * self.radius + 2
+        size = 2 * self.residual_radius + 2
         tables = np.zeros((self.channels, self.num_buckets, size))
         magnitudes: list[list[np.ndarray]] = [[] for _ in range(self.num_buckets)]
         for c in range(self.channels):
@@ -117,16 +117,16 @@ class ContextModel(nn.Module):
             params["edges"][c] = edges
             bucket = np.searchsorted(edges, score, side="right")
             r = resid[:, c, PAD:-PAD, PAD:-PAD].reshape(-1)
-            sym = np.where(np.abs(r) > self.radius, self.escape, r + self.radius)
+            sym = np.where(np.abs(r) > self.residual_radius, self.escape, r + self.residual_radius)
             np.add.at(tables[c], (bucket, sym), 1.0)
             for b in range(self.num_buckets):
                 magnitudes[b].append(np.abs(r[bucket == b]))
         tables += smoothing
-        radius = np.full(self.num_buckets, self.radius)
+        radius = np.full(self.num_buckets, self.residual_radius)
         for b, mags in enumerate(magnitudes):
             mags = np.concatenate(mags)
             if mags.size:  # cover all but ~1e-3 of the training residuals; escape the rest
-                radius[b] = min(self.radius, max(2, int(np.ceil(np.quantile(mags, 1 - 1e-3))) + 2))
+                radius[b] = min(self.residual_radius, max(2, int(np.ceil(np.quantile(mags, 1 - 1e-3))) + 2))
         self.bucket_radius.copy_(torch.from_numpy(radius.astype(np.int32)))
         self.pred_weights.copy_(torch.from_numpy(params["pred"].astype(np.int32)))
         self.scale_weights.copy_(torch.from_numpy(params["scale"].astype(np.int32)))
@@ -135,11 +135,11 @@ class ContextModel(nn.Module):
         self.tables.copy_(torch.from_numpy(frozen))
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, bits={self.bits}, buckets={self.num_buckets}, residual=[-{self.radius}, {self.radius}]+escape"
+        return f"channels={self.channels}, bits={self.bits}, buckets={self.num_buckets}, residual=[-{self.residual_radius}, {self.residual_radius}]+escape"
 
 
 # -- integer context computation, shared by fitting, encoding and decoding ---------------
-def _as_grids(q: np.ndarray) -> np.ndarray:
+def as_grids(q: np.ndarray) -> np.ndarray:
     """``(B, C, *S)`` to zero-padded ``(B, C, rows + 2P, cols + 2P)`` int64 grids."""
     batch, channels, *size = q.shape
     rows = int(np.prod(size[:-1])) if len(size) > 1 else 1

@@ -61,9 +61,9 @@ class EntropyModel(nn.Module):
         self.channels = channels
         self.bits = bits
         self.max_symbol = 2 ** (bits - 1) - 1
-        self.radius = table_radius(bits)
-        size = 2 * self.radius + 2  # values -R..R, then the escape
-        outside = (2 * self.max_symbol + 1) - (2 * self.radius + 1)
+        self.table_radius = table_radius(bits)
+        size = 2 * self.table_radius + 2  # values -R..R, then the escape
+        outside = (2 * self.max_symbol + 1) - (2 * self.table_radius + 1)
         # companding makes Gaussian latents uniform, so start from a uniform table
         init = torch.zeros(channels, size)
         init[:, -1] = math.log(outside) if outside else -12.0
@@ -72,22 +72,22 @@ class EntropyModel(nn.Module):
 
     @property
     def escape(self) -> int:
-        return 2 * self.radius + 1
+        return 2 * self.table_radius + 1
 
     def _outside(self) -> int:
-        return max(1, (2 * self.max_symbol + 1) - (2 * self.radius + 1))
+        return max(1, (2 * self.max_symbol + 1) - (2 * self.table_radius + 1))
 
     def bits_noisy(self, v: torch.Tensor) -> torch.Tensor:
         """Differentiable bits of each element of noisy latents ``v`` ``(B, C, *S)``."""
         p = torch.softmax(self.logits, dim=1)
         flat = v.transpose(0, 1).reshape(self.channels, -1)
-        t = (flat + self.radius).clamp(0, 2 * self.radius)
-        lo = t.detach().floor().clamp(max=max(2 * self.radius - 1, 0)).long()
+        t = (flat + self.table_radius).clamp(0, 2 * self.table_radius)
+        lo = t.detach().floor().clamp(max=max(2 * self.table_radius - 1, 0)).long()
         frac = t - lo
-        hi = (lo + 1).clamp(max=2 * self.radius)
+        hi = (lo + 1).clamp(max=2 * self.table_radius)
         prob = torch.gather(p, 1, lo) * (1 - frac) + torch.gather(p, 1, hi) * frac
-        if self.radius < self.max_symbol:
-            escaped = flat.abs() > self.radius + 0.5
+        if self.table_radius < self.max_symbol:
+            escaped = flat.abs() > self.table_radius + 0.5
             prob = torch.where(escaped, p[:, -1:].expand_as(prob) / self._outside(), prob)
         bits = -torch.log2(prob.clamp_min(1e-9))
         return bits.reshape(self.channels, v.shape[0], *v.shape[2:]).transpose(0, 1)
@@ -95,11 +95,11 @@ class EntropyModel(nn.Module):
     def bits_integer(self, q: torch.Tensor) -> torch.Tensor:
         """Bits of each element of integer latents under the frozen tables (what the coder spends)."""
         flat = q.transpose(0, 1).reshape(self.channels, -1).long()
-        idx = torch.where(flat.abs() > self.radius, torch.full_like(flat, self.escape), flat + self.radius)
+        idx = torch.where(flat.abs() > self.table_radius, torch.full_like(flat, self.escape), flat + self.table_radius)
         freq = torch.gather(self.pmf.long(), 1, idx).double()
         bits = PRECISION - torch.log2(freq)
-        if self.radius < self.max_symbol:
-            bits = bits + (flat.abs() > self.radius).double() * math.log2(self._outside())
+        if self.table_radius < self.max_symbol:
+            bits = bits + (flat.abs() > self.table_radius).double() * math.log2(self._outside())
         return bits.reshape(self.channels, q.shape[0], *q.shape[2:]).transpose(0, 1)
 
     @torch.no_grad()
@@ -112,7 +112,7 @@ class EntropyModel(nn.Module):
     def fit(self, q: torch.Tensor, smoothing: float = 0.5) -> None:
         """Set the tables (and logits) from a histogram of integer latents ``(B, C, *S)``."""
         flat = q.transpose(0, 1).reshape(self.channels, -1).long().cpu()
-        idx = torch.where(flat.abs() > self.radius, torch.full_like(flat, self.escape), flat + self.radius)
+        idx = torch.where(flat.abs() > self.table_radius, torch.full_like(flat, self.escape), flat + self.table_radius)
         counts = torch.zeros(self.channels, self.escape + 1, dtype=torch.float64)
         counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
         probs = (counts + smoothing) / (counts + smoothing).sum(1, keepdim=True)
@@ -120,4 +120,4 @@ class EntropyModel(nn.Module):
         self.pmf.copy_(torch.from_numpy(quantize_pmf(probs.numpy())))
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, bits={self.bits}, table=[-{self.radius}, {self.radius}]+escape"
+        return f"channels={self.channels}, bits={self.bits}, table=[-{self.table_radius}, {self.table_radius}]+escape"

@@ -38,6 +38,11 @@ def evaluate_file(codec: Codec, path: Path, coder: str = "ans", quant_step: floa
     x, facts = read_input(path)
     if facts["kind"] != "image" or codec.config.modality != "image":
         raise InputError(f"{path}: eval handles images with image models for now")
+    return evaluate_image(codec, x, str(path), coder, quant_step)
+
+
+def evaluate_image(codec: Codec, x: torch.Tensor, name: str = "", coder: str = "ans", quant_step: float = 1.0) -> dict[str, Any]:
+    """Like :func:`evaluate_file` for an image already in memory, ``(1, C, H, W)``; ``name`` labels the row."""
     start = time.perf_counter()
     data = codec.compress(x, coder=coder, quant_step=quant_step)
     encode_s = time.perf_counter() - start
@@ -47,7 +52,7 @@ def evaluate_file(codec: Codec, path: Path, coder: str = "ans", quant_step: floa
     pixels = x.shape[2] * x.shape[3]
     peak = _PEAK.get(x.dtype, 1.0)
     row: dict[str, Any] = {
-        "file": str(path),
+        "file": name,
         "width": x.shape[3],
         "height": x.shape[2],
         "channels": x.shape[1],

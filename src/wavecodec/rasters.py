@@ -2,7 +2,7 @@
 
 * TIFF through tifffile (any band count, 8/16-bit, float; compressed TIFFs need imagecodecs);
   the band axis is found from the file's own axes string (``SYX`` planar or ``YXS`` chunky).
-* JPEG 2000 through Pillow (8-bit, 16-bit grey, RGB).
+* JPEG 2000 through Pillow (8-bit, 16-bit gray, RGB).
 * NIfTI (``.nii``, ``.nii.gz``) through nibabel, as ``(1, C, D, H, W)`` in the stored dtype
   (scaled data become float32); the affine is kept so decoded volumes stay in place.
 

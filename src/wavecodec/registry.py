@@ -97,7 +97,7 @@ def model_for(kind: str, channels: int) -> str:
     """The shipped model an input of ``kind`` (``image``, ``audio``, ``volume``, ``array``) with ``channels`` gets.
 
     Audio of any channel count gets the default audio model (mono is duplicated and folded
-    back); images get a model made for their channel count, else grey and grey+alpha
+    back); images get a model made for their channel count, else gray and gray+alpha
     (1, 2 channels) and RGBA (4) go through the RGB model.
 
     Raises:

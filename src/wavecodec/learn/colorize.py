@@ -1,10 +1,10 @@
-"""Colourisation as a compressed-domain task, and its pixel-domain baseline at the same token count.
+"""Colorization as a compressed-domain task, and its pixel-domain baseline at the same token count.
 
-* :class:`LatentColouriser` reads the latents of the grey image (luma copied to R, G, B and
-  encoded by an RGB codec) and predicts the colour image's latents as a residual, rounded to
+* :class:`LatentColorizer` reads the latents of the gray image (luma copied to R, G, B and
+  encoded by an RGB codec) and predicts the color image's latents as a residual, rounded to
   integers, so its output is itself a valid latent payload; the codec's decoder makes pixels.
   It trains on latents alone: no decoder runs during training.
-* :class:`PixelColouriser` reads grey pixels in ``patch x patch`` windows (one token per
+* :class:`PixelColorizer` reads gray pixels in ``patch x patch`` windows (one token per
   latent position) and predicts the RGB pixels of each window, also as a residual.
 """
 
@@ -18,7 +18,7 @@ from .heads import DenseHead
 LUMA = (0.299, 0.587, 0.114)  # BT.601
 
 
-def grey(rgb: torch.Tensor) -> torch.Tensor:
+def gray(rgb: torch.Tensor) -> torch.Tensor:
     """uint8 ``(B, 3, H, W)`` -> uint8 luma ``(B, 1, H, W)``."""
     w = torch.tensor(LUMA, dtype=torch.float32).view(1, 3, 1, 1)
     return (rgb.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
@@ -30,19 +30,19 @@ def chroma(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([-0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b], 1)
 
 
-def colourfulness(rgb: torch.Tensor) -> float:
-    """Hasler and Suesstrunk's (2003) colourfulness of float RGB in 0-255."""
+def colorfulness(rgb: torch.Tensor) -> float:
+    """Hasler and Suesstrunk's (2003) colorfulness of float RGB in 0-255."""
     r, g, b = rgb[:, 0].double(), rgb[:, 1].double(), rgb[:, 2].double()
     rg, yb = r - g, 0.5 * (r + g) - b
     return float((rg.std() ** 2 + yb.std() ** 2).sqrt() + 0.3 * (rg.mean() ** 2 + yb.mean() ** 2).sqrt())
 
 
-class LatentColouriser:
-    """Grey latents -> colour latents with a :class:`DenseHead`; the frozen codec encodes and decodes."""
+class LatentColorizer:
+    """Gray latents -> color latents with a :class:`DenseHead`; the frozen codec encodes and decodes."""
 
     def __init__(self, codec: Codec, width: int = 96, depth: int = 4) -> None:
         if codec.config.channels != 3:
-            raise ValueError("colourisation needs an RGB codec")
+            raise ValueError("colorization needs an RGB codec")
         self.codec = codec.eval()
         d = codec.config.latent_dim
         self.head = DenseHead(d, d, width=width, depth=depth)
@@ -52,40 +52,40 @@ class LatentColouriser:
     def latents(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.codec.quantize(self.codec.encode(rgb)).float()
 
-    def grey_latents(self, image: torch.Tensor) -> torch.Tensor:
-        g = grey(image) if image.shape[1] == 3 else image
+    def gray_latents(self, image: torch.Tensor) -> torch.Tensor:
+        g = gray(image) if image.shape[1] == 3 else image
         return self.latents(g.expand(-1, 3, -1, -1))
 
     def pair(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pair for uint8 colour images: (grey latents, scaled residual to the colour latents)."""
-        g = self.grey_latents(rgb)
+        """Training pair for uint8 color images: (gray latents, scaled residual to the color latents)."""
+        g = self.gray_latents(rgb)
         return g, (self.latents(rgb) - g) / self.scale
 
     @torch.no_grad()
     def predict_latents(self, image: torch.Tensor) -> torch.Tensor:
         self.head.eval()
-        g = self.grey_latents(image)
+        g = self.gray_latents(image)
         return (g + self.scale * self.head(g)).round().clamp(-self.scale, self.scale)
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        """uint8 grey ``(B, 1, H, W)`` or colour images -> colour images, float in [0, 1]."""
+        """uint8 gray ``(B, 1, H, W)`` or color images -> color images, float in [0, 1]."""
         return self.codec.decode(self.predict_latents(image))
 
 
-class PixelColouriser:
-    """Grey pixels in ``patch x patch`` windows -> RGB pixels of each window, a residual over the grey image."""
+class PixelColorizer:
+    """Gray pixels in ``patch x patch`` windows -> RGB pixels of each window, a residual over the gray image."""
 
     def __init__(self, patch: int = 8, width: int = 96, depth: int = 4) -> None:
         self.head = DenseHead(1, 3, patch=patch, out_patch=patch, width=width, depth=depth)
 
     @staticmethod
     def pair(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = grey(rgb).float() / 255
+        g = gray(rgb).float() / 255
         return g, rgb.float() / 255 - g
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         self.head.eval()
-        g = (grey(image) if image.shape[1] == 3 else image).float() / 255
+        g = (gray(image) if image.shape[1] == 3 else image).float() / 255
         return (g + self.head(g)).clamp(0, 1)

@@ -91,8 +91,8 @@ class Classifier(nn.Module):
 class DenseHead(nn.Module):
     """Image-to-image head: tokens in, ``out_channels x out_patch^2`` values per token out.
 
-    With ``out_patch=1`` it maps a latent grid to another latent grid (for example grey
-    latents to colour latents); with ``out_patch=p`` each token is unfolded back into a
+    With ``out_patch=1`` it maps a latent grid to another latent grid (for example gray
+    latents to color latents); with ``out_patch=p`` each token is unfolded back into a
     ``p x p`` pixel window (a pixel-domain baseline with the same token count).
     """
 

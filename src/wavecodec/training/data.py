@@ -49,7 +49,7 @@ def list_files(roots: str | list[str], suffixes: tuple[str, ...]) -> list[Path]:
 def _load_image(path: Path, channels: int, downscale: int, normalize: str = "dtype") -> np.ndarray:
     """A training source as a channels-last array: uint8 for photos, float32 in [0, 1] otherwise.
 
-    8-bit photos go through Pillow (grey or RGB, Lanczos downscale). Anything else (16-bit
+    8-bit photos go through Pillow (gray or RGB, Lanczos downscale). Anything else (16-bit
     and multi-band TIFF, JPEG 2000, NIfTI volumes, ``.npy``) is read like an input file and
     scaled the way the codec will see it: per channel to its min..max (``normalize=
     "per_channel"``) or by its integer type's range.

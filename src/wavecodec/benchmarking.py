@@ -1,18 +1,28 @@
-"""The photos the benchmarks use: training photos (Debian wallpapers) and dev evaluation photos.
+"""Helpers for the benchmark and experiment scripts: timing with medians, machine facts, JSON results, dev data.
 
-Training: ``plasma-workspace-wallpapers`` and ``mate-backgrounds`` (JPEG/PNG sources,
-downsampled with Lanczos). Dev evaluation: the photos bundled with scikit-image and the
+The scripts in ``benchmarks/`` and ``experiments/`` import these from the library (no
+``sys.path`` changes). The data helpers name the Debian packages the photos come from:
+training = ``plasma-workspace-wallpapers`` and ``mate-backgrounds`` (JPEG/PNG sources,
+downsampled with Lanczos); dev evaluation = the photos bundled with scikit-image and the
 photos of ``opencv-doc``. Nothing else, so that evaluation stays honest.
 """
 
 from __future__ import annotations
 
 import glob
+import json
+import os
+import platform
+import statistics
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image
+
+from .atomic import write_text
+from .errors import InputError
 
 TRAIN_GLOBS = [
     "/usr/share/wallpapers/*/contents/images/*.jpg",
@@ -24,18 +34,47 @@ OPENCV_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
 OPENCV_PHOTOS = ["baboon.jpg", "fruits.jpg", "messi5.jpg", "butterfly.jpg", "home.jpg", "building.jpg"]
 
 
+def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; return median/min/max seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON to ``path`` atomically; returns the path."""
+    write_text(path, json.dumps(payload, indent=2) + "\n")
+    return Path(path)
+
+
 def training_files() -> list[str]:
+    """The training photos (sorted paths); :class:`InputError` naming the packages when none are installed."""
     files = sorted({f for g in TRAIN_GLOBS for f in glob.glob(g)})
     if not files:
-        raise SystemExit(
-            "no training photos found; run: apt-get install -y --no-install-recommends "
-            "plasma-workspace-wallpapers mate-backgrounds"
-        )
+        raise InputError("no training photos found; install the Debian packages plasma-workspace-wallpapers and mate-backgrounds")
     return files
 
 
 def training_crops(count: int, size: int = 256, factor: int = 4, max_files: int = 64, seed: int = 0) -> torch.Tensor:
     """``count`` random ``size`` crops (uint8, ``(N, 3, size, size)``) of Lanczos-downsampled training photos."""
+    from PIL import Image
+
     rng = np.random.default_rng(seed)
     files = training_files()
     files = [files[i] for i in sorted(rng.choice(len(files), min(max_files, len(files)), replace=False))]
@@ -57,6 +96,7 @@ def training_crops(count: int, size: int = 256, factor: int = 4, max_files: int 
 def dev_photos() -> dict[str, np.ndarray]:
     """The dev evaluation photos as ``(H, W, 3)`` uint8 arrays, by name."""
     import skimage.data
+    from PIL import Image
 
     photos = {name: getattr(skimage.data, name)()[:, :, :3] for name in SKIMAGE_PHOTOS}
     for name in OPENCV_PHOTOS:

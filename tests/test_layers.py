@@ -1,0 +1,177 @@
+"""The house's structure: one decode path, layers that point one way, model selection in the registry."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import wavecodec
+from wavecodec import Codec, CodecConfig
+from wavecodec.compression import open_latents
+from wavecodec.convert import convert
+from wavecodec.data import LatentDataset, LatentShards
+from wavecodec.fitting import fit_entropy, pca_init
+
+PACKAGE = Path(wavecodec.__file__).resolve().parent
+MODULES = sorted(
+    ".".join(("wavecodec",) + p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+    for p in PACKAGE.rglob("*.py")
+)
+#: the stages: they compute, and know nothing of files, bitstreams or commands
+CORE = ["atomic", "bottleneck", "config", "context", "decoder", "encoder", "entropy", "errors", "layers", "schedule", "wpt"]
+OUTER = {"compression", "coders", "container", "streaming", "files", "audio", "audio_coding", "images", "rasters", "cli",
+         "convert", "data", "evaluation", "registry", "checkpoint", "training", "learn", "progress"}
+
+
+def _imports(module: str) -> set[str]:
+    """Every wavecodec module ``module`` imports, at any depth of its code (relative imports resolved)."""
+    path = PACKAGE.joinpath(*module.split(".")[1:])
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    package = module.split(".")[:-1] if path.name != "__init__.py" else module.split(".")
+    found = set()
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
+            if target.startswith("wavecodec"):
+                found.add(target)
+                found.update(f"{target}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("wavecodec"))
+    return {m for m in found if m in MODULES and m != module}
+
+
+def test_each_module_imports_alone() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fresh(module: str) -> tuple[str, subprocess.CompletedProcess]:
+        return module, subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=300)
+
+    with ThreadPoolExecutor(4) as pool:
+        failed = {m: r.stderr[-800:] for m, r in pool.map(fresh, MODULES) if r.returncode != 0}
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_core_modules_do_not_reach_outward(name: str) -> None:
+    reached = {m.split(".")[1] for m in _imports(f"wavecodec.{name}")}
+    assert not reached & OUTER, f"wavecodec.{name} imports {sorted(reached & OUTER)}"
+
+
+def test_no_import_circle() -> None:
+    graph = {m: _imports(m) for m in MODULES}
+    state: dict[str, int] = {}
+
+    def visit(m: str, trail: list[str]) -> None:
+        state[m] = 1
+        for n in graph[m]:
+            if n.startswith(m + "."):
+                continue  # a package importing its own submodules is not a circle
+            if state.get(n) == 1:
+                raise AssertionError("import circle: " + " -> ".join(trail + [m, n]))
+            if n not in state:
+                visit(n, trail + [m])
+        state[m] = 2
+
+    for m in MODULES:
+        if m not in state:
+            visit(m, [])
+
+
+@pytest.fixture(scope="module")
+def stereo_codec() -> Codec:
+    torch.manual_seed(0)
+    cfg = CodecConfig(channels=2, levels=2, latent_dim=5, decoder_width=8, decoder_depth=1, modality="audio",
+                      sample_rate=8000, value_range=(-1.0, 1.0), name="test-long-stereo")
+    codec = Codec(cfg)
+    rng = np.random.default_rng(1)
+    batches = [torch.from_numpy(rng.normal(0, 0.2, (4, 2, 512))).float() for _ in range(3)]
+    pca_init(codec, batches)
+    fit_entropy(codec, batches)
+    return codec.eval()
+
+
+@pytest.mark.parametrize("coder", ["ans", "raw"])
+@pytest.mark.parametrize("quant_step", [1.0, 2.0])
+def test_dataset_latents_of_a_long_chunked_signal_equal_encode_and_quantize(stereo_codec: Codec, tmp_path: Path,
+                                                                            coder: str, quant_step: float) -> None:
+    # 3.3 chunks of 1,024 latent frames at J=2: the file is coded in chunks
+    rng = np.random.default_rng(2)
+    t = np.arange(13_500) / 8000
+    x = (0.4 * np.sin(2 * np.pi * 440 * t)[None] * np.array([[1.0], [0.6]]) + rng.normal(0, 0.05, (2, t.size))).astype(np.float32)
+    data = stereo_codec.compress(torch.from_numpy(x), coder=coder, quant_step=quant_step, sample_rate=8000)
+    header, symbols, _ = open_latents(stereo_codec, data)
+    assert header["chunk_frames"] == 1024 and len(header["chunk_bytes"]) == 4
+    with torch.no_grad():
+        expected = stereo_codec.quantize(stereo_codec.encode(torch.from_numpy(x)[None]), quant_step)[0]
+    assert np.array_equal(symbols.all()[0], expected.numpy())
+    # through a converted dataset, as a user reads it
+    (tmp_path / "src").mkdir()
+    sf.write(tmp_path / "src" / "long.wav", x.T, 8000, subtype="FLOAT")
+    model = tmp_path / "m.safetensors"
+    wavecodec.save(stereo_codec, model)
+    if coder != "ans":
+        return
+    convert(str(tmp_path / "src"), str(tmp_path / "lat"), str(model), workers=1, coder=coder)
+    with torch.no_grad():
+        direct = stereo_codec.quantize(stereo_codec.encode(torch.from_numpy(x)[None]))[0]
+    ints, _ = LatentDataset(tmp_path / "lat", as_integers=True)[0]
+    floats, _ = LatentDataset(tmp_path / "lat")[0]
+    streamed, _ = next(iter(LatentShards(tmp_path / "lat", as_integers=True)))
+    assert torch.equal(ints.long(), direct.long()) and torch.equal(streamed.long(), direct.long())
+    assert torch.equal(floats, direct.float())
+
+
+def test_dataset_floats_are_dequantized_with_the_files_step(tmp_path: Path, fitted: Codec) -> None:
+    from helpers import synthetic_images
+    from PIL import Image
+
+    (tmp_path / "src").mkdir()
+    for i, img in enumerate(synthetic_images(2, size=48)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "src" / f"{i}.png")
+    data = fitted.compress(synthetic_images(1, size=48), quant_step=3.0)
+    header, symbols, _ = open_latents(fitted, data)
+    assert torch.equal(symbols.latents(), torch.from_numpy(symbols.all()).float() * 3.0)
+
+
+def test_registry_selects_models_for_inputs_and_files() -> None:
+    from wavecodec.registry import model_for, model_for_header, models
+
+    assert model_for("image", 3) == "rgb-16x"
+    assert model_for("image", 1) == "gray-16x" and model_for("image", 7) == "ms7-16x"
+    assert model_for("image", 4) == model_for("image", 2) == "rgb-16x"  # RGBA and gray+alpha through RGB
+    assert model_for("audio", 1) == model_for("audio", 2) == "stereo-5x"
+    assert model_for("volume", 1) == "mri-16x"
+    with pytest.raises(wavecodec.CheckpointError, match="arrays have no default"):
+        model_for("array", 3)
+    with pytest.raises(wavecodec.CheckpointError, match="no shipped model codes 5-channel image"):
+        model_for("image", 5)
+    assert all(m.channels >= 1 for m in models())
+    assert model_for_header({"model": "rgb-4x"}) == "rgb-4x"
+    with pytest.raises(wavecodec.CheckpointError, match="not shipped"):
+        model_for_header({"model": str(PACKAGE / "weights" / "rgb-4x.safetensors")})  # a file never names a path to open
+
+
+def test_library_errors_name_arguments_not_flags() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                text = ast.unparse(node.exc)
+                if " --" in text or "'--" in text or '"--' in text:
+                    offenders.append(f"{path.name}: {text[:80]}")
+    assert not offenders, offenders
