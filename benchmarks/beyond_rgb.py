@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import subprocess
 import tempfile
 from pathlib import Path
@@ -36,6 +35,7 @@ from wavecodec.registry import register
 from _scientific import mri_paths, prepare_multispectral
 import wavecodec
 from wavecodec.files import read_input
+from wavecodec.metrics import psnr
 
 STEPS = [1.0, 2.0, 4.0]
 MODELS = {"multispectral": "ms7-16x", "volume": "mri-16x", "document": "gray-16x"}  # --model PART=PATH overrides
@@ -47,9 +47,7 @@ def band_psnr(ref: np.ndarray, out: np.ndarray) -> list[float]:
     """Per band, PSNR with the band's own span (max - min of the reference) as the peak."""
     values = []
     for r, o in zip(ref.astype(np.float64), out.astype(np.float64)):
-        mse = np.mean((r - o) ** 2)
-        span = max(r.max() - r.min(), 1.0)
-        values.append(float("inf") if mse == 0 else float(10 * np.log10(span**2 / mse)))
+        values.append(psnr(r, o, max(r.max() - r.min(), 1.0)))
     return values
 
 
@@ -113,22 +111,22 @@ def volume(report: dict, do_register: bool) -> None:
     span = hi - lo
     voxels = ref.size
 
-    def psnr(out: np.ndarray) -> float:
-        return float(10 * np.log10(span**2 / np.mean((ref - out) ** 2)))
+    def volume_psnr(out: np.ndarray) -> float:
+        return psnr(ref, out, span)
 
     codec = wavecodec.load(MODELS["volume"])
     ours = []
     for step in STEPS:
         data = codec.compress(x, quant_step=step, extra={"affine": facts["affine"]})
         out = codec.decompress(data)[0, 0].numpy()
-        ours.append({"step": step, "bits_per_voxel": 8 * len(data) / voxels, "psnr": psnr(out)})
+        ours.append({"step": step, "bits_per_voxel": 8 * len(data) / voxels, "psnr": volume_psnr(out)})
         print(f"mri-16x step {step:g}: {ours[-1]['bits_per_voxel']:.3f} bits/voxel, PSNR {ours[-1]['psnr']:.2f} dB", flush=True)
     scaled = np.round((ref - lo) / span * 65535).astype(np.uint16)
     baselines: dict[str, list[dict]] = {"JPEG 2000": [], "JPEG XL": []}
     for ratio in (400, 200, 100, 60, 40, 25, 15):
         coded = [jp2_bytes(s, ratio) for s in scaled]
         out = np.stack([c[1] for c in coded]).astype(np.float64) / 65535 * span + lo
-        baselines["JPEG 2000"].append({"setting": ratio, "bits_per_voxel": 8 * sum(c[0] for c in coded) / voxels, "psnr": psnr(out)})
+        baselines["JPEG 2000"].append({"setting": ratio, "bits_per_voxel": 8 * sum(c[0] for c in coded) / voxels, "psnr": volume_psnr(out)})
     for distance in (12.0, 8.0, 5.0, 3.0, 2.0, 1.0, 0.5):
         sizes, planes = 0, []
         for s in scaled:
@@ -136,7 +134,7 @@ def volume(report: dict, do_register: bool) -> None:
             sizes += len(data)
             planes.append(imagecodecs.jpegxl_decode(data))
         out = np.stack(planes).astype(np.float64) / 65535 * span + lo
-        baselines["JPEG XL"].append({"setting": distance, "bits_per_voxel": 8 * sizes / voxels, "psnr": psnr(out)})
+        baselines["JPEG XL"].append({"setting": distance, "bits_per_voxel": 8 * sizes / voxels, "psnr": volume_psnr(out)})
     for name, curve in baselines.items():
         for point in ours:
             pts = sorted((c["bits_per_voxel"], c["psnr"]) for c in curve)
@@ -209,7 +207,7 @@ def document(report: dict, do_register: bool) -> None:
         out = codec.decompress(data)[0, 0].numpy()
         n, jpg, q = jpeg_at(img, len(data))
         def p(o: np.ndarray) -> float:
-            return float(10 * np.log10(255**2 / np.mean((img.astype(np.float64) - o) ** 2)))
+            return psnr(img, o, 255.0)
         rows.append({"size": list(img.shape), "bpp": 8 * len(data) / img.size, "psnr": p(out),
                      "jpeg_quality": q, "jpeg_bpp": 8 * n / img.size, "jpeg_psnr": p(jpg)})
         print(f"page {img.shape}: {codec.config.name} {rows[-1]['bpp']:.3f} bpp {rows[-1]['psnr']:.2f} dB | JPEG q{q} {rows[-1]['jpeg_bpp']:.3f} bpp {rows[-1]['jpeg_psnr']:.2f} dB", flush=True)
@@ -242,7 +240,7 @@ def document(report: dict, do_register: bool) -> None:
             x = torch.from_numpy(gray.copy())[None, None]
             data = codec.compress(x)
             out = codec.decompress(data)[0, 0].numpy().astype(np.float64)
-            psnrs.append(10 * math.log10(255**2 / np.mean((gray - out) ** 2)))
+            psnrs.append(psnr(gray, out, 255.0))
             bpps.append(8 * len(data) / gray.size)
         report["document"][name]["gray_dev_photos"] = {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
         cfg = codec.config

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ from torch.utils.data import DataLoader
 
 from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
 from wavecodec.coders import webp_decode, webp_encode
+from wavecodec.metrics import psnr_from_mse
 from wavecodec.training.config import TrainConfig
 from wavecodec.training.data import CropDataset, collate
 from wavecodec.training.loop import StepSampler, lr_factor
@@ -88,7 +88,7 @@ def train_reference(model: torch.nn.Module, cfg, run_dir: Path) -> list[dict]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         if (step + 1) % 50 == 0:
-            log.append({"step": step + 1, "psnr": -10 * math.log10(mse.item()), "seconds": time.perf_counter() - t0})
+            log.append({"step": step + 1, "psnr": psnr_from_mse(mse.item()), "seconds": time.perf_counter() - t0})
     return log
 
 
@@ -127,7 +127,7 @@ def evaluate(codec: ReferenceCodec, repeats: int) -> list[dict]:
         enc = time_call(lambda: codec.compress(img), repeats, warmup=1)["median_s"]
         dec = time_call(lambda: codec.decompress(packed), repeats, warmup=1)["median_s"]
         rows.append({"photo": name, "bytes": len(packed[0]), "bpp": 8 * len(packed[0]) / pixels,
-                     "psnr": -10 * math.log10(mse), "encode_mpix_s": pixels / 1e6 / enc, "decode_mpix_s": pixels / 1e6 / dec})
+                     "psnr": psnr_from_mse(mse), "encode_mpix_s": pixels / 1e6 / enc, "decode_mpix_s": pixels / 1e6 / dec})
         print(f"{name:24s} bpp {rows[-1]['bpp']:.3f}  PSNR {rows[-1]['psnr']:.2f} dB", flush=True)
     return rows
 
@@ -146,7 +146,7 @@ def evaluate_ours(path: str, steps: list[float], repeats: int) -> list[dict]:
             y = codec.decompress(data)
             mse = float(((y.double() - x.double()) ** 2).mean()) / 255**2
             pixels = x.shape[2] * x.shape[3]
-            row = {"photo": name, "bpp": 8 * len(data) / pixels, "psnr": -10 * math.log10(mse)}
+            row = {"photo": name, "bpp": 8 * len(data) / pixels, "psnr": psnr_from_mse(mse)}
             if step == steps[0]:
                 row["encode_mpix_s"] = pixels / 1e6 / time_call(lambda: codec.compress(x, quant_step=step), repeats, warmup=1)["median_s"]
                 row["decode_mpix_s"] = pixels / 1e6 / time_call(lambda: codec.decompress(data), repeats, warmup=1)["median_s"]

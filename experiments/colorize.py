@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from wavecodec.benchmarking import TRAIN_GLOBS, dev_photos
 import wavecodec
+from wavecodec.metrics import psnr_from_mse
 from wavecodec.progress import bar
 from wavecodec.learn import count_parameters, fit_dense
 from wavecodec.learn.colorize import LatentColorizer, PixelColorizer, chroma, colorfulness, gray
@@ -63,7 +64,7 @@ def evaluate(models: dict, codec: wavecodec.Codec, multiple: int) -> tuple[dict,
         ref = rgb.float()
         for key, out in outs.items():
             mse = F.mse_loss(out, ref).item()
-            rows[key].append({"photo": name, "psnr_db": 10 * np.log10(255**2 / mse),
+            rows[key].append({"photo": name, "psnr_db": psnr_from_mse(mse, 255.0),
                               "chroma_mae": (chroma(out) - chroma(ref)).abs().mean().item(),
                               "colorfulness_ratio": colorfulness(out) / max(colorfulness(ref), 1e-9)})
         pictures[name] = {k: v[0].permute(1, 2, 0).numpy().astype(np.uint8) for k, v in outs.items()} | {"original": img}

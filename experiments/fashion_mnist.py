@@ -32,6 +32,7 @@ import torch
 
 import _fmnist
 import wavecodec
+from wavecodec.metrics import psnr_from_mse
 from wavecodec.progress import bar
 from wavecodec.data import OnTheFlyLatents
 from wavecodec.learn import Classifier, activation_bytes, count_parameters, downsample, fit_classifier, matched_pixels
@@ -52,7 +53,7 @@ def codec_figures(codec: wavecodec.Codec, images: torch.Tensor, count: int = 500
     mse = ((y.double() - x.double()) ** 2).mean().item() / 255**2
     sizes = [len(codec.compress(x[i : i + 1])) for i in range(count)]
     batch_file = len(codec.compress(x))  # one file for the whole batch: the header is shared
-    return {"psnr_db": -10 * np.log10(mse), "bpp_single_files": 8 * statistics.mean(sizes) / 784,
+    return {"psnr_db": psnr_from_mse(mse), "bpp_single_files": 8 * statistics.mean(sizes) / 784,
             "bpp_batched_file": 8 * batch_file / (784 * count), "reduction": codec.config.reduction}
 
 

@@ -25,6 +25,7 @@ _EPS = 1e-10
 
 
 def snr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Signal-to-noise ratio in dB of ``est`` against ``ref``."""
     noise = np.sum((ref.astype(np.float64) - est) ** 2)
     return float("inf") if noise == 0 else float(10 * np.log10(max(np.sum(ref.astype(np.float64) ** 2), _EPS) / noise))
 
@@ -35,6 +36,7 @@ def psnr(ref: np.ndarray, est: np.ndarray, data_range: float = 2.0) -> float:
 
 
 def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB, averaged over channels."""
     values = []
     for r, e in zip(np.atleast_2d(ref).astype(np.float64), np.atleast_2d(est).astype(np.float64)):
         r, e = r - r.mean(), e - e.mean()
@@ -53,6 +55,7 @@ def _stft_mag(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 
 def stft_distance(ref: np.ndarray, est: np.ndarray, sizes: tuple[int, ...] = (512, 1024, 2048)) -> float:
+    """Multi-resolution STFT distance (spectral convergence + log magnitude); lower is better."""
     total = 0.0
     for n in sizes:
         a, b = _stft_mag(ref, n, n // 4), _stft_mag(est, n, n // 4)
@@ -80,6 +83,7 @@ def mel_filterbank(rate: int, n_fft: int = 2048, bands: int = 80) -> np.ndarray:
 
 
 def mel_distance(ref: np.ndarray, est: np.ndarray, rate: int, n_fft: int = 2048, bands: int = 80) -> float:
+    """Mean absolute difference of log10 mel spectrograms; lower is better."""
     fb = mel_filterbank(rate, n_fft, bands)
     a = np.log10(_stft_mag(ref, n_fft, n_fft // 4) ** 2 @ fb.T + 1e-5)
     b = np.log10(_stft_mag(est, n_fft, n_fft // 4) ** 2 @ fb.T + 1e-5)
@@ -87,5 +91,6 @@ def mel_distance(ref: np.ndarray, est: np.ndarray, rate: int, n_fft: int = 2048,
 
 
 def all_metrics(ref: np.ndarray, est: np.ndarray, rate: int) -> dict[str, float]:
+    """Every audio metric of this module for ``est`` against ``ref`` (``(C, T)`` floats), by name."""
     return {"snr": snr(ref, est), "psnr": psnr(ref, est), "si_sdr": si_sdr(ref, est),
             "stft_distance": stft_distance(ref, est), "mel_distance": mel_distance(ref, est, rate)}

@@ -33,6 +33,7 @@ class Bottleneck(nn.Module):
 
     @property
     def int_dtype(self) -> torch.dtype:
+        """The integer type that holds the symbols (int8 up to 8 bits, else int16)."""
         return torch.int8 if self.bits <= 8 else torch.int16
 
     def compand(self, y: torch.Tensor) -> torch.Tensor:

@@ -82,4 +82,5 @@ def load_file(path: str | os.PathLike[str], device: str | torch.device = "cpu") 
 
 
 def config_json(codec: Codec) -> str:
+    """The codec's config as indented JSON."""
     return json.dumps(codec.config.to_dict(), indent=2, sort_keys=True)

@@ -129,6 +129,7 @@ def _run_tree(
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    """``wavecodec encode``: compress files or a folder tree."""
     src = Path(args.input)
     store = _Models(args.model)
     if src.is_dir():
@@ -170,6 +171,7 @@ def add_encode(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
+    """``wavecodec decode``: decompress a file or a folder of them."""
     src = Path(args.input)
     store = _Models(args.model)
     if src.is_dir():
@@ -204,6 +206,7 @@ def add_decode(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """``wavecodec info``: the header and size figures of a file."""
     path = Path(args.input)
     data = _read_bytes(path)
     header = read_header(data, MAX_SAMPLES)
@@ -237,6 +240,7 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """``wavecodec models``: the shipped models."""
     entries = models()
     if args.json:
         print(json.dumps([{"name": m.name, "file": m.file, "modality": m.modality, "task": m.task, "description": m.description,
@@ -263,6 +267,7 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """``wavecodec eval``: rate, quality and speed on files."""
     from .evaluation import evaluate
 
     src = Path(args.input)
@@ -313,6 +318,7 @@ def _print_report(report: dict, audio: bool) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """``wavecodec convert``: a dataset into latent shards."""
     from .convert import convert
 
     if args.labels and args.labels_from_folders:
@@ -351,6 +357,7 @@ def _bar(quiet: bool, unit: str) -> Callable[[int, int], None] | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``wavecodec train``: train a codec from a config."""
     from .training import TrainConfig, train
 
     overrides = list(args.set or [])
@@ -381,6 +388,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
+    """``wavecodec learn``: a classifier on latent shards."""
     from .learn.classify import learn
 
     if not 0 < args.test_fraction < 1:
@@ -413,6 +421,7 @@ def add_learn(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``wavecodec export``: a loadable model from a run."""
     from .training import export
 
     out = Path(args.output)
@@ -491,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for user errors, one line on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

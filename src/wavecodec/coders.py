@@ -117,6 +117,7 @@ def webp_encode(q: np.ndarray, max_symbol: int) -> bytes:
 
 
 def webp_decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
+    """Inverse of :func:`webp_encode` for latents of ``shape``."""
     rows, cols, h, w = _mosaic_layout(shape)
     try:
         with Image.open(io.BytesIO(data), formats=["WEBP"]) as im:
@@ -136,11 +137,13 @@ def webp_decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndar
 
 
 def raw_encode(q: np.ndarray, max_symbol: int) -> bytes:
+    """The symbols as little-endian 8- or 16-bit words (offset by ``max_symbol``)."""
     dtype = np.uint8 if max_symbol <= 127 else np.dtype("<u2")
     return (q.astype(np.int64) + max_symbol).astype(dtype).tobytes()
 
 
 def raw_decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
+    """Inverse of :func:`raw_encode` for latents of ``shape``."""
     dtype = np.uint8 if max_symbol <= 127 else np.dtype("<u2")
     if len(data) != math.prod(shape) * np.dtype(dtype).itemsize:
         raise FormatError("the raw payload has the wrong length for the declared latents")

@@ -56,6 +56,7 @@ class Decoded:
 
     @property
     def sample_rate(self) -> int | None:
+        """The sample rate recorded in the file (audio), else ``None``."""
         return self.header.get("sample_rate")
 
 

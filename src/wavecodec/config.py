@@ -94,6 +94,7 @@ class CodecConfig:
         return self.subbands / self.latent_dim
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (defaults that older models lack are left out)."""
         d = dataclasses.asdict(self)
         d["value_range"] = list(self.value_range)
         if self.normalize == "dtype":  # the default is left out so that older models keep their fingerprints
@@ -102,10 +103,12 @@ class CodecConfig:
         return d
 
     def to_json(self) -> str:
+        """The config as canonical JSON (sorted keys): what fingerprints hash."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CodecConfig":
+        """A config from a dict; :class:`ConfigError` for unknown or invalid fields."""
         data = dict(data)
         version = data.pop("config_version", CONFIG_VERSION)
         if version != CONFIG_VERSION:
@@ -114,6 +117,7 @@ class CodecConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "CodecConfig":
+        """A config from JSON text; :class:`ConfigError` for invalid JSON or fields."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
@@ -123,6 +127,7 @@ class CodecConfig:
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> "CodecConfig":
+        """A copy with ``changes`` applied (validated)."""
         return dataclasses.replace(self, **changes)
 
 

@@ -63,6 +63,7 @@ class ContextModel(nn.Module):
 
     @property
     def escape(self) -> int:
+        """Table index of the escape symbol."""
         return 2 * self.residual_radius + 1
 
     def numpy_params(self) -> dict:

@@ -91,10 +91,12 @@ def list_items(
 
 
 def shard_name(k: int) -> str:
+    """The file stem of shard ``k``."""
     return f"shard-{k:06d}"
 
 
 def is_done(dst: Path, k: int) -> bool:
+    """Whether shard ``k`` of ``dst`` is complete (its tar and its sidecar JSON exist)."""
     return (dst / f"{shard_name(k)}.tar").exists() and (dst / f"{shard_name(k)}.json").exists()
 
 

@@ -34,6 +34,7 @@ from .registry import load, model_for_dataset
 
 
 def read_index(root: str | Path) -> dict[str, Any]:
+    """A converted dataset's ``index.json``; :class:`InputError` if missing or not one."""
     path = Path(root) / INDEX
     try:
         index = json.loads(path.read_text())
@@ -112,6 +113,7 @@ class LatentDataset(Dataset):
 
     @property
     def class_names(self) -> list[str]:
+        """Class names by label index (empty without labels)."""
         return self.reader.class_names
 
     def __len__(self) -> int:

@@ -72,6 +72,7 @@ class EntropyModel(nn.Module):
 
     @property
     def escape(self) -> int:
+        """Table index of the escape symbol."""
         return 2 * self.table_radius + 1
 
     def _outside(self) -> int:

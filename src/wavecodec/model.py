@@ -136,6 +136,7 @@ class Codec(nn.Module):
 
     @staticmethod
     def crop(u: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        """Crop the spatial axes of ``u`` to ``size`` (undoes :meth:`pad`)."""
         slices = (slice(None), slice(None)) + tuple(slice(0, s) for s in size)
         return u[slices]
 

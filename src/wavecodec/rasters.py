@@ -28,6 +28,7 @@ _NATIVE = (np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64)
 
 
 def is_nifti(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a NIfTI volume (``.nii`` or ``.nii.gz``)."""
     name = Path(path).name.lower()
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
@@ -67,6 +68,7 @@ def read_tiff(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, Any
 
 
 def read_jp2(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Read a JPEG 2000 image as ``(1, C, H, W)`` in its own sample type, plus facts."""
     from .images import read_image, to_tensor
 
     return to_tensor(read_image(path)), {"kind": "image"}

@@ -43,6 +43,7 @@ class ModelInfo:
 
     @property
     def path(self) -> Path:
+        """The model's weight file inside the package."""
         return WEIGHTS_DIR / self.file
 
 

@@ -66,6 +66,7 @@ def gather(read: Reader, positions: np.ndarray) -> torch.Tensor:
 
 
 def chunk_count(frames: int, chunk_frames: int) -> int:
+    """Chunks of ``chunk_frames`` frames needed for ``frames`` frames."""
     return -(-frames // chunk_frames)
 
 

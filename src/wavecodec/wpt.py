@@ -199,6 +199,7 @@ class WaveletPacket(torch.nn.Module):
         return analysis(x, self.levels, self.wavelet)
 
     def inverse(self, X: torch.Tensor) -> torch.Tensor:
+        """Synthesis: subbands back to the signal (inverse of ``forward``)."""
         return synthesis(X, self.levels, self.wavelet)
 
     def extra_repr(self) -> str:

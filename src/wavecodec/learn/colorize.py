@@ -50,9 +50,11 @@ class LatentColorizer:
 
     @torch.no_grad()
     def latents(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Continuous latents of RGB images (the targets)."""
         return self.codec.quantize(self.codec.encode(rgb)).float()
 
     def gray_latents(self, image: torch.Tensor) -> torch.Tensor:
+        """Latents of the gray versions of RGB images (the inputs)."""
         g = gray(image) if image.shape[1] == 3 else image
         return self.latents(g.expand(-1, 3, -1, -1))
 
@@ -63,6 +65,7 @@ class LatentColorizer:
 
     @torch.no_grad()
     def predict_latents(self, image: torch.Tensor) -> torch.Tensor:
+        """Predicted color latents from gray latents."""
         self.head.eval()
         g = self.gray_latents(image)
         return (g + self.scale * self.head(g)).round().clamp(-self.scale, self.scale)
@@ -81,6 +84,7 @@ class PixelColorizer:
 
     @staticmethod
     def pair(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input, target)`` for a batch of RGB images."""
         g = gray(rgb).float() / 255
         return g, rgb.float() / 255 - g
 

@@ -28,11 +28,13 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[float]]:
+        """The history as plain lists."""
         return {"accuracy": self.accuracy, "train_loss": self.train_loss, "epoch_seconds": self.epoch_seconds}
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Share of ``x`` classified as ``y`` (eval mode, batched)."""
     model.eval()
     correct = sum(int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum()) for i in range(0, len(x), batch_size))
     return correct / max(1, len(x))

@@ -73,12 +73,14 @@ class TrainConfig:
                 raise ConfigError(message)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (the codec config nested)."""
         d = dataclasses.asdict(self)
         d["codec"] = self.codec.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """A config from a dict; :class:`ConfigError` for unknown or invalid fields."""
         return build_dataclass(cls, data, "training config")
 
     @classmethod

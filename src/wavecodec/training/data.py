@@ -92,11 +92,13 @@ class ImageCache:
         self.normalize = normalize
 
     def path(self, index: int) -> Path | None:
+        """Cache file of source ``index`` (``None`` without a cache folder)."""
         if self.cache_dir is None or (self.downscale == 1 and suffix_of(self.files[index]) in _PHOTO_SUFFIXES):
             return None  # photos at full size decode fast; everything else is cached as scaled float32
         return self.cache_dir / f"{index:06d}_{self.downscale}x_{self.channels}ch_{self.normalize}.npy"
 
     def get(self, index: int) -> np.ndarray:
+        """Source ``index`` as an ``(*S, C)`` array, from the cache when present."""
         cached = self.path(index)
         if cached is not None and cached.exists():
             return np.load(cached)

@@ -29,6 +29,7 @@ def save_state(
     config: dict[str, Any],
     ema: dict[str, torch.Tensor] | None,
 ) -> None:
+    """Write a resumable training checkpoint (weights, optimizer, step, config, EMA) atomically."""
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         tensors[f"model.{k}"] = v.detach().cpu().contiguous()
@@ -74,6 +75,7 @@ def load_state(
 
 
 def read_run_config(path: Path) -> dict[str, Any]:
+    """The training config stored in a checkpoint."""
     try:
         with safe_open(str(path), framework="pt") as f:
             return json.loads((f.metadata() or {})["config"])
