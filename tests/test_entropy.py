@@ -8,18 +8,9 @@ import torch
 
 from helpers import synthetic_images
 from wavecodec import Codec, FormatError
-from wavecodec.coders import (
-    ans_decode,
-    ans_encode,
-    ctx_decode,
-    ctx_encode,
-    raw_decode,
-    raw_encode,
-    webp_decode,
-    webp_encode,
-)
-from wavecodec.context import ContextModel, schedule
-from wavecodec.entropy import TOTAL, EntropyModel, quantize_pmf
+from wavecodec.coders import raw_decode, raw_encode, webp_decode, webp_encode
+from wavecodec.context import ContextModel, ctx_decode, ctx_encode, schedule
+from wavecodec.entropy import TOTAL, EntropyModel, ans_decode, ans_encode, quantize_pmf
 
 
 def test_quantize_pmf_sums_exactly_and_keeps_every_symbol() -> None:

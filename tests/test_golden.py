@@ -14,24 +14,36 @@ import torch
 
 import wavecodec
 import wavecodec.compression
+import wavecodec.container
 
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("threads", [1, 4])
-def test_golden_file_decodes_bit_exactly(threads: int) -> None:
+def test_golden_file_decodes_bit_exactly(threads: int, version: int) -> None:
     from make_golden import digests  # tests/data is on sys.path (conftest)
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         codec = wavecodec.load(DATA / "golden_model.safetensors")
-        data = (DATA / "golden.wvc").read_bytes()
-        assert digests(codec, data) == json.loads((DATA / "golden.json").read_text())
+        data = (DATA / f"golden_v{version}.wvc").read_bytes()
+        assert digests(codec, data) == json.loads((DATA / f"golden_v{version}.json").read_text())
     finally:
         torch.set_num_threads(previous)
 
 
-def test_golden_file_header_is_readable_without_a_model() -> None:
-    header = wavecodec.compression.read_header((DATA / "golden.wvc").read_bytes())
-    assert header["model"] == "golden" and header["shape"] == [45, 47] and header["coder"] == "ans"
+@pytest.mark.parametrize(("version", "coder"), [(1, "ans-wavefront"), (2, "ans")])
+def test_golden_file_header_is_readable_without_a_model(version: int, coder: str) -> None:
+    header = wavecodec.compression.read_header((DATA / f"golden_v{version}.wvc").read_bytes())
+    assert header["model"] == "golden" and header["shape"] == [45, 47]
+    assert header["format_version"] == version and header["coder"] == coder
+
+
+def test_the_current_version_writes_the_current_golden_file() -> None:
+    codec = wavecodec.load(DATA / "golden_model.safetensors")
+    from helpers import synthetic_images
+
+    x = synthetic_images(1, size=48, seed=42)[:, :, :45, :47].contiguous()
+    assert codec.compress(x) == (DATA / f"golden_v{wavecodec.container.VERSION}.wvc").read_bytes()

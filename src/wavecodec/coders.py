@@ -1,93 +1,34 @@
-"""Entropy coders: integer latents to bytes and back.
+"""The entropy coders by name: integer latents to bytes and back.
 
-* ``ans`` (default): asymmetric numeral systems through ``constriction`` with the
-  model's context model (:mod:`wavecodec.context`): each latent is coded as the residual
-  from an integer prediction, with a table picked by a scale bucket, both computed from
-  already decoded neighbours. Decoding runs wavefront by wavefront, one call per step.
-* ``ans-iid``: the same coder with one fixed table per latent channel (no context), fully
-  vectorised per channel; the baseline that shows what the context model gains.
-
-For both, values outside a table are an escape symbol plus the raw value (uniform model),
-and the tables are the model's frozen integers, so decoding is bit-exact everywhere.
+* ``ans`` (default): the interlaced context coder (:mod:`wavecodec.interlaced`): seven
+  whole-tensor passes, forward-adaptive weights in the payload, a frozen table ladder.
+* ``ans-wavefront``: the context coder of format version 1 (:class:`wavecodec.context.ContextModel`,
+  the model's fitted tables, decoded wavefront by wavefront); version 1 files call it ``ans``.
+* ``ans-iid``: one frozen table per latent channel (:class:`wavecodec.entropy.EntropyModel`);
+  the baseline that shows what context modelling gains.
 * ``webp``: the reference implementation's format, the latent channels tiled into one 8-bit
   mosaic saved as lossless WebP; only for latents of at most 8 bits.
 * ``raw``: the symbols as little-endian 8- or 16-bit words; a baseline.
 
-All decoders treat their input as untrusted: whatever the bytes, they return an array of
-the requested shape or raise :class:`FormatError`.
+The ANS coders use only integer tables, so decoding is bit-exact everywhere. All decoders
+treat their input as untrusted: whatever the bytes, they return an array of the requested
+shape or raise :class:`FormatError`.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
+from typing import Any, Callable
 
-import constriction
 import numpy as np
 from PIL import Image
 
+from . import interlaced
 from .errors import FormatError
 
-CODERS = ("ans", "ans-iid", "webp", "raw")
 _WEBP_MAX_SIDE = 16383
-
-
-def _channels_first(q: np.ndarray) -> np.ndarray:
-    """``(B, C, *S)`` to ``(C, B * prod(S))``: one row per channel, the order each is coded in."""
-    return np.ascontiguousarray(np.moveaxis(q, 1, 0).reshape(q.shape[1], -1))
-
-
-def _from_channels_first(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    batch, channels, *size = shape
-    return np.ascontiguousarray(np.moveaxis(rows.reshape(channels, batch, *size), 0, 1))
-
-
-def _categorical(freq: np.ndarray) -> "constriction.stream.model.Categorical":
-    return constriction.stream.model.Categorical(freq.astype(np.float64), perfect=False)
-
-
-def ans_encode(q: np.ndarray, pmf: np.ndarray, table_radius: int, max_symbol: int) -> bytes:
-    """ANS-code integer latents ``q`` ``(B, C, *S)`` with per-channel frequency tables ``pmf``."""
-    rows = _channels_first(q).astype(np.int64)
-    escape = 2 * table_radius + 1
-    coder = constriction.stream.stack.AnsCoder()
-    raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
-    for c in reversed(range(rows.shape[0])):  # a stack: push the last channel first
-        row = rows[c]
-        outside = np.abs(row) > table_radius
-        if outside.any():
-            coder.encode_reverse((row[outside] + max_symbol).astype(np.int32), raw_model)
-        idx = np.where(outside, escape, row + table_radius).astype(np.int32)
-        coder.encode_reverse(idx, _categorical(pmf[c]))
-    return coder.get_compressed().astype("<u4").tobytes()
-
-
-def ans_decode(data: bytes, shape: tuple[int, ...], pmf: np.ndarray, table_radius: int, max_symbol: int) -> np.ndarray:
-    """Inverse of :func:`ans_encode` for latents of ``shape``."""
-    if len(data) % 4:
-        raise FormatError("the ANS payload is not a whole number of 32-bit words")
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    channels, count = shape[1], math.prod(shape) // shape[1]
-    escape = 2 * table_radius + 1
-    rows = np.empty((channels, count), dtype=np.int32)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
-        for c in range(channels):
-            idx = np.asarray(coder.decode(_categorical(pmf[c]), count), dtype=np.int32)
-            outside = idx == escape
-            row = idx - table_radius
-            n_out = int(outside.sum())
-            if n_out:
-                row[outside] = np.asarray(coder.decode(raw_model, n_out), dtype=np.int32) - max_symbol
-            rows[c] = row
-    except FormatError:
-        raise
-    except Exception:  # constriction raises on malformed streams; all we can say is that
-        raise FormatError("the ANS payload is corrupted") from None
-    if np.abs(rows).max(initial=0) > max_symbol:
-        raise FormatError("the ANS payload decodes to out-of-range latents")
-    return _from_channels_first(rows, shape)
 
 
 def _mosaic_layout(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -153,114 +94,46 @@ def raw_decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarr
     return q.reshape(shape)
 
 
-def encode_symbols(coder: str, q: np.ndarray, codec) -> bytes:
-    """Code integer latents ``q`` ``(B, C, *S)`` with the coder named ``coder`` and ``codec``'s tables."""
-    ent, ctx = codec.entropy, codec.context
-    if coder == "ans":
-        return ctx_encode(q, ctx.numpy_params(), ctx.residual_radius, ctx.max_symbol)
-    if coder == "ans-iid":
-        return ans_encode(q, ent.pmf.cpu().numpy(), ent.table_radius, ent.max_symbol)
-    if coder == "webp":
-        return webp_encode(q, ent.max_symbol)
-    if coder == "raw":
-        return raw_encode(q, ent.max_symbol)
-    raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
+@dataclass(frozen=True)
+class Coder:
+    """One entropy coder: integer latents ``(B, C, *S)`` to bytes with a codec's tables, and back."""
+
+    encode: Callable[[np.ndarray, Any], bytes]
+    decode: Callable[[bytes, tuple[int, ...], Any], np.ndarray]
 
 
-def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec) -> np.ndarray:
-    """Inverse of :func:`encode_symbols` for latents of ``shape``."""
-    ent, ctx = codec.entropy, codec.context
-    if coder == "ans":
-        return ctx_decode(data, shape, ctx.numpy_params(), ctx.residual_radius, ctx.max_symbol)
-    if coder == "ans-iid":
-        return ans_decode(data, shape, ent.pmf.cpu().numpy(), ent.table_radius, ent.max_symbol)
-    if coder == "webp":
-        return webp_decode(data, shape, ent.max_symbol)
-    if coder == "raw":
-        return raw_decode(data, shape, ent.max_symbol)
-    raise FormatError(f"unknown coder {coder!r} in the file")
+#: coders by the name files record (format version 2); ``ans-wavefront`` is what version 1 calls ``ans``
+CODER_TABLE: dict[str, Coder] = {
+    "ans": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol),
+                 lambda data, shape, codec: interlaced.decode(data, shape, codec.bottleneck.max_symbol)),
+    "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q), lambda data, shape, codec: codec.context.decode(data, shape)),
+    "ans-iid": Coder(lambda q, codec: codec.entropy.encode(q), lambda data, shape, codec: codec.entropy.decode(data, shape)),
+    "webp": Coder(lambda q, codec: webp_encode(q, codec.bottleneck.max_symbol),
+                  lambda data, shape, codec: webp_decode(data, shape, codec.bottleneck.max_symbol)),
+    "raw": Coder(lambda q, codec: raw_encode(q, codec.bottleneck.max_symbol),
+                 lambda data, shape, codec: raw_decode(data, shape, codec.bottleneck.max_symbol)),
+}
+CODERS = tuple(CODER_TABLE)
+#: what a format version 1 file's coder names mean now
+LEGACY_NAMES = {1: {"ans": "ans-wavefront"}}
 
 
-def _family() -> "constriction.stream.model.Categorical":
-    return constriction.stream.model.Categorical(perfect=False)
+def encode_symbols(coder: str, q: np.ndarray, codec: Any) -> bytes:
+    """Code integer latents ``q`` ``(B, C, *S)`` with the coder named ``coder`` and ``codec``'s tables.
 
-
-def _bucket_groups(bucket: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Positions of each bucket present, buckets ascending: the order symbols are decoded in."""
-    return [(int(b), np.flatnonzero(bucket == b)) for b in np.unique(bucket)]
-
-
-def ctx_encode(q: np.ndarray, params: dict, residual_radius: int, max_symbol: int) -> bytes:
-    """ANS-code latents ``(B, C, *S)`` with the context model (see :mod:`wavecodec.context`).
-
-    Per decoding step: the symbols of each bucket (ascending), each bucket with its own
-    window of the tables, then the raw values of the escaped positions.
+    Raises:
+        FormatError: an unknown coder, or latents it cannot hold.
     """
-    from . import context as ctx
-
-    grids = ctx.as_grids(q.astype(np.int64))
-    channels, rows, cols = q.shape[1], grids.shape[2] - 2 * ctx.PAD, grids.shape[3] - 2 * ctx.PAD
-    steps = ctx.schedule(channels, rows, cols)
-    raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
-    family = _family()
-    coder = constriction.stream.stack.AnsCoder()
-    windows, rb = params["windows"], params["bucket_radius"]
-    c, i, j = (np.concatenate(a) for a in zip(*steps))
-    ends = np.cumsum([len(s[0]) for s in steps])
-    for grid in reversed(grids):  # items are decoded first to last: push the last first
-        resid = np.zeros_like(grid)
-        mu = ctx.predict_at(grid, c, i, j, params["pred"], max_symbol)
-        resid[c, ctx.PAD + i, ctx.PAD + j] = grid[c, ctx.PAD + i, ctx.PAD + j] - mu
-        bucket = ctx.bucket_at(grid, resid, c, i, j, params["scale"], params["edges"])
-        r = resid[c, ctx.PAD + i, ctx.PAD + j]
-        escaped = np.abs(r) > rb[bucket]
-        for end, (sc, _, _) in zip(reversed(ends), reversed(steps)):
-            sl = slice(end - len(sc), end)
-            if escaped[sl].any():
-                out = escaped[sl]
-                raw = grid[c[sl][out], ctx.PAD + i[sl][out], ctx.PAD + j[sl][out]] + max_symbol
-                coder.encode_reverse(raw.astype(np.int32), raw_model)
-            for b, idx in reversed(_bucket_groups(bucket[sl])):
-                sym = np.where(escaped[sl][idx], 2 * rb[b] + 1, r[sl][idx] + rb[b]).astype(np.int32)
-                coder.encode_reverse(sym, family, windows[b][c[sl][idx]])
-    return coder.get_compressed().astype("<u4").tobytes()
+    if coder not in CODER_TABLE:
+        raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
+    return CODER_TABLE[coder].encode(q, codec)
 
 
-def ctx_decode(data: bytes, shape: tuple[int, ...], params: dict, residual_radius: int, max_symbol: int) -> np.ndarray:
-    """Inverse of :func:`ctx_encode` for latents of ``shape``."""
-    from . import context as ctx
+def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec: Any) -> np.ndarray:
+    """Inverse of :func:`encode_symbols` for latents of ``shape``; :class:`FormatError` for a bad payload."""
+    if coder not in CODER_TABLE:
+        raise FormatError(f"unknown coder {coder!r} in the file")
+    return CODER_TABLE[coder].decode(data, shape, codec)
 
-    if len(data) % 4:
-        raise FormatError("the ANS payload is not a whole number of 32-bit words")
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    grids = ctx.as_grids(np.zeros(shape, dtype=np.int64))
-    rows, cols = grids.shape[2] - 2 * ctx.PAD, grids.shape[3] - 2 * ctx.PAD
-    steps = ctx.schedule(shape[1], rows, cols)
-    windows, rb = params["windows"], params["bucket_radius"]
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
-        family = _family()
-        for grid in grids:
-            resid = np.zeros_like(grid)
-            for c, i, j in steps:
-                mu = ctx.predict_at(grid, c, i, j, params["pred"], max_symbol)
-                bucket = ctx.bucket_at(grid, resid, c, i, j, params["scale"], params["edges"])
-                value = np.empty(len(c), dtype=np.int64)
-                escaped = np.zeros(len(c), dtype=bool)
-                for b, idx in _bucket_groups(bucket):
-                    sym = np.asarray(coder.decode(family, windows[b][c[idx]]), dtype=np.int64)
-                    value[idx] = mu[idx] + sym - rb[b]
-                    escaped[idx] = sym == 2 * rb[b] + 1
-                if escaped.any():
-                    value[escaped] = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int64) - max_symbol
-                if np.abs(value).max(initial=0) > max_symbol:
-                    raise FormatError("the ANS payload decodes to out-of-range latents")
-                grid[c, ctx.PAD + i, ctx.PAD + j] = value
-                resid[c, ctx.PAD + i, ctx.PAD + j] = value - mu
-    except FormatError:
-        raise
-    except Exception:
-        raise FormatError("the ANS payload is corrupted") from None
-    inner = grids[:, :, ctx.PAD : ctx.PAD + rows, ctx.PAD : ctx.PAD + cols]
-    return np.ascontiguousarray(inner.reshape(shape))
+
+

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 
-from .coders import CODERS, decode_symbols, encode_symbols
+from .coders import CODERS, LEGACY_NAMES, decode_symbols, encode_symbols
 from .config import MODALITIES
 from .container import pack, unpack
 from .errors import FormatError, ShapeError
@@ -300,9 +300,18 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
     return header
 
 
+def _unpack(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """:func:`unpack`, with the coder names of older format versions given their current names."""
+    header, sections = unpack(data)
+    coder = header.get("coder")
+    if isinstance(coder, str):
+        header["coder"] = LEGACY_NAMES.get(header["format_version"], {}).get(coder, coder)
+    return header, sections
+
+
 def read_header(data: bytes, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
-    """The verified header of ``.wvc`` bytes (no model needed)."""
-    header, _ = unpack(data)
+    """The verified header of ``.wvc`` bytes (no model needed); :class:`FormatError` if malformed."""
+    header, _ = _unpack(data)
     return validate_header(header, max_samples)
 
 
@@ -397,7 +406,7 @@ def open_latents(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> t
         FormatError: a malformed, corrupted or oversized file; ``ModelMismatchError`` when
         it was made with another model.
     """
-    header, sections = unpack(data)
+    header, sections = _unpack(data)
     validate_header(header, max_samples)
     check_model(header, codec)
     if set(sections) != ({"latents", "alpha"} if header["alpha"] else {"latents"}):

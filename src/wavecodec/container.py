@@ -3,7 +3,7 @@
 Layout (all integers little-endian)::
 
     8 bytes   magic  b"\\x89WVC\\r\\n\\x1a\\n"  (PNG-style: catches text-mode mangling)
-    u16       format version (1)
+    u16       format version (2; version 1 files are still read)
     u32       header length n
     n bytes   header, UTF-8 JSON object; header["sections"] lists [name, size] pairs
     ...       the sections' bytes, concatenated in that order
@@ -25,14 +25,15 @@ from typing import Any
 from .errors import FormatError
 
 MAGIC = b"\x89WVC\r\n\x1a\n"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # version 2 changed what the coder name "ans" means (see wavecodec.coders)
 MAX_HEADER_BYTES = 64 * 1024
 _PREFIX = struct.Struct("<8sHI")
 
 
 def pack(header: dict[str, Any], sections: dict[str, bytes]) -> bytes:
     """Assemble a container from a header (without ``sections``) and named byte sections."""
-    header = dict(header)
+    header = {k: v for k, v in header.items() if k != "format_version"}  # recorded in the prefix, not the JSON
     header["sections"] = [[name, len(data)] for name, data in sections.items()]
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     if len(text) > MAX_HEADER_BYTES:
@@ -42,7 +43,7 @@ def pack(header: dict[str, Any], sections: dict[str, bytes]) -> bytes:
 
 
 def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Split and verify a container; returns ``(header, sections)``."""
+    """Split and verify a container; returns ``(header, sections)``, the header with its ``format_version`` added."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FormatError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -55,8 +56,8 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
     magic, version, header_len = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise FormatError("not a .wvc file (wrong magic bytes)")
-    if version != VERSION:
-        raise FormatError(f"the file has .wvc format version {version}; this wavecodec reads version {VERSION}")
+    if version not in READABLE:
+        raise FormatError(f"the file has .wvc format version {version}; this wavecodec reads versions {READABLE[0]} to {READABLE[-1]}")
     if header_len > MAX_HEADER_BYTES:
         raise FormatError(f"the declared header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit")
     end_header = _PREFIX.size + header_len
@@ -71,6 +72,7 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
         raise FormatError("the header is not valid JSON") from None
     if not isinstance(header, dict):
         raise FormatError("the header is not a JSON object")
+    header["format_version"] = version  # what the fields mean depends on it
     listing = header.get("sections")
     if not isinstance(listing, list) or not all(
         isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and type(e[1]) is int and e[1] >= 0

@@ -19,11 +19,13 @@ decoded in time; each step decodes all the positions of its wavefronts in one ca
 
 from __future__ import annotations
 
+import constriction
 import numpy as np
 import torch
 from torch import nn
 
 from .entropy import quantize_pmf
+from .errors import FormatError
 
 PRED_SHIFT = 12
 SCALE_SHIFT = 8
@@ -135,6 +137,14 @@ class ContextModel(nn.Module):
         frozen = quantize_pmf(tables.reshape(-1, size)).reshape(tables.shape)
         self.tables.copy_(torch.from_numpy(frozen))
 
+    def encode(self, q: np.ndarray) -> bytes:
+        """Code integer latents ``(B, C, *S)`` wavefront by wavefront (coder ``ans`` of format version 1)."""
+        return ctx_encode(q, self.numpy_params(), self.residual_radius, self.max_symbol)
+
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        """Inverse of :meth:`encode`; :class:`FormatError` for a malformed payload."""
+        return ctx_decode(data, shape, self.numpy_params(), self.residual_radius, self.max_symbol)
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}, bits={self.bits}, buckets={self.num_buckets}, residual=[-{self.residual_radius}, {self.residual_radius}]+escape"
 
@@ -229,3 +239,85 @@ def schedule(channels: int, rows: int, cols: int) -> list[tuple[np.ndarray, np.n
         if cs:
             steps.append((np.concatenate(cs), np.concatenate(is_), np.concatenate(js)))
     return steps
+
+
+# -- coding (format version 1's ans) ------------------------------------------------------
+def _family() -> "constriction.stream.model.Categorical":
+    return constriction.stream.model.Categorical(perfect=False)
+
+
+def _bucket_groups(bucket: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Positions of each bucket present, buckets ascending: the order symbols are decoded in."""
+    return [(int(b), np.flatnonzero(bucket == b)) for b in np.unique(bucket)]
+
+
+def ctx_encode(q: np.ndarray, params: dict, residual_radius: int, max_symbol: int) -> bytes:
+    """ANS-code latents ``(B, C, *S)`` with the context model (see :mod:`wavecodec.context`).
+
+    Per decoding step: the symbols of each bucket (ascending), each bucket with its own
+    window of the tables, then the raw values of the escaped positions.
+    """
+    grids = as_grids(q.astype(np.int64))
+    channels, rows, cols = q.shape[1], grids.shape[2] - 2 * PAD, grids.shape[3] - 2 * PAD
+    steps = schedule(channels, rows, cols)
+    raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
+    family = _family()
+    coder = constriction.stream.stack.AnsCoder()
+    windows, rb = params["windows"], params["bucket_radius"]
+    c, i, j = (np.concatenate(a) for a in zip(*steps))
+    ends = np.cumsum([len(s[0]) for s in steps])
+    for grid in reversed(grids):  # items are decoded first to last: push the last first
+        resid = np.zeros_like(grid)
+        mu = predict_at(grid, c, i, j, params["pred"], max_symbol)
+        resid[c, PAD + i, PAD + j] = grid[c, PAD + i, PAD + j] - mu
+        bucket = bucket_at(grid, resid, c, i, j, params["scale"], params["edges"])
+        r = resid[c, PAD + i, PAD + j]
+        escaped = np.abs(r) > rb[bucket]
+        for end, (sc, _, _) in zip(reversed(ends), reversed(steps)):
+            sl = slice(end - len(sc), end)
+            if escaped[sl].any():
+                out = escaped[sl]
+                raw = grid[c[sl][out], PAD + i[sl][out], PAD + j[sl][out]] + max_symbol
+                coder.encode_reverse(raw.astype(np.int32), raw_model)
+            for b, idx in reversed(_bucket_groups(bucket[sl])):
+                sym = np.where(escaped[sl][idx], 2 * rb[b] + 1, r[sl][idx] + rb[b]).astype(np.int32)
+                coder.encode_reverse(sym, family, windows[b][c[sl][idx]])
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def ctx_decode(data: bytes, shape: tuple[int, ...], params: dict, residual_radius: int, max_symbol: int) -> np.ndarray:
+    """Inverse of :func:`ctx_encode` for latents of ``shape``."""
+    if len(data) % 4:
+        raise FormatError("the ANS payload is not a whole number of 32-bit words")
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    grids = as_grids(np.zeros(shape, dtype=np.int64))
+    rows, cols = grids.shape[2] - 2 * PAD, grids.shape[3] - 2 * PAD
+    steps = schedule(shape[1], rows, cols)
+    windows, rb = params["windows"], params["bucket_radius"]
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
+        family = _family()
+        for grid in grids:
+            resid = np.zeros_like(grid)
+            for c, i, j in steps:
+                mu = predict_at(grid, c, i, j, params["pred"], max_symbol)
+                bucket = bucket_at(grid, resid, c, i, j, params["scale"], params["edges"])
+                value = np.empty(len(c), dtype=np.int64)
+                escaped = np.zeros(len(c), dtype=bool)
+                for b, idx in _bucket_groups(bucket):
+                    sym = np.asarray(coder.decode(family, windows[b][c[idx]]), dtype=np.int64)
+                    value[idx] = mu[idx] + sym - rb[b]
+                    escaped[idx] = sym == 2 * rb[b] + 1
+                if escaped.any():
+                    value[escaped] = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int64) - max_symbol
+                if np.abs(value).max(initial=0) > max_symbol:
+                    raise FormatError("the ANS payload decodes to out-of-range latents")
+                grid[c, PAD + i, PAD + j] = value
+                resid[c, PAD + i, PAD + j] = value - mu
+    except FormatError:
+        raise
+    except Exception:
+        raise FormatError("the ANS payload is corrupted") from None
+    inner = grids[:, :, PAD : PAD + rows, PAD : PAD + cols]
+    return np.ascontiguousarray(inner.reshape(shape))

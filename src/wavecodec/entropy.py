@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import math
 
+import constriction
 import numpy as np
 import torch
 from torch import nn
+
+from .errors import FormatError
 
 PRECISION = 16
 TOTAL = 2**PRECISION
@@ -120,5 +123,72 @@ class EntropyModel(nn.Module):
         self.logits.copy_(torch.log(probs).to(self.logits.dtype))
         self.pmf.copy_(torch.from_numpy(quantize_pmf(probs.numpy())))
 
+    def encode(self, q: np.ndarray) -> bytes:
+        """ANS-code integer latents ``(B, C, *S)`` with the frozen per-channel tables (coder ``ans-iid``)."""
+        return ans_encode(q, self.pmf.cpu().numpy(), self.table_radius, self.max_symbol)
+
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        """Inverse of :meth:`encode`; :class:`FormatError` for a malformed payload."""
+        return ans_decode(data, shape, self.pmf.cpu().numpy(), self.table_radius, self.max_symbol)
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}, bits={self.bits}, table=[-{self.table_radius}, {self.table_radius}]+escape"
+
+
+def _channels_first(q: np.ndarray) -> np.ndarray:
+    """``(B, C, *S)`` to ``(C, B * prod(S))``: one row per channel, the order each is coded in."""
+    return np.ascontiguousarray(np.moveaxis(q, 1, 0).reshape(q.shape[1], -1))
+
+
+def _from_channels_first(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    batch, channels, *size = shape
+    return np.ascontiguousarray(np.moveaxis(rows.reshape(channels, batch, *size), 0, 1))
+
+
+def _categorical(freq: np.ndarray) -> "constriction.stream.model.Categorical":
+    return constriction.stream.model.Categorical(freq.astype(np.float64), perfect=False)
+
+
+def ans_encode(q: np.ndarray, pmf: np.ndarray, table_radius: int, max_symbol: int) -> bytes:
+    """ANS-code integer latents ``q`` ``(B, C, *S)`` with per-channel frequency tables ``pmf``."""
+    rows = _channels_first(q).astype(np.int64)
+    escape = 2 * table_radius + 1
+    coder = constriction.stream.stack.AnsCoder()
+    raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
+    for c in reversed(range(rows.shape[0])):  # a stack: push the last channel first
+        row = rows[c]
+        outside = np.abs(row) > table_radius
+        if outside.any():
+            coder.encode_reverse((row[outside] + max_symbol).astype(np.int32), raw_model)
+        idx = np.where(outside, escape, row + table_radius).astype(np.int32)
+        coder.encode_reverse(idx, _categorical(pmf[c]))
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def ans_decode(data: bytes, shape: tuple[int, ...], pmf: np.ndarray, table_radius: int, max_symbol: int) -> np.ndarray:
+    """Inverse of :func:`ans_encode` for latents of ``shape``."""
+    if len(data) % 4:
+        raise FormatError("the ANS payload is not a whole number of 32-bit words")
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    channels, count = shape[1], math.prod(shape) // shape[1]
+    escape = 2 * table_radius + 1
+    rows = np.empty((channels, count), dtype=np.int32)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
+        for c in range(channels):
+            idx = np.asarray(coder.decode(_categorical(pmf[c]), count), dtype=np.int32)
+            outside = idx == escape
+            row = idx - table_radius
+            n_out = int(outside.sum())
+            if n_out:
+                row[outside] = np.asarray(coder.decode(raw_model, n_out), dtype=np.int32) - max_symbol
+            rows[c] = row
+    except FormatError:
+        raise
+    except Exception:  # constriction raises on malformed streams; all we can say is that
+        raise FormatError("the ANS payload is corrupted") from None
+    if np.abs(rows).max(initial=0) > max_symbol:
+        raise FormatError("the ANS payload decodes to out-of-range latents")
+    return _from_channels_first(rows, shape)
+

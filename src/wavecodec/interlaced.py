@@ -1,0 +1,356 @@
+"""The default entropy coder (``.wvc`` format version 2): interlaced context coding in seven whole-tensor passes.
+
+The serial context coder of format version 1 (:mod:`wavecodec.context`) decodes one
+wavefront at a time: hundreds of small steps per image. This coder decodes every latent
+channel at once in a fixed schedule of **seven steps**, like an interlaced PNG or the
+checkerboard context of He et al. (CVPR 2021) applied recursively. Latents ``(B, C, *S)``
+are viewed per item as ``C`` planes of ``rows x cols`` (rows are all but the last spatial
+axis):
+
+1. the positions on a lattice of spacing 8 (1/64 of them), without spatial context;
+2. for spacing s = 8, 4, 2: the lattice *centres* ``(s/2, s/2)`` from their four diagonal
+   neighbours at distance s/2, then the *edges* ``(0, s/2)`` and ``(s/2, 0)`` from their four
+   axial neighbours. Every neighbour used was decoded in an earlier step.
+
+Each symbol ``q`` is coded as the residual ``r = q - mu`` under a discretised Laplace table
+chosen from a frozen ladder of :data:`LADDER_SIZE` scales by a predicted magnitude ``m``:
+
+* ``mu = alpha1 * mean(pair 1) + alpha2 * mean(pair 2)``: the two opposite-neighbour pairs
+  (left/right and up/down, or the two diagonals) weighted separately, since the latent
+  channels are anisotropic;
+* ``m = a + wV V + wX X + wR R``: the spread ``V`` of the four neighbours, the activity ``X``
+  of all other channels there (sum of ``|q|``, channel 0 excluded: the channels'
+  magnitudes move together at edges and texture) and the neighbours' own residual
+  magnitudes ``R``.
+
+The weights (13 per channel: ``a`` for step 1, six for the diagonal steps, six for the axial
+ones) are fitted by least squares to the file's own latents when it is encoded (forward
+adaptation, like FLAC's predictors) and stored at the start of the payload as int16 fixed
+point. So the coder needs no trained tables, works with every model, and adapts to each
+signal. Everything the decoder computes is integer arithmetic on those integers and the
+frozen ladder (``assets/laplace_ladder.npz``), so decoding is bit-exact on every machine and
+thread count. Values outside a table's window are an escape plus the raw value.
+
+Payload: per item ``C x 13`` int16 weights (little-endian), then the ANS words
+(``constriction``'s stack coder, u32 little-endian).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import constriction
+import numpy as np
+
+from .entropy import quantize_pmf
+from .errors import FormatError
+
+LADDER_SIZE = 64
+LADDER_MIN, LADDER_RATIO = 0.06, 2**0.25  # mean |residual| of table k: LADDER_MIN * LADDER_RATIO ** k
+MAX_WINDOW = 1024
+PAD = 4  # the widest neighbour distance
+LATTICE = 8  # spacing of the first step
+WEIGHTS = 13  # per channel: a0 | alpha1, alpha2, a, wV, wX, wR (diagonal) | the same (axial)
+ALPHA_SHIFT = 10  # alpha in units of 2^-10
+M_SHIFT = 16  # magnitudes m in units of 2^-16
+_M_SCALE = {"a": 6, "wV": 2, "wX": 0, "wR": 2}  # each weight's unit is 2^-(M_SHIFT - shift)
+LADDER_PATH = Path(__file__).resolve().parent / "assets" / "laplace_ladder.npz"
+
+DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))  # pairs: (0, 3) and (1, 2)
+AXIAL = ((0, -1), (-1, 0), (1, 0), (0, 1))  # pairs: (0, 3) left/right and (1, 2) up/down
+
+
+# -- the frozen ladder of tables ----------------------------------------------------------
+def build_ladder() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compute the ladder: window radii ``(K,)``, integer tables ``(K, 2 * MAX_WINDOW + 2)`` (zero-padded), edges ``(K - 1,)``.
+
+    Table ``k`` is a Laplace distribution with mean absolute value ``m_k`` discretised to the
+    integers in ``[-R_k, R_k]``, plus an escape entry holding the tail mass, quantized to
+    ``2^16``. ``edges`` are the geometric midpoints of the ``m_k`` in units of ``2^-16``: a
+    predicted magnitude ``m`` selects table ``searchsorted(edges, m)``. Float arithmetic
+    (with its platform-dependent ``exp``) is used only here; coding reads the shipped result.
+    """
+    mags = LADDER_MIN * LADDER_RATIO ** np.arange(LADDER_SIZE)
+    radii = np.minimum(MAX_WINDOW, np.ceil(mags * 12 + 2)).astype(np.int64)
+    tables = np.zeros((LADDER_SIZE, 2 * MAX_WINDOW + 2), dtype=np.int32)
+    for k, (m, r) in enumerate(zip(mags, radii)):
+        x = np.arange(-r, r + 2) - 0.5  # cell edges
+        cdf = np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0) / m), 1 - 0.5 * np.exp(-np.maximum(x, 0) / m))
+        probs = np.append(np.diff(cdf), 0.0)
+        probs[-1] = max(1.0 - probs.sum(), 1e-9)
+        tables[k, : 2 * r + 2] = quantize_pmf(probs[None])[0]
+    edges = np.round(np.sqrt(mags[:-1] * mags[1:]) * 2**M_SHIFT).astype(np.int64)
+    return radii, tables, edges
+
+
+@lru_cache(maxsize=1)
+def ladder() -> tuple[np.ndarray, np.ndarray, list]:
+    """The frozen ladder: radii, edges and one ``constriction`` model per table (built once per process)."""
+    with np.load(LADDER_PATH) as f:
+        radii, tables, edges = f["radii"].astype(np.int64), f["tables"], f["edges"].astype(np.int64)
+    models = [constriction.stream.model.Categorical(tables[k, : 2 * radii[k] + 2].astype(np.float64), perfect=False)
+              for k in range(LADDER_SIZE)]
+    return radii, edges, models
+
+
+# -- the schedule ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """Positions decoded together in every channel: one or two strided sub-lattices ``(i0, j0)`` of spacing ``spacing``."""
+
+    lattices: tuple[tuple[int, int], ...]
+    spacing: int
+    offsets: tuple[tuple[int, int], ...]  # the four neighbours (pairs 0-3 and 1-2); empty for the first step
+    kind: int  # 0 first step, 1 diagonal, 2 axial
+
+
+def schedule(rows: int, cols: int) -> tuple[Step, ...]:
+    """The decoding steps for planes of ``rows x cols`` (empty sub-lattices left out)."""
+    def keep(lattices: list[tuple[int, int]], s: int) -> tuple[tuple[int, int], ...]:
+        return tuple((i, j) for i, j in lattices if i < rows and j < cols)
+
+    steps = [Step(((0, 0),), LATTICE, (), 0)]
+    s = LATTICE
+    while s >= 2:
+        h = s // 2
+        steps.append(Step(keep([(h, h)], s), s, tuple((h * a, h * b) for a, b in DIAGONAL), 1))
+        steps.append(Step(keep([(0, h), (h, 0)], s), s, tuple((h * a, h * b) for a, b in AXIAL), 2))
+        s = h
+    return tuple(step for step in steps if step.lattices)
+
+
+def _view(grid: np.ndarray, i0: int, j0: int, s: int, di: int = 0, dj: int = 0) -> np.ndarray:
+    """The strided view ``grid[..., i0 + di + s*a, j0 + dj + s*b]`` over the sub-lattice's positions (padded grid)."""
+    rows, cols = grid.shape[-2] - 2 * PAD, grid.shape[-1] - 2 * PAD
+    na, nb = -(-(rows - i0) // s), -(-(cols - j0) // s)
+    a, b = PAD + i0 + di, PAD + j0 + dj
+    return grid[..., a : a + s * (na - 1) + 1 : s, b : b + s * (nb - 1) + 1 : s]
+
+
+# -- contexts: integer arithmetic shared by encoder and decoder -----------------------------
+@dataclass
+class _Context:
+    """One step's contexts in every channel, flattened over its positions: pair sums and ``V, X, R`` ``(C, n)``."""
+
+    pair1: np.ndarray
+    pair2: np.ndarray
+    spread: np.ndarray
+    others: np.ndarray
+    own: np.ndarray
+
+
+def _context(grid: np.ndarray, resid: np.ndarray, activity: np.ndarray, step: Step) -> _Context:
+    parts = []
+    for i0, j0 in step.lattices:
+        nb = [_view(grid, i0, j0, step.spacing, di, dj) for di, dj in step.offsets]
+        rb = [np.abs(_view(resid, i0, j0, step.spacing, di, dj)) for di, dj in step.offsets]
+        ab = [_view(activity, i0, j0, step.spacing, di, dj) for di, dj in step.offsets]
+        pair1, pair2 = nb[0] + nb[3], nb[1] + nb[2]
+        total4 = 4 * nb[0], 4 * nb[1], 4 * nb[2], 4 * nb[3]
+        total = pair1 + pair2
+        spread = (np.abs(total4[0] - total) + np.abs(total4[1] - total) + np.abs(total4[2] - total)
+                  + np.abs(total4[3] - total)) >> 2
+        own_abs = np.abs(nb[0]) + np.abs(nb[1]) + np.abs(nb[2]) + np.abs(nb[3])
+        own_abs[0] = 0  # channel 0 is not in the activity
+        others = (ab[0] + ab[1] + ab[2] + ab[3])[None] - own_abs
+        own = rb[0] + rb[1] + rb[2] + rb[3]
+        parts.append([x.reshape(x.shape[0], -1) for x in (pair1, pair2, spread, others, own)])
+    if len(parts) == 1:
+        return _Context(*parts[0])
+    return _Context(*(np.concatenate(column, axis=1) for column in zip(*parts)))
+
+
+def _values(grid: np.ndarray, step: Step) -> np.ndarray:
+    """The step's values ``(C, n)`` in the order of its contexts."""
+    return np.concatenate([_view(grid, i0, j0, step.spacing).reshape(grid.shape[0], -1) for i0, j0 in step.lattices], axis=1)
+
+
+def _store(grid: np.ndarray, step: Step, values: np.ndarray) -> None:
+    """Write ``(C, n)`` (or ``(n,)`` into a 2-D grid) values at the step's positions."""
+    start = 0
+    for i0, j0 in step.lattices:
+        view = _view(grid, i0, j0, step.spacing)
+        n = view.shape[-2] * view.shape[-1]
+        view[...] = values[..., start : start + n].reshape(view.shape)
+        start += n
+
+
+def _count(step: Step, rows: int, cols: int) -> int:
+    return sum(-(-(rows - i0) // step.spacing) * -(-(cols - j0) // step.spacing) for i0, j0 in step.lattices)
+
+
+def _mu(ctx: _Context, alpha: np.ndarray, max_symbol: int) -> np.ndarray:
+    """``(C, n)`` predictions; ``alpha`` ``(C, 2)`` in units of ``2^-ALPHA_SHIFT``."""
+    raw = ctx.pair1 * alpha[:, :1] + ctx.pair2 * alpha[:, 1:]  # alpha is int64: the products are too
+    return np.clip((raw + (1 << ALPHA_SHIFT)) >> (ALPHA_SHIFT + 1), -max_symbol, max_symbol)
+
+
+def _magnitude(ctx: _Context | None, w: np.ndarray, channels: int, n: int) -> np.ndarray:
+    """``(C, n)`` predicted magnitudes in units of ``2^-M_SHIFT``; ``w`` ``(C, 4)`` = ``a, wV, wX, wR``."""
+    a = (w[:, 0] << _M_SCALE["a"])[:, None]
+    if ctx is None:
+        return np.broadcast_to(a, (channels, n))
+    return (a + ctx.spread * (w[:, 1:2] << _M_SCALE["wV"]) + ctx.others * (w[:, 2:3] << _M_SCALE["wX"])
+            + ctx.own * (w[:, 3:4] << _M_SCALE["wR"]))
+
+
+def _split(w: np.ndarray, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(alpha (C, 2), magnitude weights (C, 4))`` of one step kind from the ``(C, WEIGHTS)`` weights."""
+    if kind == 0:
+        return np.zeros((w.shape[0], 2), dtype=np.int64), np.concatenate([w[:, :1], np.zeros((w.shape[0], 3), dtype=np.int64)], 1)
+    base = 1 + 6 * (kind - 1)
+    return w[:, base : base + 2], w[:, base + 2 : base + 6]
+
+
+# -- fitting (encoder only) -----------------------------------------------------------------
+def _to_fixed(values: np.ndarray, unit_shift: int) -> np.ndarray:
+    return np.clip(np.round(values * 2.0**unit_shift), -32767, 32767).astype(np.int64)
+
+
+def _fit(grid: np.ndarray, steps: tuple[Step, ...], max_symbol: int) -> np.ndarray:
+    """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's padded grid ``(C, H + 2P, W + 2P)``."""
+    channels = grid.shape[0]
+    w = np.zeros((channels, WEIGHTS), dtype=np.int64)
+    zeros = np.zeros_like(grid)
+    nothing = np.zeros(grid.shape[1:], dtype=grid.dtype)
+    # 1. the predictions (they need only the neighbours' values)
+    for kind in (1, 2):
+        chosen = [s for s in steps if s.kind == kind]
+        if not chosen:
+            continue
+        ctxs = [_context(grid, zeros, nothing, s) for s in chosen]
+        p1 = np.concatenate([c.pair1 for c in ctxs], axis=1) / 2.0
+        p2 = np.concatenate([c.pair2 for c in ctxs], axis=1) / 2.0
+        q = np.concatenate([_values(grid, s) for s in chosen], axis=1).astype(np.float64)
+        base = 1 + 6 * (kind - 1)
+        for c in range(channels):
+            coef = np.linalg.lstsq(np.stack([p1[c], p2[c]], axis=1), q[c], rcond=None)[0]
+            w[c, base : base + 2] = _to_fixed(np.clip(coef, -2, 2), ALPHA_SHIFT)
+    # 2. the residuals those predictions leave, then 3. the magnitude models
+    resid = np.zeros_like(grid)
+    for s in steps:
+        alpha, _ = _split(w, s.kind)
+        mu = _mu(_context(grid, zeros, nothing, s), alpha, max_symbol) if s.kind else 0
+        _store(resid, s, _values(grid, s) - mu)
+    activity = np.abs(grid[1:]).sum(axis=0)
+    for kind in (0, 1, 2):
+        chosen = [s for s in steps if s.kind == kind]
+        if not chosen:
+            continue
+        target = np.concatenate([np.abs(_values(resid, s)) for s in chosen], axis=1).astype(np.float64)
+        if kind == 0:
+            w[:, 0] = _to_fixed(target.mean(axis=1), M_SHIFT - _M_SCALE["a"])
+            continue
+        ctxs = [_context(grid, resid, activity, s) for s in chosen]
+        feats = [np.concatenate([getattr(c, name) for c in ctxs], axis=1).astype(np.float64) for name in ("spread", "others", "own")]
+        base = 1 + 6 * (kind - 1) + 2
+        for c in range(channels):
+            A = np.stack([np.ones_like(feats[0][c])] + [f[c] for f in feats], axis=1)
+            coef = np.linalg.lstsq(A, target[c], rcond=None)[0]
+            for slot, (name, value) in enumerate(zip(("a", "wV", "wX", "wR"), coef)):
+                w[c, base + slot] = _to_fixed(np.array(value), M_SHIFT - _M_SCALE[name])
+    return w
+
+
+# -- coding --------------------------------------------------------------------------------
+def _grid(item: np.ndarray) -> np.ndarray:
+    """One item ``(C, *S)`` as a zero-padded grid ``(C, rows + 2P, cols + 2P)`` int64 (rows: all but the last axis)."""
+    channels, *size = item.shape
+    rows = math.prod(size[:-1]) if len(size) > 1 else 1
+    return np.pad(item.reshape(channels, rows, size[-1]).astype(np.int32), ((0, 0), (PAD, PAD), (PAD, PAD)))
+
+
+def _groups(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order of ``k`` (stable), and the start and end of each run of equal values in that order."""
+    order = np.argsort(k.astype(np.uint8), kind="stable")
+    ks = k[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    return order, starts, np.r_[starts[1:], ks.size]
+
+
+def encode(q: np.ndarray, max_symbol: int) -> bytes:
+    """Code integer latents ``(B, C, *S)`` (``|q| <= max_symbol``) into bytes."""
+    radii, edges, models = ladder()
+    raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
+    tables, jobs = [], []
+    for item in q:
+        grid = _grid(item)
+        channels, rows, cols = grid.shape[0], grid.shape[1] - 2 * PAD, grid.shape[2] - 2 * PAD
+        steps = schedule(rows, cols)
+        w = _fit(grid, steps, max_symbol)
+        tables.append(w)
+        resid = np.zeros_like(grid)
+        activity = np.abs(grid[1:]).sum(axis=0)
+        for s in steps:  # the neighbours are decoded before each step, so the whole grid gives the same contexts
+            alpha, mw = _split(w, s.kind)
+            n = _count(s, rows, cols)
+            ctx = _context(grid, resid, activity, s) if s.kind else None
+            mu = _mu(ctx, alpha, max_symbol) if ctx is not None else np.zeros((channels, n), np.int64)
+            values = _values(grid, s)
+            _store(resid, s, values - mu)
+            k = np.searchsorted(edges, _magnitude(ctx, mw, channels, n).ravel(), side="right")
+            jobs.append(((values - mu).ravel(), values.ravel(), k))
+    coder = constriction.stream.stack.AnsCoder()
+    for r, values, k in reversed(jobs):  # a stack: the last step is pushed first
+        window = radii[k]
+        escaped = np.abs(r) > window
+        if escaped.any():
+            coder.encode_reverse((values[escaped] + max_symbol).astype(np.int32), raw_model)
+        symbols = np.where(escaped, 2 * window + 1, r + window).astype(np.int32)
+        order, starts, ends = _groups(k)
+        for a, b in zip(starts[::-1], ends[::-1]):
+            coder.encode_reverse(symbols[order[a:b]], models[k[order[a]]])
+    head = np.concatenate(tables).astype("<i2").tobytes()
+    return head + coder.get_compressed().astype("<u4").tobytes()
+
+
+def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
+    """Inverse of :func:`encode` for latents of ``shape``; :class:`FormatError` for anything malformed."""
+    radii, edges, models = ladder()
+    batch, channels, *size = shape
+    rows = math.prod(size[:-1]) if len(size) > 1 else 1
+    cols = size[-1]
+    steps = schedule(rows, cols)
+    head = batch * channels * WEIGHTS * 2
+    if len(data) < head or (len(data) - head) % 4:
+        raise FormatError("the ANS payload has the wrong length for the declared latents")
+    weights = np.frombuffer(data[:head], dtype="<i2").astype(np.int64).reshape(batch, channels, WEIGHTS)
+    words = np.frombuffer(data[head:], dtype="<u4").astype(np.uint32)
+    raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
+    out = np.empty((batch, channels, rows, cols), dtype=np.int32)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        for b in range(batch):
+            grid = np.zeros((channels, rows + 2 * PAD, cols + 2 * PAD), dtype=np.int32)
+            resid = np.zeros_like(grid)
+            activity = np.zeros(grid.shape[1:], dtype=np.int32)
+            for s in steps:
+                n = _count(s, rows, cols)
+                alpha, mw = _split(weights[b], s.kind)
+                ctx = _context(grid, resid, activity, s) if s.kind else None
+                mu = _mu(ctx, alpha, max_symbol).ravel() if ctx is not None else np.zeros(channels * n, np.int64)
+                k = np.searchsorted(edges, _magnitude(ctx, mw, channels, n).ravel(), side="right")
+                symbols = np.empty(k.size, dtype=np.int64)
+                order, starts, ends = _groups(k)
+                for a, e in zip(starts, ends):
+                    symbols[order[a:e]] = coder.decode(models[k[order[a]]], int(e - a))
+                window = radii[k]
+                values = mu + symbols - window
+                escaped = symbols == 2 * window + 1
+                if escaped.any():
+                    values[escaped] = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int64) - max_symbol
+                if np.abs(values).max(initial=0) > max_symbol:
+                    raise FormatError("the ANS payload decodes to out-of-range latents")
+                values = values.reshape(channels, n)
+                _store(grid, s, values)
+                _store(resid, s, values - mu.reshape(channels, n))
+                _store(activity, s, np.abs(values[1:]).sum(axis=0))
+            out[b] = grid[:, PAD : PAD + rows, PAD : PAD + cols]
+    except FormatError:
+        raise
+    except Exception:  # constriction raises on malformed streams
+        raise FormatError("the ANS payload is corrupted") from None
+    return out.reshape(shape)

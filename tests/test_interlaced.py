@@ -1,0 +1,100 @@
+"""The default coder of format version 2: interlaced context coding in whole-tensor passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import synthetic_images
+from wavecodec import FormatError
+from wavecodec import interlaced
+
+
+def smooth_latents(shape: tuple[int, ...], bits: int = 8, seed: int = 0, passes: int = 1) -> np.ndarray:
+    """Spatially correlated integer latents, like a codec's: smoothed noise, channel 0 the largest."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, shape)
+    for _ in range(passes):
+        for axis in range(2, len(shape)):
+            x = (x + np.roll(x, 1, axis) + np.roll(x, -1, axis)) / 3
+    scale = np.array([40.0] + [8.0] * (shape[1] - 1)).reshape(1, -1, *([1] * (len(shape) - 2)))
+    m = 2 ** (bits - 1) - 1
+    return np.clip(np.round(x * scale * (m / 127)), -m, m).astype(np.int64)
+
+
+@pytest.mark.parametrize("shape", [(1, 12, 64, 96), (2, 3, 17, 23), (1, 1, 7, 7), (1, 4, 1, 1), (1, 5, 300), (1, 2, 5, 6, 7), (3, 6, 9, 1)])
+def test_round_trip_of_any_shape(shape: tuple[int, ...]) -> None:
+    q = smooth_latents(shape)
+    assert np.array_equal(interlaced.decode(interlaced.encode(q, 127), shape, 127), q)
+
+
+def test_round_trip_of_16_bit_latents_with_escapes() -> None:
+    q = smooth_latents((1, 4, 20, 30), bits=16)
+    q[0, 1, 5, 5], q[0, 2, 0, 0], q[0, 3, -1, -1] = 32767, -32767, 30000  # far outside any table window
+    assert np.array_equal(interlaced.decode(interlaced.encode(q, 32767), q.shape, 32767), q)
+
+
+def test_context_coding_beats_the_value_entropy_of_smooth_latents() -> None:
+    q = smooth_latents((1, 6, 48, 64), passes=4)
+    bits = 8 * len(interlaced.encode(q, 127))
+    entropy = 0.0
+    for c in range(q.shape[1]):
+        _, counts = np.unique(q[0, c], return_counts=True)
+        p = counts / counts.sum()
+        entropy -= counts @ np.log2(p)
+    assert bits < 0.8 * entropy  # the neighbours predict the values
+
+
+def test_the_weights_adapt_and_stay_int16() -> None:
+    q = smooth_latents((1, 3, 32, 32))
+    w = interlaced._fit(interlaced._grid(q[0]), interlaced.schedule(32, 32), 127)
+    assert w.shape == (3, interlaced.WEIGHTS) and np.abs(w).max() <= 32767
+    assert (w[:, 1:3] > 0).all()  # smooth latents: positive prediction weights on the diagonal pairs
+
+
+def test_every_truncation_and_many_corruptions_are_refused_or_decode_in_range() -> None:
+    q = smooth_latents((1, 3, 12, 14))
+    data = interlaced.encode(q, 127)
+    for n in range(0, len(data), 7):
+        try:
+            out = interlaced.decode(data[:n], q.shape, 127)
+        except FormatError:
+            continue
+        assert out.shape == q.shape and np.abs(out).max() <= 127
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        bad = bytearray(data)
+        bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
+        try:
+            out = interlaced.decode(bytes(bad), q.shape, 127)
+        except FormatError:
+            continue
+        assert out.shape == q.shape and np.abs(out).max() <= 127
+
+
+def test_the_frozen_ladder_is_what_build_ladder_computes() -> None:
+    radii, tables, edges = interlaced.build_ladder()
+    with np.load(interlaced.LADDER_PATH) as f:
+        assert np.array_equal(f["radii"], radii) and np.array_equal(f["tables"], tables) and np.array_equal(f["edges"], edges)
+    assert (tables[np.arange(len(radii)), 2 * radii + 1] >= 1).all()  # every table keeps an escape
+    assert all(tables[k, : 2 * r + 2].sum() == 2**16 for k, r in enumerate(radii))
+
+
+def test_a_codec_file_uses_it_and_is_identical_across_thread_counts(fitted) -> None:
+    x = synthetic_images(2, size=40)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fitted.compress(x)
+        torch.set_num_threads(4)
+        four = fitted.compress(x)
+    finally:
+        torch.set_num_threads(before)
+    assert one == four
+    from wavecodec.compression import open_latents, read_header
+
+    assert read_header(one)["coder"] == "ans" and read_header(one)["format_version"] == 2
+    with torch.no_grad():
+        expected = fitted.quantize(fitted.encode(x)).numpy()
+    assert np.array_equal(open_latents(fitted, one)[1].all(), expected)
