@@ -158,3 +158,14 @@ def test_clear_errors_for_bad_arguments() -> None:
         wpt.analysis(torch.zeros(1, 1, 8), 1, "nope")
     with pytest.raises(ShapeError, match="multiple of the 16 subbands"):
         wpt.synthesis(torch.zeros(1, 8, 4, 4), 2)
+
+
+@pytest.mark.parametrize(("shape", "levels"), [((2, 3, 24, 40), 3), ((1, 2, 2048), 8), ((1, 1, 4096), 5), ((1, 3, 64, 64), 4),
+                                               ((1, 2, 8, 16, 24), 3), ((1, 3, 8, 8), 3), ((1, 1, 16, 16, 16), 2)])
+def test_fused_filter_banks_equal_the_level_by_level_transform(shape: tuple[int, ...], levels: int) -> None:
+    """One composite bank per axis (in stages past three levels) computes the same as the two-filter tree."""
+    x = torch.randn(*shape, dtype=torch.float64)
+    X = wpt.analysis(x, levels)
+    assert torch.allclose(X, wpt._levelwise_analysis(x, levels, "bior4.4"), atol=1e-12)
+    assert torch.allclose(wpt.synthesis(X, levels), wpt._levelwise_synthesis(X, levels, "bior4.4"), atol=1e-12)
+    assert torch.allclose(wpt.synthesis(X, levels), x, atol=1e-9)

@@ -20,11 +20,15 @@ the **last** axis giving the most significant bit. In 1-D the order is PyWavelet
 ``WaveletPacket2D.get_level(J, "natural")`` (``a, h, v, d`` per level), so channel 0 is the
 approximation band. In 3-D the digit is ``4*bit(W) + 2*bit(H) + bit(D)``.
 
-Why depthwise convolutions over all subbands at once: the subbands are channels, and each
-level applies one strided, grouped (depthwise) convolution per axis to all of them, the low
-and high branch in the same call. That is ``d`` large convolutions per level instead of one
-small call per subband, which is what makes it fast on CPUs and GPUs
-(``benchmarks/wpt_speed.py``).
+Why one convolution per axis: a full packet tree of J levels along one axis is a single
+filter bank of ``2^J`` composite filters applied with stride ``2^J`` (for CDF 9/7 and J=3,
+64 taps each). :func:`analysis` filters each axis once with that bank, in place along the
+axis (no transposes), and :func:`synthesis` runs the inverse bank in polyphase form (one
+stride-1 convolution giving the ``2^J`` phases, then an interleave). The composite filters
+are computed once, in float64, from impulse responses of the level-by-level transform
+(kept as the reference: two-filter banks as depthwise convolutions over all subbands),
+and deeper trees are fused in stages of at most :data:`STAGE` levels because the
+composite filters grow as ``2^J``. ``benchmarks/wpt_speed.py`` compares the two.
 """
 
 from __future__ import annotations
@@ -158,18 +162,150 @@ def _synthesis_level(y: torch.Tensor, wavelet: str, d: int) -> torch.Tensor:
     return y
 
 
+def _levelwise_analysis(x: torch.Tensor, levels: int, wavelet: str) -> torch.Tensor:
+    """The transform level by level (two-filter banks): the reference the fused filters are derived from."""
+    d = spatial_dims(x)
+    for _ in range(levels):
+        x = _analysis_level(x, wavelet, d)
+    return x
+
+
+def _levelwise_synthesis(X: torch.Tensor, levels: int, wavelet: str) -> torch.Tensor:
+    d = spatial_dims(X)
+    for _ in range(levels):
+        X = _synthesis_level(X, wavelet, d)
+    return X
+
+
+@lru_cache(maxsize=32)
+def _fused(wavelet: str, levels: int) -> tuple[torch.Tensor, int, torch.Tensor, int, int]:
+    """The ``levels``-level packet tree along one axis as single filter banks, from impulse responses (float64).
+
+    Returns ``(analysis bank (2^J, 1, L), its left padding, synthesis polyphase bank (2^J, 2^J, T),
+    its left and right padding)``. Analysis is one stride-``2^J`` convolution; synthesis is one
+    stride-1 convolution producing the ``2^J`` phases of the output (polyphase form), which
+    is far faster on CPUs than a transposed convolution.
+    """
+    block = 2**levels
+    taps = len(_filter_pair(wavelet, False)[0])  # also refuses unknown wavelets with a ShapeError
+    reach = (taps - 1) * (block - 1) + 1  # support of the composite filters
+    n = block * (-(-2 * (reach + block) // block))  # a period long enough that nothing wraps onto itself twice
+    eye = torch.eye(n, dtype=torch.float64)[:, None]  # n impulses
+    resp = _levelwise_analysis(eye, levels, wavelet)[:, :, 0].T.numpy()  # (bands, n): band k at m=0 from x[i]
+    start = _support_start(resp)
+    length = block * -(-_support_length(resp, start) // block)
+    ana = np.stack([np.roll(resp[k], -start)[:length] for k in range(block)])  # A[k, t] = resp[k, start + t]
+    bands = torch.zeros(1, block, n // block, dtype=torch.float64)
+    impulses = torch.zeros(block, block, n // block, dtype=torch.float64)
+    impulses[torch.arange(block), torch.arange(block), 0] = 1.0
+    out = _levelwise_synthesis(impulses, levels, wavelet)[:, 0].numpy()  # (bands, n): x[i] from y_k[0]
+    del bands
+    s_start = _support_start(out)
+    s_start -= s_start % block  # align to a phase boundary (the extra taps are zero)
+    s_len = block * -(-_support_length(out, s_start) // block)
+    syn = np.stack([np.roll(out[k], -s_start)[:s_len] for k in range(block)])  # S'[k, u] = S[k, s_start + u]
+    t = s_len // block
+    z0 = s_start // block if s_start < n // 2 else (s_start - n) // block
+    poly = np.zeros((block, block, t))
+    for p in range(block):
+        for j2 in range(t):
+            poly[p, :, j2] = syn[:, block * (t - 1 - j2) + p]
+    left = t - 1 + z0
+    return (torch.from_numpy(ana[:, None, :]), -start if start < n // 2 else n - start, torch.from_numpy(poly), left, -z0)
+
+
+def _support_start(resp: np.ndarray) -> int:
+    """First index of the circular run of non-zero columns of ``resp`` (bands, n)."""
+    nz = np.abs(resp).max(axis=0) > 1e-15
+    n = nz.size
+    for i in range(n):
+        if nz[i] and not nz[i - 1]:
+            return i
+    return 0
+
+
+def _support_length(resp: np.ndarray, start: int) -> int:
+    nz = np.roll(np.abs(resp).max(axis=0) > 1e-15, -start)
+    return int(np.flatnonzero(nz).max()) + 1
+
+
+def _pad_axis(x: torch.Tensor, dim: int, left: int, right: int) -> torch.Tensor:
+    """Circular padding of ``dim`` by ``left`` and ``right`` (either may exceed its length or be negative)."""
+    n = x.shape[dim]
+    if 0 <= left <= n and 0 <= right <= n:
+        return torch.cat([x.narrow(dim, n - left, left), x, x.narrow(dim, 0, right)], dim=dim)
+    idx = torch.arange(-left, n + right, device=x.device) % n
+    return x.index_select(dim, idx)
+
+
+def _conv_along(x: torch.Tensor, bank: torch.Tensor, axis: int, stride: int) -> torch.Tensor:
+    """Convolve ``(N, in, *S)`` with a 1-D bank ``(out, in, T)`` along spatial ``axis`` only (stride along it)."""
+    d = x.dim() - 2
+    shape = [bank.shape[0], bank.shape[1]] + [1] * d
+    shape[2 + axis] = bank.shape[2]
+    strides = [1] * d
+    strides[axis] = stride
+    return _CONV[d](x, bank.to(x.dtype).reshape(shape), stride=strides)
+
+
+STAGE = 3  # levels fused into one filter bank: the composite filters grow as 2^J, so deeper trees go in stages
+
+
+def _analysis_axis(x: torch.Tensor, axis: int, levels: int, wavelet: str) -> torch.Tensor:
+    """``(N, 1, *S)`` to ``(N, 2^J, *S')`` with ``S'[axis] = S[axis] / 2^J``: the packet tree along one axis."""
+    if levels > STAGE:  # the first levels, then the rest within each band (first levels most significant)
+        y = _analysis_axis(x, axis, STAGE, wavelet)
+        n, bands = y.shape[0], y.shape[1]
+        z = _analysis_axis(y.reshape(n * bands, 1, *y.shape[2:]), axis, levels - STAGE, wavelet)
+        return z.reshape(n, bands * z.shape[1], *z.shape[2:])
+    bank, left = _fused(wavelet, levels)[:2]
+    block = 2**levels
+    padded = _pad_axis(x, 2 + axis, left, bank.shape[-1] - block - left)
+    return _conv_along(padded, bank, axis, block)
+
+
+def _synthesis_axis(y: torch.Tensor, axis: int, levels: int, wavelet: str) -> torch.Tensor:
+    """Inverse of :func:`_analysis_axis`: ``(N, 2^J, *S')`` to ``(N, 1, *S)`` (polyphase convolution)."""
+    if levels > STAGE:
+        outer, inner = 2**STAGE, 2 ** (levels - STAGE)
+        n = y.shape[0]
+        z = _synthesis_axis(y.reshape(n * outer, inner, *y.shape[2:]), axis, levels - STAGE, wavelet)
+        return _synthesis_axis(z.reshape(n, outer, *z.shape[2:]), axis, STAGE, wavelet)
+    _, _, poly, left, right = _fused(wavelet, levels)
+    block = 2**levels
+    phases = _conv_along(_pad_axis(y, 2 + axis, left, right), poly, axis, 1)  # (N, phase, *S')
+    # interleave: sample 2^J * m + p of the axis is phase p at m
+    moved = phases.movedim(1, 2 + axis)  # the phase right after its axis
+    size = list(y.shape[2:])
+    size[axis] *= block
+    return moved.reshape(y.shape[0], 1, *size)
+
+
 def analysis(x: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.Tensor:
     """Forward wavelet packet transform of ``x`` with ``levels`` full-tree levels.
 
     ``x`` is ``(B, C, *S)`` with 1 to 3 spatial dimensions, each a multiple of
     ``2^levels``. Returns ``(B, C * 2^(d*levels), *S / 2^levels)`` in the order described in
-    the module docstring. Differentiable; works for any device and floating dtype.
+    the module docstring. Each axis is filtered once with the whole tree's composite filter
+    bank (one strided convolution), which is several times faster than level by level.
+    Differentiable; works for any device and floating dtype.
     """
     d = _check_common(x, levels)
     check_divisible(x.shape, levels)
-    for _ in range(levels):
-        x = _analysis_level(x, wavelet, d)
-    return x
+    if levels == 0:
+        return x
+    B, C, *size = x.shape
+    block = 2**levels
+    t = x.reshape(B * C, 1, *size)
+    for axis in range(d):  # each pass puts its bands after the earlier ones: (B*C*bands, 1, *S) -> (B*C*bands, 2^J, *S')
+        t = _analysis_axis(t, axis, levels, wavelet)
+        t = t.reshape(-1, 1, *t.shape[2:])
+    small = [n // block for n in size]
+    # (B, C, bits of axis 0 (first level most significant), ..., bits of axis d-1, *small) to the channel order
+    t = t.reshape(B, C, *([2] * (d * levels)), *small)
+    bits = [2 + a * levels + level for level in range(levels) for a in reversed(range(d))]
+    spatial = list(range(2 + d * levels, 2 + d * levels + d))
+    return t.permute([0, 1] + bits + spatial).reshape(B, C * block**d, *small)
 
 
 def synthesis(X: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.Tensor:
@@ -181,9 +317,19 @@ def synthesis(X: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.T
         raise ShapeError(
             f"{channels} channels is not a multiple of the {bands} subbands of a {d}-D transform with {levels} levels"
         )
-    for _ in range(levels):
-        X = _synthesis_level(X, wavelet, d)
-    return X
+    if levels == 0:
+        return X
+    B, small = X.shape[0], list(X.shape[2:])
+    C, block = channels // bands, 2**levels
+    t = X.reshape(B, C, *([2] * (d * levels)), *small)
+    bits = [2 + a * levels + level for level in range(levels) for a in reversed(range(d))]
+    forward = [0, 1] + bits + list(range(2 + d * levels, 2 + d * levels + d))
+    t = t.permute([forward.index(i) for i in range(len(forward))])  # (B, C, bits of axis 0, ..., of axis d-1, *small)
+    size = list(small)
+    for axis in reversed(range(d)):  # undo the last pass first
+        t = _synthesis_axis(t.reshape(-1, block, *size), axis, levels, wavelet)
+        size[axis] *= block
+    return t.reshape(B, C, *size)
 
 
 class WaveletPacket(torch.nn.Module):
