@@ -315,10 +315,10 @@ def read_header(data: bytes, max_samples: int = MAX_SAMPLES) -> dict[str, Any]:
     return validate_header(header, max_samples)
 
 
-def check_model(header: dict[str, Any], codec: Codec) -> None:
-    """Raise :class:`ModelMismatchError` unless ``codec`` is the model the file was made with."""
+def check_model(header: dict[str, Any], codec: Codec, digest: str | None = None) -> None:
+    """Raise :class:`ModelMismatchError` unless ``codec`` (whose fingerprint is ``digest``, if known) made the file."""
     cfg = codec.config
-    digest = codec.fingerprint()
+    digest = digest or codec.fingerprint()
     if header["model_hash"] != digest:
         raise ModelMismatchError(
             f"the file was made with model {header['model'] or 'unnamed'!r} ({header['model_hash']}), "
@@ -390,13 +390,16 @@ class LatentSymbols:
         return self.codec.bottleneck.dequantize(torch.from_numpy(self.all()), self.quant_step, dtype)
 
 
-def open_latents(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> tuple[dict[str, Any], LatentSymbols, bytes | None]:
+def open_latents(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES,
+                 fingerprint: str | None = None) -> tuple[dict[str, Any], LatentSymbols, bytes | None]:
     """Verify ``.wvc`` bytes made with ``codec``; nothing is entropy-decoded yet.
 
     Args:
         codec: the model the file must have been made with.
         data: the file's bytes (untrusted).
         max_samples: refuse files that declare more samples than this.
+        fingerprint: ``codec.fingerprint()`` when the caller already knows it (readers of many
+            files made with one fixed model skip rehashing the weights).
 
     Returns:
         ``(header, symbols, alpha)``: the checked header, the latents to decode on demand,
@@ -408,7 +411,7 @@ def open_latents(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> t
     """
     header, sections = _unpack(data)
     validate_header(header, max_samples)
-    check_model(header, codec)
+    check_model(header, codec, fingerprint)
     if set(sections) != ({"latents", "alpha"} if header["alpha"] else {"latents"}):
         raise FormatError("the file's sections do not match its header")
     return header, LatentSymbols(codec, header, sections["latents"]), sections.get("alpha")

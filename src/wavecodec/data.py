@@ -54,7 +54,8 @@ class _Reader:
         self.root = Path(root)
         self.index = read_index(root)
         self.codec = codec if isinstance(codec, Codec) else load(codec or model_for_dataset(self.index))
-        if self.codec.fingerprint() != self.index["model_hash"]:
+        self.fingerprint = self.codec.fingerprint()  # the reader's model is fixed: hashed once, not per sample
+        if self.fingerprint != self.index["model_hash"]:
             raise InputError(f"the shards were made with model {self.index['model']!r} ({self.index['model_hash']}), not this one")
         self.as_integers, self.decode, self.crop = as_integers, decode, crop
         self.class_names: list[str] = self.index.get("class_names", [])
@@ -63,7 +64,7 @@ class _Reader:
         y = int(label) if label is not None else -1
         if self.decode:
             return decompress(self.codec, wvc).signal[0], y
-        _, symbols, _ = open_latents(self.codec, wvc)
+        _, symbols, _ = open_latents(self.codec, wvc, fingerprint=self.fingerprint)
         q = symbols.all()[0]
         if self.crop:
             q = _random_crop(q, self.crop, rng)

@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import constriction
 import numpy as np
+
+from . import rans
 
 from .entropy import quantize_pmf
 from .errors import FormatError
@@ -87,13 +88,13 @@ def build_ladder() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def ladder() -> tuple[np.ndarray, np.ndarray, list]:
-    """The frozen ladder: radii, edges and one ``constriction`` model per table (built once per process)."""
+def ladder() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The frozen ladder: radii ``(K,)``, edges ``(K - 1,)``, frequencies ``(K, W)`` and cumulative frequencies ``(K, W + 1)``."""
     with np.load(LADDER_PATH) as f:
-        radii, tables, edges = f["radii"].astype(np.int64), f["tables"], f["edges"].astype(np.int64)
-    models = [constriction.stream.model.Categorical(tables[k, : 2 * radii[k] + 2].astype(np.float64), perfect=False)
-              for k in range(LADDER_SIZE)]
-    return radii, edges, models
+        radii, tables, edges = f["radii"].astype(np.int64), f["tables"].astype(np.int64), f["edges"].astype(np.int64)
+    cum = np.zeros((tables.shape[0], tables.shape[1] + 1), dtype=np.int64)
+    np.cumsum(tables, axis=1, out=cum[:, 1:])
+    return radii, edges, tables, cum
 
 
 # -- the schedule ---------------------------------------------------------------------------
@@ -117,7 +118,8 @@ def schedule(rows: int, cols: int) -> tuple[Step, ...]:
     while s >= 2:
         h = s // 2
         steps.append(Step(keep([(h, h)], s), s, tuple((h * a, h * b) for a, b in DIAGONAL), 1))
-        steps.append(Step(keep([(0, h), (h, 0)], s), s, tuple((h * a, h * b) for a, b in AXIAL), 2))
+        for lattice in ((0, h), (h, 0)):  # the two edge lattices never read each other
+            steps.append(Step(keep([lattice], s), s, tuple((h * a, h * b) for a, b in AXIAL), 2))
         s = h
     return tuple(step for step in steps if step.lattices)
 
@@ -263,19 +265,23 @@ def _grid(item: np.ndarray) -> np.ndarray:
     return np.pad(item.reshape(channels, rows, size[-1]).astype(np.int32), ((0, 0), (PAD, PAD), (PAD, PAD)))
 
 
-def _groups(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order of ``k`` (stable), and the start and end of each run of equal values in that order."""
-    order = np.argsort(k.astype(np.uint8), kind="stable")
-    ks = k[order]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    return order, starts, np.r_[starts[1:], ks.size]
+@lru_cache(maxsize=1)
+def _decoder_tables() -> tuple[np.ndarray, ...]:
+    """The ladder in the compact types the compiled decoder reads (smaller tables stay in cache)."""
+    radii, edges, tables, cum = ladder()
+    return (radii, edges, tables.astype(np.int32), cum.astype(np.int32), rans.slot_lookup(cum, radii).astype(np.uint16),
+            rans.edge_cells(edges))
+
+
+def _steps_array(steps: tuple[Step, ...]) -> np.ndarray:
+    """The schedule as rows ``(i0, j0, spacing, kind, h)`` for the compiled decoder."""
+    return np.array([(*st.lattices[0], st.spacing, st.kind, st.spacing // 2) for st in steps], dtype=np.int64).reshape(-1, 5)
 
 
 def encode(q: np.ndarray, max_symbol: int) -> bytes:
     """Code integer latents ``(B, C, *S)`` (``|q| <= max_symbol``) into bytes."""
-    radii, edges, models = ladder()
-    raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
-    tables, jobs = [], []
+    radii, edges, _, _ = ladder()
+    tables, ks, rs, values = [], [], [], []
     for item in q:
         grid = _grid(item)
         channels, rows, cols = grid.shape[0], grid.shape[1] - 2 * PAD, grid.shape[2] - 2 * PAD
@@ -289,68 +295,34 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
             n = _count(s, rows, cols)
             ctx = _context(grid, resid, activity, s) if s.kind else None
             mu = _mu(ctx, alpha, max_symbol) if ctx is not None else np.zeros((channels, n), np.int64)
-            values = _values(grid, s)
-            _store(resid, s, values - mu)
-            k = np.searchsorted(edges, _magnitude(ctx, mw, channels, n).ravel(), side="right")
-            jobs.append(((values - mu).ravel(), values.ravel(), k))
-    coder = constriction.stream.stack.AnsCoder()
-    for r, values, k in reversed(jobs):  # a stack: the last step is pushed first
-        window = radii[k]
-        escaped = np.abs(r) > window
-        if escaped.any():
-            coder.encode_reverse((values[escaped] + max_symbol).astype(np.int32), raw_model)
-        symbols = np.where(escaped, 2 * window + 1, r + window).astype(np.int32)
-        order, starts, ends = _groups(k)
-        for a, b in zip(starts[::-1], ends[::-1]):
-            coder.encode_reverse(symbols[order[a:b]], models[k[order[a]]])
+            v = _values(grid, s)
+            _store(resid, s, v - mu)
+            ks.append(np.searchsorted(edges, _magnitude(ctx, mw, channels, n).ravel(), side="right"))
+            rs.append((v - mu).ravel())
+            values.append(v.ravel())
+    k, r, v = (np.concatenate(a).astype(np.int64) for a in (ks, rs, values))
     head = np.concatenate(tables).astype("<i2").tobytes()
-    return head + coder.get_compressed().astype("<u4").tobytes()
+    return head + rans.encode_symbols(k, r, v, max_symbol, *ladder()).astype("<u2").tobytes()
 
 
 def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
     """Inverse of :func:`encode` for latents of ``shape``; :class:`FormatError` for anything malformed."""
-    radii, edges, models = ladder()
     batch, channels, *size = shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
     cols = size[-1]
-    steps = schedule(rows, cols)
+    steps = _steps_array(schedule(rows, cols))
     head = batch * channels * WEIGHTS * 2
-    if len(data) < head or (len(data) - head) % 4:
+    if len(data) < head + 4 or (len(data) - head) % 2:
         raise FormatError("the ANS payload has the wrong length for the declared latents")
     weights = np.frombuffer(data[:head], dtype="<i2").astype(np.int64).reshape(batch, channels, WEIGHTS)
-    words = np.frombuffer(data[head:], dtype="<u4").astype(np.uint32)
-    raw_model = constriction.stream.model.Uniform(2 * max_symbol + 1)
-    out = np.empty((batch, channels, rows, cols), dtype=np.int32)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        for b in range(batch):
-            grid = np.zeros((channels, rows + 2 * PAD, cols + 2 * PAD), dtype=np.int32)
-            resid = np.zeros_like(grid)
-            activity = np.zeros(grid.shape[1:], dtype=np.int32)
-            for s in steps:
-                n = _count(s, rows, cols)
-                alpha, mw = _split(weights[b], s.kind)
-                ctx = _context(grid, resid, activity, s) if s.kind else None
-                mu = _mu(ctx, alpha, max_symbol).ravel() if ctx is not None else np.zeros(channels * n, np.int64)
-                k = np.searchsorted(edges, _magnitude(ctx, mw, channels, n).ravel(), side="right")
-                symbols = np.empty(k.size, dtype=np.int64)
-                order, starts, ends = _groups(k)
-                for a, e in zip(starts, ends):
-                    symbols[order[a:e]] = coder.decode(models[k[order[a]]], int(e - a))
-                window = radii[k]
-                values = mu + symbols - window
-                escaped = symbols == 2 * window + 1
-                if escaped.any():
-                    values[escaped] = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int64) - max_symbol
-                if np.abs(values).max(initial=0) > max_symbol:
-                    raise FormatError("the ANS payload decodes to out-of-range latents")
-                values = values.reshape(channels, n)
-                _store(grid, s, values)
-                _store(resid, s, values - mu.reshape(channels, n))
-                _store(activity, s, np.abs(values[1:]).sum(axis=0))
-            out[b] = grid[:, PAD : PAD + rows, PAD : PAD + cols]
-    except FormatError:
-        raise
-    except Exception:  # constriction raises on malformed streams
-        raise FormatError("the ANS payload is corrupted") from None
-    return out.reshape(shape)
+    n_words = (len(data) - head) // 2
+    symbols = batch * channels * rows * cols
+    if n_words > 2 * symbols + 4:
+        raise FormatError("the ANS payload is longer than the declared latents can need")
+    words = np.zeros(2 * symbols + 4, dtype=np.uint16)  # zero padding: the decoder can never read past it
+    words[:n_words] = np.frombuffer(data[head:], dtype="<u2")
+    grid = np.zeros((batch, channels, rows + 2 * PAD, cols + 2 * PAD), dtype=np.int32)
+    status = rans.decode_interlaced(words, n_words, weights, grid, steps, max_symbol, *_decoder_tables(), PAD, ALPHA_SHIFT)
+    if status:
+        raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
+    return np.ascontiguousarray(grid[:, :, PAD : PAD + rows, PAD : PAD + cols]).astype(np.int32).reshape(shape)
