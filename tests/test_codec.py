@@ -122,3 +122,25 @@ def test_reduction_and_subbands() -> None:
     assert c.subbands == 192 and c.reduction == 16
     a = CodecConfig(modality="audio", channels=2, levels=8, latent_dim=108)
     assert a.ndim == 1 and a.subbands == 512
+
+
+def test_fast_decode_stays_within_a_hundredth_of_a_db(fitted) -> None:
+    import copy
+
+    from helpers import synthetic_images
+    from wavecodec.metrics import psnr
+
+    fitted = copy.deepcopy(fitted)  # the fixture is shared
+    x = synthetic_images(1, size=64)
+    with torch.no_grad():
+        for p in fitted.decoder.residual.parameters():  # a residual that matters
+            p.add_(0.05 * torch.randn_like(p))
+    data = fitted.compress(x)
+    exact = fitted.decompress(data)
+    fitted.fast_decode = True
+    try:
+        fast = fitted.decompress(data)
+    finally:
+        fitted.fast_decode = False
+    assert abs(psnr(x, exact, 255.0) - psnr(x, fast, 255.0)) < 0.01
+    assert (exact.int() - fast.int()).abs().max() <= 2

@@ -49,6 +49,9 @@ class Codec(nn.Module):
         self.entropy = EntropyModel(config.latent_dim, config.latent_bits)
         self.context = ContextModel(config.latent_dim, config.latent_bits)
         self._fingerprint_cache: tuple[Any, str] | None = None
+        #: decode (not train) with the decoder's residual in bfloat16 where the CPU has it: about 1.7x
+        #: faster, within 0.01 dB, but the pixels then depend on the CPU; off by default (bit-exact decoding)
+        self.fast_decode = False
 
     # -- identity ---------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -179,7 +182,7 @@ class Codec(nn.Module):
         return self.from_unit(u, dtype)
 
     def _decode_unit(self, v: torch.Tensor) -> torch.Tensor:
-        return self.wpt.inverse(self.decoder(self.bottleneck.expand(v)))
+        return self.wpt.inverse(self.decoder(self.bottleneck.expand(v), fast=self.fast_decode))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training pass: noise instead of rounding when ``self.training``; returns ``(x_hat, losses)``.

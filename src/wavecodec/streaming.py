@@ -122,7 +122,7 @@ def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frame
         """Decoder output for frames ``[lo, hi)`` inside ``[0, frames)``, with the network's context clipped at the ends."""
         a, b = max(0, lo - net), min(frames, hi + net)
         z = codec.dequantize(torch.from_numpy(latents(a, b))[None], quant_step)
-        return codec.decoder(codec.bottleneck.expand(z))[..., lo - a : hi - a]
+        return codec.decoder(codec.bottleneck.expand(z), fast=codec.fast_decode)[..., lo - a : hi - a]
 
     for k in range(chunk_count(frames, chunk_frames)):
         lo, hi = k * chunk_frames, min(frames, (k + 1) * chunk_frames)
