@@ -29,7 +29,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	cd benchmarks && ../$(PY) wpt_speed.py && ../$(PY) coder_sizes.py && ../$(PY) image_rd.py && ../$(PY) convert_speed.py --copies 16
-	cd benchmarks && ../$(PY) audio_rd.py && ../$(PY) beyond_rgb.py
+	cd benchmarks && ../$(PY) audio_rd.py && ../$(PY) beyond_rgb.py && ../$(PY) data_path.py
 
 # The reference architecture (pip walloc 1.2.1) needs diffusers: its own environment. Trains both
 # sides with the same recipe and budget (2,000 steps), then evaluates them in one process.

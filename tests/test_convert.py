@@ -99,11 +99,12 @@ def test_rerun_skips_finished_shards_and_resumes_a_crash(fitted, model_path: Pat
     with pytest.raises(KeyboardInterrupt):
         convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=3, workers=1)
     assert (dst / "shard-000000.tar").exists() and not (dst / "shard-000001.tar").exists()
-    assert (dst / "shard-000001.tar.tmp").exists()  # the half-written shard, never mistaken for a done one
+    assert len(list(dst.glob(".shard-000001.*.tar.tmp"))) == 1  # the half-written shard, never mistaken for a done one
     monkeypatch.setattr(convert_module, "_add", real_add)
     first = (dst / "shard-000000.tar").stat().st_mtime_ns
     index = convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=3, workers=1)
     assert (dst / "shard-000000.tar").stat().st_mtime_ns == first  # finished shards are not redone
+    assert not list(dst.glob("*.tmp"))  # the killed run's temporary file is cleaned up
     assert index["count"] == 10 and sorted(sources_in(dst)) == sorted(images)
     with pytest.raises(InputError, match="other inputs"):
         convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=2)

@@ -23,6 +23,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".a
 WRITABLE = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG"}
 SEEKABLE = {"WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64"}  # exact seeking; MP3 and Ogg are decoded whole
 PCM_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32"}
+MAX_RESAMPLE_FACTOR = 2000  # polyphase up/down factors (44.1 <-> 48 kHz is 160/147); bounds the filter's memory
 
 
 def audio_dtype(subtype: str) -> str:
@@ -85,6 +86,8 @@ def resample(x: np.ndarray, rate: int, target: int, axis: int = -1) -> np.ndarra
     except ImportError:
         raise InputError("resampling audio needs SciPy: pip install 'wavecodec[audio]'") from None
     ratio = Fraction(target, rate)
+    if max(ratio.numerator, ratio.denominator) > MAX_RESAMPLE_FACTOR:
+        raise InputError(f"cannot resample from {rate} Hz to {target} Hz (the ratio {ratio} is too fine); convert the file first")
     return resample_poly(x, ratio.numerator, ratio.denominator, axis=axis).astype(np.float32)
 
 

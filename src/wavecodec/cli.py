@@ -31,6 +31,8 @@ from .registry import load, model_for, model_for_header, models
 
 
 def _check_output(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; name an output file")
     if path.exists() and not force:
         raise InputError(f"{path} exists; pass --force to overwrite it")
 
@@ -122,6 +124,8 @@ def _run_tree(
             work(src, target(src))
         except WavecodecError as exc:
             failures.append(f"{src}: {exc}")
+        except OSError as exc:  # one unwritable output does not stop the others
+            failures.append(f"{src}: {exc.strerror or exc}")
     for line in failures:
         print(f"wavecodec: failed: {line}", file=sys.stderr)
     if not quiet:
@@ -520,6 +524,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # a read-only folder, a full disk, a vanished path: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"wavecodec: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The entropy coders by name: integer latents to bytes and back.
 
-* ``ans`` (default): the interlaced context coder (:mod:`wavecodec.interlaced`): seven
+* ``ans`` (default): the interlaced context coder (:mod:`wavecodec.interlaced`): ten
   whole-tensor passes, forward-adaptive weights in the payload, a frozen table ladder.
 * ``ans-wavefront``: the context coder of format version 1 (:class:`wavecodec.context.ContextModel`,
   the model's fitted tables, decoded wavefront by wavefront); version 1 files call it ``ans``.

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # the codec calls into this module, never the other way round
 
 MAX_SAMPLES = 2**30
 MAX_SIDE = 2**24
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000  # audio rates in the file (resampling between any two is bounded)
+AUDIO_DTYPES = ("int16", "int32", "float32", "float64")
 MAX_STEP = 64.0
 DTYPES: dict[str, torch.dtype] = {
     "uint8": torch.uint8,
@@ -36,7 +38,6 @@ DTYPES: dict[str, torch.dtype] = {
     "int16": torch.int16,
     "int32": torch.int32,
     "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
     "float32": torch.float32,
     "float64": torch.float64,
 }
@@ -117,8 +118,12 @@ def compress(
     if x.dim() != cfg.ndim + 2 or x.numel() == 0:
         raise ShapeError(f"expected a non-empty (B, C, ...) signal with {cfg.ndim} spatial axes, got {tuple(x.shape)}")
     if x.dtype not in _DTYPE_NAMES:
-        raise ShapeError(f"unsupported dtype {x.dtype}")
+        raise ShapeError(f"unsupported dtype {x.dtype}; use one of {', '.join(DTYPES)}")
     input_channels = x.shape[1]
+    if cfg.modality == "audio" and _DTYPE_NAMES[x.dtype] not in AUDIO_DTYPES:
+        raise ShapeError(f"audio is coded from {', '.join(AUDIO_DTYPES)} samples, not {_DTYPE_NAMES[x.dtype]}")
+    if x.is_floating_point():
+        _check_floats(x, cfg.value_range if cfg.normalize == "dtype" else None)
     x, alpha = _split_alpha(x, cfg.channels)
     size = list(x.shape[2:])
     dtype, ranges = x.dtype, None
@@ -140,6 +145,28 @@ def compress(
     if alpha is not None:
         sections["alpha"] = zlib.compress(alpha.cpu().contiguous().numpy().tobytes(), 9)
     return pack(header, sections)
+
+
+FLOAT_TOLERANCE = 1e-3  # share of the value range a float may stray past it (rounding in the caller's pipeline)
+
+
+def _check_floats(x: torch.Tensor, value_range: tuple[float, float] | None) -> None:
+    """Refuse NaN and infinite samples, and (for models with a fixed range) samples outside it.
+
+    The model would clip them silently (one NaN spoils a whole decode), so the caller is told
+    instead: rescale the data, or use a model with per-channel normalisation.
+    """
+    if not bool(torch.isfinite(x).all()):
+        raise ShapeError("the input holds NaN or infinite values")
+    if value_range is not None:
+        lo, hi = value_range
+        slack = FLOAT_TOLERANCE * (hi - lo)
+        low, high = float(x.min()), float(x.max())
+        if low < lo - slack or high > hi + slack:
+            raise ShapeError(
+                f"the input's values run from {low:.4g} to {high:.4g}, outside the model's range [{lo:g}, {hi:g}]; "
+                "rescale them, or use a model that normalises each channel"
+            )
 
 
 def normalize(x: torch.Tensor, value_range: tuple[float, float]) -> tuple[torch.Tensor, list[list[float]]]:
@@ -271,8 +298,13 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
     if not isinstance(latent, list) or not all(type(s) is int and s >= 1 for s in latent):
         raise FormatError("the header's latent shape is malformed")
     rate = header.get("sample_rate")
-    if rate is not None and (type(rate) is not int or not 1 <= rate <= 10**7):
+    if rate is not None and (type(rate) is not int or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
         raise FormatError("the header's sample rate is out of range")
+    if header["modality"] == "audio":
+        if header["dtype"] not in AUDIO_DTYPES:
+            raise FormatError(f"the header's audio sample type {header['dtype']!r} is not one audio is coded from")
+        if channels - int(header["alpha"]) > header["channels"]:
+            raise FormatError("the header declares more input channels than the model codes")
     if not isinstance(header.get("alpha"), bool):
         raise FormatError("the header field 'alpha' is missing or not a boolean")
     ranges = header.get("value_range")
@@ -286,7 +318,7 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
                                or not all(isinstance(r, list) and len(r) == 4 and all(type(v) in (int, float) for v in r) for r in affine)):
         raise FormatError("the header's affine is malformed")
     source_rate, source_format = header.get("source_rate"), header.get("source_format")
-    if source_rate is not None and (type(source_rate) is not int or not 1 <= source_rate <= 10**7):
+    if source_rate is not None and (type(source_rate) is not int or not MIN_SAMPLE_RATE <= source_rate <= MAX_SAMPLE_RATE):
         raise FormatError("the header's source sample rate is out of range")
     if source_format is not None and (not isinstance(source_format, str) or len(source_format) > 32):
         raise FormatError("the header's source format is malformed")

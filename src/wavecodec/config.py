@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,15 @@ CONFIG_VERSION = 1
 MODALITIES = ("image", "audio", "volume", "signal")
 _DEFAULT_NDIM = {"image": 2, "audio": 1, "volume": 3}
 
+
+# Bounds on every size a config sets, checked before a model is built, so that a crafted
+# checkpoint cannot make the loader allocate without limit (the largest shipped model is far inside).
+MAX_CHANNELS = 4096
+MAX_WIDTH = 2048
+MAX_DEPTH = 64
+MAX_KERNEL = 15
+MAX_SUBBANDS = 1 << 16
+MAX_SAMPLE_RATE = 768_000
 
 @dataclass(frozen=True)
 class CodecConfig:
@@ -57,20 +67,25 @@ class CodecConfig:
         checks = [
             (self.ndim in (1, 2, 3), f"ndim must be 1, 2 or 3, got {self.ndim}"),
             (self.normalize in ("dtype", "per_channel"), f"normalize must be 'dtype' or 'per_channel', got {self.normalize!r}"),
-            (_positive_int(self.channels), f"channels must be a positive integer, got {self.channels!r}"),
+            (_positive_int(self.channels) and self.channels <= MAX_CHANNELS, f"channels must be an integer in 1..{MAX_CHANNELS}, got {self.channels!r}"),
             (_positive_int(self.levels) and self.levels <= 10, f"levels must be an integer in 1..10, got {self.levels!r}"),
-            (_positive_int(self.latent_dim), f"latent_dim must be a positive integer, got {self.latent_dim!r}"),
+            (_positive_int(self.latent_dim) and self.latent_dim <= MAX_CHANNELS, f"latent_dim must be an integer in 1..{MAX_CHANNELS}, got {self.latent_dim!r}"),
             (_positive_int(self.latent_bits) and self.latent_bits <= 16, f"latent_bits must be in 1..16, got {self.latent_bits!r}"),
-            (_non_negative_int(self.decoder_width), f"decoder_width must be a non-negative integer, got {self.decoder_width!r}"),
-            (_non_negative_int(self.decoder_depth), f"decoder_depth must be a non-negative integer, got {self.decoder_depth!r}"),
-            (_positive_int(self.decoder_kernel) and self.decoder_kernel % 2 == 1, f"decoder_kernel must be a positive odd integer, got {self.decoder_kernel!r}"),
+            (_non_negative_int(self.decoder_width) and self.decoder_width <= MAX_WIDTH, f"decoder_width must be an integer in 0..{MAX_WIDTH}, got {self.decoder_width!r}"),
+            (_non_negative_int(self.decoder_depth) and self.decoder_depth <= MAX_DEPTH, f"decoder_depth must be an integer in 0..{MAX_DEPTH}, got {self.decoder_depth!r}"),
+            (_positive_int(self.decoder_kernel) and self.decoder_kernel % 2 == 1 and self.decoder_kernel <= MAX_KERNEL,
+             f"decoder_kernel must be an odd integer in 1..{MAX_KERNEL}, got {self.decoder_kernel!r}"),
             (len(self.value_range) == 2 and self.value_range[0] < self.value_range[1], f"value_range must be (low, high) with low < high, got {self.value_range}"),
-            (self.sample_rate is None or _positive_int(self.sample_rate), f"sample_rate must be a positive integer or None, got {self.sample_rate!r}"),
+            (self.sample_rate is None or (_positive_int(self.sample_rate) and self.sample_rate <= MAX_SAMPLE_RATE),
+             f"sample_rate must be an integer in 1..{MAX_SAMPLE_RATE} or None, got {self.sample_rate!r}"),
+            (math.isfinite(self.value_range[0]) and math.isfinite(self.value_range[1]), f"value_range must be finite, got {self.value_range}"),
             (self.decoder_width > 0 or self.decoder_depth == 0, "decoder_depth > 0 needs decoder_width > 0"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.channels * 2 ** (self.ndim * self.levels) > MAX_SUBBANDS:
+            raise ConfigError(f"{self.channels} channels with {self.levels} levels in {self.ndim}-D make more than {MAX_SUBBANDS} subbands")
         if self.latent_dim > self.subbands:
             raise ConfigError(f"latent_dim {self.latent_dim} exceeds the {self.subbands} wavelet subbands")
         try:

@@ -68,7 +68,7 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
         raise FormatError("the file is corrupted or truncated (CRC32 mismatch)")
     try:
         header = json.loads(data[_PREFIX.size : end_header].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: also integers past Python's digit limit
         raise FormatError("the header is not valid JSON") from None
     if not isinstance(header, dict):
         raise FormatError("the header is not a JSON object")

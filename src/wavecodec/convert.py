@@ -21,11 +21,13 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .atomic import atomic_write
 from .errors import InputError, WavecodecError
@@ -128,7 +130,9 @@ def convert_shard(dst: str, k: int, items: list[Item], model: str, coder: str, c
     """Compress ``items`` into shard ``k`` of ``dst``; returns the shard's report."""
     out = Path(dst)
     codec = _codec(model)
-    tmp = out / f"{shard_name(k)}.tar.tmp"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{shard_name(k)}.", suffix=".tar.tmp", dir=out)  # unique: runs never share one
+    os.close(fd)
+    tmp = Path(tmp_name)
     report: dict[str, Any] = {"shard": k, "items": 0, "failed": [], "bytes": 0, "source_bytes": 0, "shapes": {}}
     with tarfile.open(tmp, "w") as tar:
         for item in items:
@@ -149,9 +153,23 @@ def convert_shard(dst: str, k: int, items: list[Item], model: str, coder: str, c
             report["source_bytes"] += os.path.getsize(item.path)
             shape = "x".join(map(str, x.shape[1:]))
             report["shapes"][shape] = report["shapes"].get(shape, 0) + 1
-    os.replace(tmp, out / f"{shard_name(k)}.tar")
+    os.replace(tmp, out / f"{shard_name(k)}.tar")  # a shard appears whole or not at all
     atomic_write(out / f"{shard_name(k)}.json", lambda t: Path(t).write_text(json.dumps(report)))
     return report
+
+
+def _die_with_parent() -> None:
+    """In a worker: ask Linux to kill this process when its parent dies (even by ``kill -9``)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: workers end when their queue closes
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _run_local(jobs: list[tuple], workers: int, progress) -> None:
@@ -162,7 +180,8 @@ def _run_local(jobs: list[tuple], workers: int, progress) -> None:
     import multiprocessing
 
     # spawn, not fork: forking a process that has run torch's thread pools can hang
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_die_with_parent) as pool:
         futures = [pool.submit(convert_shard, *job) for job in jobs]
         for fut in as_completed(futures):
             progress(fut.result())
@@ -224,6 +243,27 @@ def convert(
     items, class_names = list_items(src, labels, labels_from_folders)
     out = Path(dst)
     out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        return _convert_locked(src, out, model, items, class_names, shard_size, engine, workers, coder, progress)
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` for the conversion: a second run into the same folder is refused, not raced."""
+    import fcntl
+
+    with open(out / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another conversion is writing to {out}; wait for it to finish") from None
+        for stale in out.glob(".shard-*.tar.tmp"):  # left by a killed run: nothing else writes here now
+            stale.unlink(missing_ok=True)
+        yield
+
+
+def _convert_locked(src: str, out: Path, model: str, items: list[Item], class_names: list[str], shard_size: int,
+                    engine: str, workers: int, coder: str, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     codec = _codec(model)
     info = {"model": codec.config.name, "model_ref": str(model), "model_hash": codec.fingerprint(), "coder": coder,
             "shard_size": shard_size}
@@ -232,7 +272,7 @@ def convert(
     if plan_path.exists():
         old = json.loads(plan_path.read_text())
         if old != plan:
-            raise InputError(f"{dst} holds a conversion with other inputs, model or shard size; use another DST")
+            raise InputError(f"{out} holds a conversion with other inputs, model or shard size; use another destination")
     else:
         atomic_write(plan_path, lambda t: Path(t).write_text(json.dumps(plan, indent=2)))
     shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]

@@ -17,8 +17,12 @@ BUNDLED_PHOTO = Path(__file__).resolve().parent / "assets" / "astronaut.png"
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image as an ``(H, W, C)`` uint8 or uint16 array (gray C=1, RGB C=3, RGBA C=4)."""
+    if _png_bit_depth(path) == (16, True):  # Pillow would read 16-bit colour PNG as 8-bit without a word
+        return _read_png16(path)
     try:
         with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                raise InputError(f"{path}: an animated image ({im.n_frames} frames); extract the frame to code first")
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.int64)
@@ -43,6 +47,33 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if arr.size == 0:
         raise InputError(f"{path}: the image is empty")
     return np.require(arr, requirements=["C", "W"])
+
+
+def _png_bit_depth(path: str | os.PathLike[str]) -> tuple[int, bool] | None:
+    """``(bit depth, colour)`` from a PNG's IHDR chunk, or ``None`` for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25] in (2, 6)  # colour types 2 (RGB) and 6 (RGBA)
+
+
+def _read_png16(path: str | os.PathLike[str]) -> np.ndarray:
+    """A 16-bit RGB(A) PNG as uint16 ``(H, W, C)`` (through imagecodecs, the ``formats`` extra)."""
+    try:
+        import imagecodecs
+    except ImportError:
+        raise InputError(f"{path}: 16-bit colour PNG needs imagecodecs: pip install 'wavecodec[formats]'") from None
+    try:
+        arr = np.asarray(imagecodecs.png_decode(Path(path).read_bytes()))
+    except Exception:  # imagecodecs raises its own error types for broken files
+        raise InputError(f"{path}: not a readable PNG") from None
+    if arr.dtype != np.uint16 or arr.ndim != 3:
+        raise InputError(f"{path}: not a readable 16-bit colour PNG")
+    return np.ascontiguousarray(arr)
 
 
 def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:

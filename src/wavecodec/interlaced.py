@@ -1,16 +1,20 @@
-"""The default entropy coder (``.wvc`` format version 2): interlaced context coding in seven whole-tensor passes.
+"""The default entropy coder (``.wvc`` format version 2): interlaced context coding in ten whole-tensor passes.
 
 The serial context coder of format version 1 (:mod:`wavecodec.context`) decodes one
 wavefront at a time: hundreds of small steps per image. This coder decodes every latent
-channel at once in a fixed schedule of **seven steps**, like an interlaced PNG or the
+channel at once in a fixed schedule of **ten steps**, like an interlaced PNG or the
 checkerboard context of He et al. (CVPR 2021) applied recursively. Latents ``(B, C, *S)``
 are viewed per item as ``C`` planes of ``rows x cols`` (rows are all but the last spatial
 axis):
 
 1. the positions on a lattice of spacing 8 (1/64 of them), without spatial context;
 2. for spacing s = 8, 4, 2: the lattice *centres* ``(s/2, s/2)`` from their four diagonal
-   neighbours at distance s/2, then the *edges* ``(0, s/2)`` and ``(s/2, 0)`` from their four
-   axial neighbours. Every neighbour used was decoded in an earlier step.
+   neighbours at distance s/2, then the *edges* ``(0, s/2)`` and ``(s/2, 0)`` (one step each)
+   from their four axial neighbours. Every neighbour used was decoded in an earlier step.
+
+Within a step no symbol's context depends on another's, so the decoder computes all of a
+step's contexts first and then runs the entropy decoder over them in one tight loop
+(compiled with Numba, :mod:`wavecodec.rans`).
 
 Each symbol ``q`` is coded as the residual ``r = q - mu`` under a discretised Laplace table
 chosen from a frozen ladder of :data:`LADDER_SIZE` scales by a predicted magnitude ``m``:
@@ -31,8 +35,8 @@ signal. Everything the decoder computes is integer arithmetic on those integers 
 frozen ladder (``assets/laplace_ladder.npz``), so decoding is bit-exact on every machine and
 thread count. Values outside a table's window are an escape plus the raw value.
 
-Payload: per item ``C x 13`` int16 weights (little-endian), then the ANS words
-(``constriction``'s stack coder, u32 little-endian).
+Payload: per item ``C x 13`` int16 weights (little-endian), then the rANS words
+(:mod:`wavecodec.rans`: 16-bit words, little-endian, two interleaved states).
 """
 
 from __future__ import annotations

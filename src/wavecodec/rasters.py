@@ -99,12 +99,15 @@ def write_tiff(path: str | os.PathLike[str], signal: torch.Tensor) -> None:
     import tifffile
 
     arr = signal[0].numpy()
+    layout = {"planarconfig": "separate"} if arr.shape[0] > 1 else {}  # one band: a plain 2-D image
+    if arr.shape[0] == 1:
+        arr = arr[0]
 
     def save(tmp: str) -> None:
         try:
-            tifffile.imwrite(tmp, arr, photometric="minisblack", planarconfig="separate", compression="zlib")
+            tifffile.imwrite(tmp, arr, photometric="minisblack", compression="zlib", **layout)
         except Exception:  # no imagecodecs: uncompressed
-            tifffile.imwrite(tmp, arr, photometric="minisblack", planarconfig="separate")
+            tifffile.imwrite(tmp, arr, photometric="minisblack", **layout)
 
     atomic_write(path, save)
 

@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..atomic import atomic_write
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -62,7 +62,19 @@ def load_state(
         raise CheckpointError(f"{path} is not a readable training checkpoint") from None
     if meta.get("format") != "wavecodec-training":
         raise CheckpointError(f"{path} is not a wavecodec training checkpoint")
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    config = getattr(model, "config", None)
+    if config is not None and "config" in meta:
+        saved = json.loads(meta["config"]).get("codec", {})
+        now = config.to_dict()
+        changed = sorted(k for k in set(saved) | set(now) if k != "name" and saved.get(k) != now.get(k))
+        if changed:
+            field = changed[0]
+            raise ConfigError(f"codec.{field} is {now.get(field)!r} but the checkpoint in {path.parent} was trained with "
+                              f"{saved.get(field)!r}; resume with the same codec settings or start a new run")
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError:
+        raise CheckpointError(f"{path} does not match the model being resumed (its weights have other shapes)") from None
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):

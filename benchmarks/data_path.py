@@ -1,0 +1,356 @@
+"""The compressed-domain data path against the pixel path it replaces, all in one process.
+
+On the dev photos (scikit-image's and opencv-doc's), each cropped to 3:2 and resized to
+768x512 with Lanczos (the JPEGs are saved at quality 90 and are the pixel path's input):
+
+1. one sample read on one thread: ``LatentDataset[i]`` (rgb-16x, rgb-4x shards) vs Pillow's
+   JPEG decode of the same photo; and the latents of the format-1 coder for reference;
+2. whole-codec speed, megapixels/s on one and on two threads: ``compress`` (uint8 pixels to
+   ``.wvc`` bytes) and ``decompress`` (exact and ``fast_decode``) of rgb-16x and rgb-4x next
+   to JPEG (q90), WebP (q75, default method), AVIF (Pillow default) and JPEG XL (imagecodecs,
+   if installed) encode and decode;
+3. the stages against what they replace, same data, same process: the fused wavelet packet
+   transform vs the level-by-level one (2-D J=3 768x512 RGB, 1-D J=8 stereo, 3-D J=2), the
+   interlaced coder vs the format-1 wavefront coder (decode time and file size), the decoder
+   network in float32 vs its bfloat16 residual;
+4. samples/s through a ``DataLoader`` (0, 1, 2 workers) for ``LatentDataset``, ``LatentShards``
+   and a folder-of-JPEGs dataset, alone and feeding a small classifier for one epoch.
+
+Writes ``benchmarks/results/data_path.json`` and ``data_path.png``.
+
+Run: ``.venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/data_path.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+import wavecodec
+from wavecodec import wpt
+from wavecodec.benchmarking import dev_photos, machine, write_json
+from wavecodec.coders import decode_symbols, encode_symbols
+from wavecodec.convert import convert
+from wavecodec.data import LatentDataset, LatentShards
+from wavecodec.learn import Classifier
+from wavecodec.metrics import psnr
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIZE = (768, 512)
+
+
+def prepared_photos() -> dict[str, np.ndarray]:
+    """The dev photos as 768x512 RGB arrays (centre crop to 3:2, Lanczos)."""
+    out = {}
+    for name, img in dev_photos().items():
+        im = Image.fromarray(img)
+        w, h = im.size
+        tw = min(w, int(h * 1.5))
+        th = int(tw / 1.5)
+        left, top = (w - tw) // 2, (h - th) // 2
+        out[name.replace("/", "_").removesuffix(".jpg")] = np.asarray(im.crop((left, top, left + tw, top + th)).resize(SIZE, Image.LANCZOS))
+    return out
+
+
+def median_ms(fn: Callable[[], Any], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def interleaved_ms(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median ms of each function, timed round-robin so that machine noise hits them alike."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
+# -- 1 and 2: codecs ------------------------------------------------------------------------
+def standard_codecs() -> dict[str, tuple[Callable[[np.ndarray], bytes], Callable[[bytes], np.ndarray]]]:
+    def pillow(fmt: str, **opts: Any):
+        def enc(img: np.ndarray) -> bytes:
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format=fmt, **opts)
+            return buf.getvalue()
+
+        def dec(data: bytes) -> np.ndarray:
+            with Image.open(io.BytesIO(data)) as im:
+                return np.asarray(im.convert("RGB"))
+
+        return enc, dec
+
+    codecs = {"JPEG q90": pillow("JPEG", quality=90), "WebP q75": pillow("WEBP", quality=75)}
+    try:
+        pillow("AVIF")[0](np.zeros((16, 16, 3), np.uint8))
+        codecs["AVIF (Pillow default)"] = pillow("AVIF")
+    except Exception:  # noqa: BLE001 - a Pillow without AVIF
+        pass
+    try:
+        import imagecodecs
+
+        if imagecodecs.JPEGXL.available:
+            codecs["JPEG XL (distance 1)"] = (lambda img: imagecodecs.jpegxl_encode(img, distance=1.0),
+                                              lambda data: imagecodecs.jpegxl_decode(data))
+    except ImportError:
+        pass
+    return codecs
+
+
+def codec_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Codec], repeats: int) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    pixels = SIZE[0] * SIZE[1]
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        table: dict[str, dict[str, float]] = {}
+        for name, (enc, dec) in standard_codecs().items():
+            e, d, bpp = [], [], []
+            for img in photos.values():
+                data = enc(img)
+                t = interleaved_ms({"e": lambda: enc(img), "d": lambda: dec(data)}, repeats)
+                e.append(t["e"])
+                d.append(t["d"])
+                bpp.append(8 * len(data) / pixels)
+            table[name] = {"encode_mpix_s": pixels / 1e3 / statistics.median(e), "decode_mpix_s": pixels / 1e3 / statistics.median(d),
+                           "bpp": statistics.mean(bpp)}
+        for name, codec in models.items():
+            e, d, f, bpp, exact_db, fast_db = [], [], [], [], [], []
+            for img in photos.values():
+                x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+                data = codec.compress(x)
+
+                def fast() -> torch.Tensor:
+                    codec.fast_decode = True
+                    try:
+                        return codec.decompress(data)
+                    finally:
+                        codec.fast_decode = False
+
+                t = interleaved_ms({"e": lambda: codec.compress(x), "d": lambda: codec.decompress(data), "f": fast}, repeats)
+                e.append(t["e"])
+                d.append(t["d"])
+                f.append(t["f"])
+                bpp.append(8 * len(data) / pixels)
+                exact_db.append(psnr(x, codec.decompress(data), 255.0))
+                fast_db.append(psnr(x, fast(), 255.0))
+            table[name] = {"encode_mpix_s": pixels / 1e3 / statistics.median(e), "decode_mpix_s": pixels / 1e3 / statistics.median(d),
+                           "decode_fast_mpix_s": pixels / 1e3 / statistics.median(f), "bpp": statistics.mean(bpp),
+                           "psnr_exact_db": statistics.mean(exact_db), "psnr_fast_db": statistics.mean(fast_db)}
+        webp = table["WebP q75"]
+        for name in models:
+            table[name]["encode_vs_webp"] = table[name]["encode_mpix_s"] / webp["encode_mpix_s"]
+            table[name]["decode_vs_webp"] = table[name]["decode_mpix_s"] / webp["decode_mpix_s"]
+        rows[f"{threads}_thread"] = table
+    torch.set_num_threads(1)
+    return rows
+
+
+# -- 3: the stages against what they replace -------------------------------------------------
+def stage_speeds(photos: dict[str, np.ndarray], codec: wavecodec.Codec, repeats: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    torch.manual_seed(0)
+    for label, shape, levels in (("2-D J=3 3x512x768", (1, 3, 512, 768), 3), ("1-D J=8 2x262144", (1, 2, 262144), 8),
+                                 ("3-D J=2 1x64^3", (1, 1, 64, 64, 64), 2)):
+        x = torch.rand(*shape)
+        X = wpt.analysis(x, levels)
+        t = interleaved_ms({"fused_analysis": lambda: wpt.analysis(x, levels),
+                            "levelwise_analysis": lambda: wpt._levelwise_analysis(x, levels, "bior4.4"),
+                            "fused_synthesis": lambda: wpt.synthesis(X, levels),
+                            "levelwise_synthesis": lambda: wpt._levelwise_synthesis(X, levels, "bior4.4")}, repeats)
+        out[f"wpt {label}"] = {**t, "analysis_speedup": t["levelwise_analysis"] / t["fused_analysis"],
+                               "synthesis_speedup": t["levelwise_synthesis"] / t["fused_synthesis"]}
+    sizes: dict[str, list[float]] = {"ans": [], "ans-wavefront": [], "webp": []}
+    dec_ms: dict[str, list[float]] = {"ans": [], "ans-wavefront": []}
+    for img in photos.values():
+        x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+        with torch.no_grad():
+            q = codec.quantize(codec.encode(x)).numpy().astype(np.int64)
+        coded = {name: encode_symbols(name, q, codec) for name in sizes}
+        for name in sizes:
+            sizes[name].append(len(coded[name]))
+        t = interleaved_ms({name: (lambda n=name: decode_symbols(n, coded[n], q.shape, codec)) for name in dec_ms}, max(3, repeats // 3))
+        for name in dec_ms:
+            dec_ms[name].append(t[name])
+    out["coder"] = {
+        "payload_bytes": {k: sum(v) for k, v in sizes.items()},
+        "ans_vs_wavefront_size": sum(sizes["ans"]) / sum(sizes["ans-wavefront"]),
+        "ans_vs_webp_mosaic_size": sum(sizes["ans"]) / sum(sizes["webp"]),
+        "decode_ms_median": {k: statistics.median(v) for k, v in dec_ms.items()},
+        "decode_speedup": statistics.median(dec_ms["ans-wavefront"]) / statistics.median(dec_ms["ans"]),
+    }
+    x = torch.from_numpy(next(iter(photos.values())).copy()).permute(2, 0, 1)[None].contiguous()
+    with torch.no_grad():
+        z = codec.bottleneck.expand(codec.dequantize(codec.quantize(codec.encode(x))))
+
+        def net(fast: bool) -> torch.Tensor:
+            with torch.no_grad():
+                return codec.decoder(z, fast=fast)
+
+        t = interleaved_ms({"float32": lambda: net(False), "bfloat16_residual": lambda: net(True)}, repeats)
+    latent_positions = z.shape[2] * z.shape[3]
+    macs = sum(m.weight.numel() for m in codec.decoder.modules() if isinstance(m, torch.nn.Conv2d))  # per latent position
+    out["decoder_network"] = {**t, "speedup": t["float32"] / t["bfloat16_residual"], "macs_per_pixel": macs / codec.config.block**2,
+                              "megapixels_s_float32": latent_positions * codec.config.block**2 / 1e3 / t["float32"]}
+    return out
+
+
+# -- 1 and 4: datasets -------------------------------------------------------------------------
+class JpegFolder(Dataset):
+    """The pixel path: a folder of JPEGs decoded with Pillow to uint8 ``(3, H, W)``."""
+
+    def __init__(self, root: Path) -> None:
+        self.files = sorted(root.rglob("*.jpg"))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        with Image.open(self.files[i]) as im:
+            return torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1), 0
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def loader_rate(dataset: Dataset, workers: int, model: torch.nn.Module | None, epochs: int) -> float:
+    """Samples/s through a DataLoader (batch 8), optionally with a training step of ``model`` per batch."""
+    loader = DataLoader(dataset, batch_size=8, num_workers=workers, worker_init_fn=_worker_init if workers else None,
+                        persistent_workers=workers > 0, shuffle=not isinstance(dataset, LatentShards))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3) if model is not None else None
+    for batch, _ in loader:  # warm-up epoch (worker start, first compilation)
+        break
+    count, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        for batch, _labels in loader:
+            if model is not None:
+                loss = model(batch.float()).logsumexp(1).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            count += batch.shape[0]
+    return count / (time.perf_counter() - start)
+
+
+def dataset_rates(root: Path, copies: int, epochs: int) -> dict[str, Any]:
+    rates: dict[str, Any] = {}
+    torch.set_num_threads(1)
+    latent_model = Classifier(12, 10, patch=1, width=32, depth=2)
+    pixel_model = Classifier(3, 10, patch=8, width=32, depth=2)  # the same 64x96 token grid
+    sources = {
+        "LatentDataset (rgb-16x)": lambda: LatentDataset(root / "lat16"),
+        "LatentShards (rgb-16x)": lambda: LatentShards(root / "lat16"),
+        "JPEG folder (Pillow)": lambda: JpegFolder(root / "src"),
+    }
+    for name, make in sources.items():
+        for workers in (0, 1, 2):
+            rates[f"{name}, {workers} workers"] = loader_rate(make(), workers, None, epochs)
+        model = pixel_model if "JPEG" in name else latent_model
+        rates[f"{name} + classifier step, 2 workers"] = loader_rate(make(), 2, model, 1)
+    rates["samples"] = copies * 10
+    return rates
+
+
+def read_times(root: Path, photos: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    jpegs = [p.read_bytes() for p in sorted((root / "one").glob("*.jpg"))]
+    sets = {name: LatentDataset(root / name) for name in ("lat16-one", "lat4", "lat16-v1")}
+    per = {name: [] for name in list(sets) + ["jpeg"]}
+    for i, data in enumerate(jpegs):
+        t = interleaved_ms({"jpeg": lambda: np.asarray(Image.open(io.BytesIO(data)).convert("RGB")),
+                            **{name: (lambda ds=ds: ds[i]) for name, ds in sets.items()}}, repeats)
+        for name, ms in t.items():
+            per[name].append(ms)
+    med = {name: statistics.median(v) for name, v in per.items()}
+    return {"median_ms": med, "latent_read_vs_jpeg_decode": {n: med[n] / med["jpeg"] for n in sets}}
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+    rates = {k: v for k, v in report["dataloader_samples_per_s"].items() if k != "samples"}
+    axes[0].barh(list(rates), list(rates.values()), color=["tab:blue" if "Latent" in k else "tab:gray" for k in rates])
+    axes[0].set_xlabel("samples/s (768x512 photos, batch 8)")
+    axes[0].set_title("DataLoader throughput")
+    axes[0].invert_yaxis()
+    table = report["codec_speed"]["1_thread"]
+    names = list(table)
+    y = np.arange(len(names))
+    axes[1].barh(y - 0.2, [table[n]["encode_mpix_s"] for n in names], height=0.4, label="encode")
+    axes[1].barh(y + 0.2, [table[n]["decode_mpix_s"] for n in names], height=0.4, label="decode")
+    axes[1].set_yticks(y, names)
+    axes[1].set_xlabel("megapixels/s, one thread")
+    axes[1].set_title("Whole codec speed")
+    axes[1].invert_yaxis()
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--copies", type=int, default=8, help="copies of the photos in the DataLoader datasets")
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    photos = prepared_photos()
+    models = {name: wavecodec.load(name) for name in ("rgb-16x", "rgb-4x")}
+    root = Path(tempfile.mkdtemp(prefix="wavecodec-datapath-"))
+    try:
+        (root / "src").mkdir()
+        for name, img in photos.items():
+            for k in range(args.copies):
+                Image.fromarray(img).save(root / "src" / f"{name}-{k}.jpg", quality=90)
+        one = root / "one"
+        one.mkdir()
+        for name, img in photos.items():
+            Image.fromarray(img).save(one / f"{name}.jpg", quality=90)
+        convert(str(root / "src"), str(root / "lat16"), "rgb-16x", workers=2)
+        convert(str(one), str(root / "lat16-one"), "rgb-16x", workers=2)
+        convert(str(one), str(root / "lat4"), "rgb-4x", workers=2)
+        convert(str(one), str(root / "lat16-v1"), "rgb-16x", workers=2, coder="ans-wavefront")
+        print("reading one sample ...", flush=True)
+        report: dict[str, Any] = {"photos": list(photos), "size": list(SIZE), "machine": machine()}
+        report["sample_read"] = read_times(root, photos, args.repeats)
+        print(report["sample_read"], flush=True)
+        print("codec speeds ...", flush=True)
+        report["codec_speed"] = codec_speeds(photos, models, args.repeats)
+        print("stages ...", flush=True)
+        report["stages"] = stage_speeds(photos, models["rgb-16x"], args.repeats)
+        print("data loaders ...", flush=True)
+        report["dataloader_samples_per_s"] = dataset_rates(root, args.copies, args.epochs)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    path = write_json(RESULTS / "data_path.json", report)
+    plot(report, RESULTS / "data_path.png")
+    print(f"wrote {path} and {RESULTS / 'data_path.png'}")
+
+
+if __name__ == "__main__":
+    main()

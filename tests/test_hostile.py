@@ -1,0 +1,241 @@
+"""Hostile files and failing disks: crafted headers, bad inputs and file-system errors get one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import wavecodec
+from helpers import synthetic_images
+from wavecodec import CheckpointError, FormatError, ShapeError
+from wavecodec.cli import main
+from wavecodec.compression import compress, decompress, read_header
+from wavecodec.container import pack, unpack
+
+
+def _rewrite(data: bytes, edit) -> bytes:
+    header, sections = unpack(data)
+    header.pop("sections")
+    header.pop("format_version")
+    edit(header)
+    return pack(header, sections)
+
+
+@pytest.fixture(scope="module")
+def audio_codec() -> wavecodec.Codec:
+    torch.manual_seed(0)
+    cfg = wavecodec.CodecConfig(channels=2, levels=2, latent_dim=4, decoder_width=4, decoder_depth=1, modality="audio",
+                                sample_rate=8000, value_range=(-1.0, 1.0), name="test-hostile-audio")
+    return wavecodec.Codec(cfg).eval()
+
+
+def test_a_5000_digit_integer_in_any_header_field_is_a_format_error(fitted) -> None:
+    import zlib
+
+    data = fitted.compress(synthetic_images(1, size=32))
+    length = int.from_bytes(data[10:14], "little")
+    text = data[14 : 14 + length].decode()
+    for field in ("batch", "channels", "latent_bits", "step"):
+        header = json.loads(text)
+        header[field] = 0
+        raw = json.dumps(header, separators=(",", ":")).replace(f'"{field}":0', f'"{field}":{"9" * 5000}').encode()
+        body = data[:10] + len(raw).to_bytes(4, "little") + raw + data[14 + length : -4]
+        bad = body + zlib.crc32(body).to_bytes(4, "little")
+        with pytest.raises(FormatError):
+            read_header(bad)
+        with pytest.raises(FormatError):
+            decompress(fitted, bad)
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    (lambda h: h.update(sample_rate=1), "sample rate"),
+    (lambda h: h.update(source_rate=9_999_991), "source sample rate"),
+    (lambda h: h.update(dtype="uint8"), "audio sample type"),
+    (lambda h: h.update(dtype="bfloat16"), "unsupported dtype"),
+    (lambda h: h.update(input_channels=3), "more input channels"),
+])
+def test_crafted_audio_headers_are_refused_before_any_work(audio_codec, edit, match) -> None:
+    x = torch.zeros(1, 2, 4000)
+    data = compress(audio_codec, x, sample_rate=8000)
+    with pytest.raises(FormatError, match=match):
+        decompress(audio_codec, _rewrite(data, edit))
+
+
+def test_resampling_between_unrelated_rates_is_refused() -> None:
+    from wavecodec.audio import resample
+
+    with pytest.raises(wavecodec.InputError, match="too fine"):
+        resample(np.zeros((1, 100), np.float32), 44_100, 44_101)
+    assert resample(np.zeros((1, 441), np.float32), 44_100, 48_000).shape == (1, 480)
+
+
+def test_bfloat16_nan_and_out_of_range_inputs_are_refused(fitted, audio_codec) -> None:
+    x = synthetic_images(1, size=32).float() / 255
+    with pytest.raises(ShapeError, match="unsupported dtype"):
+        fitted.compress(x.to(torch.bfloat16))
+    bad = x.clone()
+    bad[0, 0, 3, 3] = float("nan")
+    with pytest.raises(ShapeError, match="NaN"):
+        fitted.compress(bad)
+    with pytest.raises(ShapeError, match="outside the model's range"):
+        fitted.compress(x * 3)
+    fitted.compress(x * (1 + 1e-4))  # rounding noise past the range is fine
+    with pytest.raises(ShapeError, match="audio is coded from"):
+        compress(audio_codec, torch.zeros(1, 2, 64, dtype=torch.uint8), sample_rate=8000)
+
+
+def test_a_checkpoint_asking_for_a_huge_decoder_is_refused_before_building_it(tmp_path: Path, fitted) -> None:
+    from safetensors.torch import save_file
+
+    cfg = json.loads(fitted.config.to_json())
+    cfg["decoder_width"] = 1_000_000
+    path = tmp_path / "huge.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"format": "wavecodec", "format_version": "1", "config": json.dumps(cfg)})
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match="decoder_width"):
+        wavecodec.load(path)
+    assert time.perf_counter() - start < 2
+
+
+def test_the_file_never_makes_the_decoder_open_another_file(tmp_path: Path, fitted, capsys) -> None:
+    model = tmp_path / "m.safetensors"
+    wavecodec.save(fitted, model)
+    data = fitted.compress(synthetic_images(1, size=32))
+    crafted = _rewrite(data, lambda h: h.update(model=str(model)))  # names an existing checkpoint by path
+    (tmp_path / "x.wvc").write_bytes(crafted)
+    assert main(["decode", str(tmp_path / "x.wvc"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "not shipped; pass --model" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_single_channel_tiff_and_16_bit_colour_png(tmp_path: Path) -> None:
+    from wavecodec.files import read_input, write_output
+
+    gray = torch.randint(0, 65535, (1, 1, 9, 11)).to(torch.uint16)
+    write_output(tmp_path / "g.tif", gray, {"sample_rate": None})
+    back, _ = read_input(tmp_path / "g.tif")
+    assert torch.equal(back, gray)
+    imagecodecs = pytest.importorskip("imagecodecs")
+    rgb = (np.random.default_rng(0).random((6, 5, 3)) * 65535).astype(np.uint16)
+    (tmp_path / "c.png").write_bytes(imagecodecs.png_encode(rgb))
+    x, _ = read_input(tmp_path / "c.png")
+    assert x.dtype == torch.uint16 and np.array_equal(x[0].permute(1, 2, 0).numpy(), rgb)
+
+
+def test_animated_images_are_refused_not_cut_to_a_frame(tmp_path: Path) -> None:
+    from wavecodec.files import read_input
+
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (0, 255)]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:])
+    with pytest.raises(wavecodec.InputError, match="animated"):
+        read_input(tmp_path / "a.png")
+
+
+def test_file_system_errors_are_one_line(tmp_path: Path, fitted, capsys) -> None:
+    model = tmp_path / "m.safetensors"
+    wavecodec.save(fitted, model)
+    Image.fromarray(synthetic_images(1, size=32)[0].permute(1, 2, 0).numpy()).save(tmp_path / "p.png")
+    (tmp_path / "dir.wvc").mkdir()
+    assert main(["encode", str(tmp_path / "p.png"), "--model", str(model), "-o", str(tmp_path / "dir.wvc")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: nothing to test here
+            return
+        assert main(["encode", str(tmp_path / "p.png"), "--model", str(model), "-o", str(locked / "p.wvc")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and "ermission" in err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_resuming_with_a_changed_codec_names_the_field(tmp_path: Path) -> None:
+    from wavecodec.training import TrainConfig, train
+
+    folder = tmp_path / "img"
+    folder.mkdir()
+    for i, img in enumerate(synthetic_images(4, size=48, seed=3)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
+    base = dict(run_dir=str(tmp_path / "run"), train_data=str(folder), crop=32, batch_size=2, steps=4, workers=0, log_every=2,
+                val_every=4, checkpoint_every=2, warmup=1, val_count=2, pca_batches=1,
+                codec={"levels": 2, "latent_dim": 6, "decoder_width": 8, "decoder_depth": 1, "name": "tiny"})
+    train(TrainConfig.from_dict(base), until=2)
+    changed = {**base, "codec": {**base["codec"], "latent_dim": 5}}
+    with pytest.raises(wavecodec.ConfigError, match="codec.latent_dim is 5 but the checkpoint"):
+        train(TrainConfig.from_dict(changed), resume=True)
+
+
+def _shard_src(tmp_path: Path, count: int = 6) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, img in enumerate(synthetic_images(count, size=40, seed=5)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(src / f"{i}.png")
+    return src
+
+
+def test_a_second_conversion_into_the_same_folder_is_refused_and_stale_temps_go(tmp_path: Path, fitted) -> None:
+    import fcntl
+
+    from wavecodec.convert import convert
+
+    model = tmp_path / "m.safetensors"
+    wavecodec.save(fitted, model)
+    src, dst = _shard_src(tmp_path), tmp_path / "dst"
+    dst.mkdir()
+    with open(dst / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(wavecodec.InputError, match="another conversion"):
+            convert(str(src), str(dst), str(model), shard_size=2, workers=1)
+    (dst / ".shard-000000.abc.tar.tmp").write_bytes(b"partial")
+    index = convert(str(src), str(dst), str(model), shard_size=2, workers=1)
+    assert index["count"] == 6 and not list(dst.glob("*.tmp"))
+
+
+WORKER_SCRIPT = r"""
+import os, sys, time, multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from wavecodec.convert import _die_with_parent
+
+def pid_then_sleep():
+    return os.getpid()
+
+def sleep():
+    time.sleep(60)
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent) as pool:
+        print(pool.submit(pid_then_sleep).result(), flush=True)
+        pool.submit(sleep)
+        time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is a Linux feature")
+def test_convert_workers_die_with_their_parent(tmp_path: Path) -> None:
+    script = tmp_path / "w.py"
+    script.write_text(WORKER_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the worker outlived its killed parent")
