@@ -98,7 +98,7 @@ def _rewrite_header(data: bytes, edit) -> bytes:
         (lambda h: h.pop("model_hash"), "model_hash"),
         (lambda h: h.update(latent_shape=[6, 99, 99]), "shapes do not match"),
         (lambda h: h.update(shape=[64, 64, 64]), "shapes do not match"),
-        (lambda h: h.update(alpha=True), "sections"),
+        (lambda h: h.update(alpha=True), "sections|input channels"),
         (lambda h: h.update(sample_rate=-5), "sample rate"),
         (lambda h: h.update(model_hash="0" * 16), "made with model"),
     ],

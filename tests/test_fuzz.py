@@ -147,3 +147,106 @@ def _long_fuzz_setup():
         x = synthetic_images(1, size=32, seed=11)
         _LONG["v"] = (codec, [codec.compress(x, coder=c) for c in ("ans", "ans-iid", "webp", "raw")])
     return _LONG["v"]
+
+
+#: hostile values for every header field: huge, negative, long, wrong type, nested
+HOSTILE = [None, -1, 0, 1, 7, 2**31, 2**63, "HUGE", -(2**63), 1.5, -0.0, 1e308, "", "x" * 5000, "../../etc/passwd",
+           "rgb-16x", [], [0], [-1, 5], [2**24, 2**24], [16384, 16384], [1, 1, 1, 1], [[1, 2]] * 4, {}, {"a": 1}, True, False]
+
+
+def _field_edit(data: bytes, key: str, value) -> bytes:
+    """``data`` with header field ``key`` set to ``value`` (``"HUGE"``: a 5,000-digit integer), CRC fixed up."""
+    start, end = _header_span(data)
+    try:
+        header = json.loads(data[start:end])
+    except ValueError:  # already holds a 5,000-digit integer: leave it as the last edit
+        return data
+    header[key] = 0 if value == "HUGE" else value
+    text = json.dumps(header)
+    if value == "HUGE":  # Python refuses to print such an integer; write its digits directly
+        text = text.replace(f'"{key}": 0', f'"{key}": {"9" * 5000}', 1)
+    raw = text.encode()
+    return _with_crc(data[:10] + struct.pack("<I", len(raw)) + raw + data[end:-4])
+
+
+#: edits that keep each field plausible but make the fields disagree with each other or with the payload
+INCONSISTENT = [
+    {"shape": [16384, 16384], "latent_shape": [6, 4096, 4096], "padding": [0, 0]},  # a huge image from a tiny payload
+    {"shape": [8, 8], "latent_shape": [6, 2, 2], "padding": [0, 0]},
+    {"latent_shape": [6, 9, 9]},
+    {"channels": 1}, {"input_channels": 4}, {"alpha": True}, {"batch": 2}, {"latent_bits": 16},
+    {"coder": "raw"}, {"coder": "webp"}, {"coder": "ans-iid"}, {"coder": "ans-wavefront"},
+    {"chunk_frames": 1, "chunk_bytes": [1]}, {"value_range": [[0, 1]]}, {"value_range": [[1, 0]] * 3},
+    {"modality": "audio", "sample_rate": 1}, {"modality": "audio", "dtype": "uint8"}, {"dtype": "float64"},
+    {"step": 64.0}, {"model_hash": "0" * 16},
+]
+
+
+def _check_consistent(codec: Codec, blob: bytes) -> str:
+    """A clean error, or a decode whose shape and dtype are what its (edited) header declares."""
+    from wavecodec.compression import DTYPES
+
+    try:
+        out = decompress(codec, blob)
+    except WavecodecError:
+        return "error"
+    h = out.header
+    assert out.signal.dtype == DTYPES[h["dtype"]]
+    assert tuple(out.signal.shape) == (h["batch"], h["input_channels"], *h["shape"])
+    return "decoded"
+
+
+def test_structured_header_fuzz_every_field_every_hostile_value(fitted: Codec, base_files: list[bytes]) -> None:
+    """Each header field of each file type set to each hostile value, and fields made to disagree: a clean
+    error or a valid decode, each within 2 s, and memory bounded by what the payloads can hold."""
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start, checked, slowest = time.perf_counter(), 0, 0.0
+    for data in base_files:
+        begin, end = _header_span(data)
+        for key in sorted(json.loads(data[begin:end])):
+            if key == "sections":
+                continue
+            for value in HOSTILE:
+                t = time.perf_counter()
+                _check_consistent(fitted, _field_edit(data, key, value))
+                slowest = max(slowest, time.perf_counter() - t)
+                checked += 1
+        for edits in INCONSISTENT:
+            blob = data
+            for key, value in edits.items():
+                blob = _field_edit(blob, key, value)
+            t = time.perf_counter()
+            _check_consistent(fitted, blob)
+            slowest = max(slowest, time.perf_counter() - t)
+            checked += 1
+    assert checked > 1500
+    assert slowest < 2.0
+    assert time.perf_counter() - start < 60
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    assert grown_mb < 300  # the payloads are a few hundred bytes: no declared size gets past that
+
+
+def test_a_tiny_file_declaring_a_huge_image_is_refused_at_once(fitted: Codec, base_files: list[bytes]) -> None:
+    blob = base_files[0]
+    for key, value in {"shape": [16384, 16384], "latent_shape": [6, 4096, 4096], "padding": [0, 0]}.items():
+        blob = _field_edit(blob, key, value)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(WavecodecError, match="too short|model"):
+        decompress(fitted, blob)
+    assert time.perf_counter() - start < 0.5
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024 < 50
+
+
+@pytest.mark.slow
+@settings(max_examples=20000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_structured_header_fuzz_long(data) -> None:
+    """Several fields at once, each set to a hostile value or to another field's value."""
+    codec, files = _long_fuzz_setup()
+    blob = files[data.draw(st.integers(0, len(files) - 1))]
+    begin, end = _header_span(blob)
+    keys = sorted(k for k in json.loads(blob[begin:end]) if k != "sections")
+    for _ in range(data.draw(st.integers(1, 4))):
+        blob = _field_edit(blob, data.draw(st.sampled_from(keys)), data.draw(st.sampled_from(HOSTILE)))
+    _check_consistent(codec, blob)

@@ -7,8 +7,10 @@ under the real name.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +27,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -36,6 +39,20 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+STALE_SECONDS = 3600  # a temporary file this old belongs to a writer that was killed
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove temporaries of ``path`` left by killed writers (an hour old: no live writer is that slow)."""
+    now = time.time()
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - old.stat().st_mtime > STALE_SECONDS:
+                old.unlink()
+        except OSError:  # another process removed it, or it is not ours to remove
+            pass
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -76,7 +76,9 @@ def load_file(path: str | os.PathLike[str], device: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} does not match its config ({first})") from None
     codec.to(device).eval()
     expected = meta.get("fingerprint")
-    if expected and expected != fingerprint(codec):
+    if not expected:  # save() always records it: without one, changed weights could not be told apart
+        raise CheckpointError(f"{path} records no weight fingerprint; it was not written by wavecodec.save")
+    if expected != fingerprint(codec):
         raise CheckpointError(f"{path} is corrupted: its weights do not match the recorded fingerprint")
     return codec
 

@@ -295,7 +295,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
     if not args.quiet:
         _print_report(report, codec.config.modality == "audio")
-    return 0
+    for bad in report["failed"]:
+        print(f"wavecodec: failed: {bad['file']}: {bad['error']}", file=sys.stderr)
+    return 1 if report["failed"] else 0
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:

@@ -96,22 +96,46 @@ def raw_decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarr
 
 @dataclass(frozen=True)
 class Coder:
-    """One entropy coder: integer latents ``(B, C, *S)`` to bytes with a codec's tables, and back."""
+    """One entropy coder: integer latents ``(B, C, *S)`` to bytes with a codec's tables, and back.
+
+    ``capacity(payload_bytes, codec)`` is the most symbols a payload of that size can hold;
+    a file declaring more is refused before anything is decoded, so a decode's work and
+    memory are bounded by its payload's size, not by what its header claims.
+    """
 
     encode: Callable[[np.ndarray, Any], bytes]
     decode: Callable[[bytes, tuple[int, ...], Any], np.ndarray]
+    capacity: Callable[[int, Any], int]
+
+
+def ans_capacity(largest_frequency: int, payload_bytes: int) -> int:
+    """Symbols an ANS payload can hold when no table entry exceeds ``largest_frequency`` of ``2^16``.
+
+    Each symbol then costs at least ``-log2(largest_frequency / 2^16)`` bits; the coder's
+    state adds at most 64 bits.
+    """
+    least_bits = -math.log2(min(largest_frequency, 2**16 - 1) / 2**16)
+    return int((8 * payload_bytes + 64) / least_bits) + 1
+
+
+WEBP_CAPACITY = (1 << 20, 1 << 12)  # lossless WebP squeezes flat mosaics hard: a base allowance plus 4,096 per byte
 
 
 #: coders by the name files record (format version 2); ``ans-wavefront`` is what version 1 calls ``ans``
 CODER_TABLE: dict[str, Coder] = {
     "ans": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol),
-                 lambda data, shape, codec: interlaced.decode(data, shape, codec.bottleneck.max_symbol)),
-    "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q), lambda data, shape, codec: codec.context.decode(data, shape)),
-    "ans-iid": Coder(lambda q, codec: codec.entropy.encode(q), lambda data, shape, codec: codec.entropy.decode(data, shape)),
+                 lambda data, shape, codec: interlaced.decode(data, shape, codec.bottleneck.max_symbol),
+                 lambda n, codec: interlaced.max_symbols(n)),
+    "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q), lambda data, shape, codec: codec.context.decode(data, shape),
+                           lambda n, codec: ans_capacity(int(codec.context.tables.max()), n)),
+    "ans-iid": Coder(lambda q, codec: codec.entropy.encode(q), lambda data, shape, codec: codec.entropy.decode(data, shape),
+                     lambda n, codec: ans_capacity(int(codec.entropy.pmf.max()), n)),
     "webp": Coder(lambda q, codec: webp_encode(q, codec.bottleneck.max_symbol),
-                  lambda data, shape, codec: webp_decode(data, shape, codec.bottleneck.max_symbol)),
+                  lambda data, shape, codec: webp_decode(data, shape, codec.bottleneck.max_symbol),
+                  lambda n, codec: WEBP_CAPACITY[0] + WEBP_CAPACITY[1] * n),
     "raw": Coder(lambda q, codec: raw_encode(q, codec.bottleneck.max_symbol),
-                 lambda data, shape, codec: raw_decode(data, shape, codec.bottleneck.max_symbol)),
+                 lambda data, shape, codec: raw_decode(data, shape, codec.bottleneck.max_symbol),
+                 lambda n, codec: n),
 }
 CODERS = tuple(CODER_TABLE)
 #: what a format version 1 file's coder names mean now
@@ -130,9 +154,14 @@ def encode_symbols(coder: str, q: np.ndarray, codec: Any) -> bytes:
 
 
 def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec: Any) -> np.ndarray:
-    """Inverse of :func:`encode_symbols` for latents of ``shape``; :class:`FormatError` for a bad payload."""
+    """Inverse of :func:`encode_symbols` for latents of ``shape``; :class:`FormatError` for a bad payload.
+
+    A payload too short to hold ``shape``'s symbols is refused first (see :class:`Coder`).
+    """
     if coder not in CODER_TABLE:
         raise FormatError(f"unknown coder {coder!r} in the file")
+    if math.prod(shape) > CODER_TABLE[coder].capacity(len(data), codec):
+        raise FormatError("the latents section is too short to hold the latents the header declares")
     return CODER_TABLE[coder].decode(data, shape, codec)
 
 

@@ -22,14 +22,17 @@ from .coders import CODERS, LEGACY_NAMES, decode_symbols, encode_symbols
 from .config import MODALITIES
 from .container import pack, unpack
 from .errors import FormatError, ShapeError
-from .streaming import DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, decode_chunks, encode_chunks
+from .streaming import DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, decode_chunks, decode_tiles, encode_chunks
 
 if TYPE_CHECKING:  # the codec calls into this module, never the other way round at import time
     from .model import Codec
 
 MAX_SAMPLES = 2**30
 MAX_SIDE = 2**24
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000  # audio rates in the file (resampling between any two is bounded)
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
+# chunks of at least this many latent frames: a chunk's decoding window (its context on both sides) is then
+# a bounded multiple of the chunk, so the work of decoding a chunked file stays linear in its length
+MIN_CHUNK_FRAMES, MAX_CHUNK_FRAMES = 16, 1 << 20  # audio rates in the file (resampling between any two is bounded)
 AUDIO_DTYPES = ("int16", "int32", "float32", "float64")
 MAX_STEP = 64.0
 DTYPES: dict[str, torch.dtype] = {
@@ -77,6 +80,11 @@ def _split_alpha(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Te
     return x, alpha
 
 
+def _check_chunk_frames(chunk_frames: object) -> None:
+    if type(chunk_frames) is not int or not MIN_CHUNK_FRAMES <= chunk_frames <= MAX_CHUNK_FRAMES:
+        raise ShapeError(f"chunk_frames must be an integer in {MIN_CHUNK_FRAMES}..{MAX_CHUNK_FRAMES}, got {chunk_frames!r}")
+
+
 def _check_quant_step(quant_step: object) -> None:
     if not (isinstance(quant_step, (int, float)) and 1.0 <= quant_step <= MAX_STEP):
         raise ShapeError(f"quant_step must be a number in [1, {MAX_STEP}], got {quant_step!r}")
@@ -108,6 +116,7 @@ def compress(
     if coder not in CODERS:
         raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
     _check_quant_step(quant_step)
+    _check_chunk_frames(chunk_frames)
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
@@ -242,6 +251,7 @@ def compress_reader(codec: Codec, read: Reader, length: int, dtype: torch.dtype,
     if coder not in CODERS:
         raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
     _check_quant_step(quant_step)
+    _check_chunk_frames(chunk_frames)
     if cfg.ndim != 1:
         raise ShapeError("chunked coding is for 1-D signals")
     if length < 1:
@@ -325,7 +335,7 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
     chunk = header.get("chunk_frames")
     if chunk is not None:
         sizes = header.get("chunk_bytes")
-        if type(chunk) is not int or chunk < 1 or len(shape) != 1 or batch != 1 or len(latent) != 2:
+        if type(chunk) is not int or not MIN_CHUNK_FRAMES <= chunk <= MAX_CHUNK_FRAMES or len(shape) != 1 or batch != 1 or len(latent) != 2:
             raise FormatError("the header's chunking is malformed")
         if not isinstance(sizes, list) or len(sizes) != chunk_count(latent[1], chunk) or not all(type(n) is int and n >= 0 for n in sizes):
             raise FormatError("the header's chunk sizes are malformed")
@@ -365,6 +375,9 @@ def check_model(header: dict[str, Any], codec: Codec, digest: str | None = None)
         or header["latent_shape"] != expected_latent
     ):
         raise FormatError("the header's shapes do not match the model it names")
+    colour = header["input_channels"] - int(header["alpha"])
+    if colour != cfg.channels and not (colour == 1 and cfg.channels > 1):
+        raise FormatError(f"the header declares {header['input_channels']} input channels, which the model cannot have coded")
 
 
 class LatentSymbols:
@@ -478,12 +491,24 @@ def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES)
     return header, iter([_decode_whole(codec, header, symbols, alpha)])
 
 
+TILE = 256  # latent positions a side of a decoding tile (2,048 pixels at J=3)
+
+
 def _decode_whole(codec: Codec, header: dict[str, Any], symbols: LatentSymbols, alpha_blob: bytes | None) -> torch.Tensor:
     size = header["shape"]
     with torch.inference_mode():
         latents = symbols.latents(codec.param_dtype).to(codec.device)
-        u = _fold(codec.crop(codec._decode_unit(latents), size), header, codec)
-        signal = _restore(codec, u, header).cpu()
+        if latents.dim() == 4 and max(latents.shape[-2:]) > TILE:  # large images: memory for one tile, not the image
+            signal = torch.empty(header["batch"], header["input_channels"] - int(header["alpha"]), *size,
+                                 dtype=DTYPES[header["dtype"]])
+            for top, left, u in decode_tiles(codec, latents, TILE):
+                bottom, right = min(size[0], top + u.shape[-2]), min(size[1], left + u.shape[-1])
+                if bottom > top and right > left:
+                    tile = _fold(u[..., : bottom - top, : right - left], header, codec)
+                    signal[..., top:bottom, left:right] = _restore(codec, tile, header).cpu()
+        else:
+            u = _fold(codec.crop(codec._decode_unit(latents), size), header, codec)
+            signal = _restore(codec, u, header).cpu()
     if alpha_blob is not None:
         alpha = _inflate_alpha(alpha_blob, header["batch"], size, DTYPES[header["dtype"]])
         signal = torch.cat([signal, alpha], dim=1)
@@ -510,7 +535,7 @@ def _fold(u: torch.Tensor, header: dict[str, Any], codec: Codec) -> torch.Tensor
 def _chunked_units(codec: Codec, header: dict[str, Any], symbols: LatentSymbols) -> Iterator[torch.Tensor]:
     """Decoded blocks (model unit range) of a chunked file, in order."""
     with torch.inference_mode():
-        yield from decode_chunks(codec, symbols.window, symbols.frames, header["shape"][0], symbols.chunk_frames,
+        yield from decode_chunks(codec, symbols._chunks or symbols.window, symbols.frames, header["shape"][0], symbols.chunk_frames,
                                  symbols.quant_step)
 
 

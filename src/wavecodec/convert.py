@@ -134,6 +134,20 @@ def convert_shard(dst: str, k: int, items: list[Item], model: str, coder: str, c
     os.close(fd)
     tmp = Path(tmp_name)
     report: dict[str, Any] = {"shard": k, "items": 0, "failed": [], "bytes": 0, "source_bytes": 0, "shapes": {}}
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread in every engine: the encoder's float sums, and so the latents, never depend on --workers
+    try:
+        _write_shard(tmp, items, codec, coder, class_names, report)
+    finally:
+        torch.set_num_threads(threads)
+    os.replace(tmp, out / f"{shard_name(k)}.tar")  # a shard appears whole or not at all
+    atomic_write(out / f"{shard_name(k)}.json", lambda t: Path(t).write_text(json.dumps(report)))
+    return report
+
+
+def _write_shard(tmp: Path, items: list[Item], codec: Any, coder: str, class_names: list[str], report: dict[str, Any]) -> None:
     with tarfile.open(tmp, "w") as tar:
         for item in items:
             try:
@@ -153,9 +167,6 @@ def convert_shard(dst: str, k: int, items: list[Item], model: str, coder: str, c
             report["source_bytes"] += os.path.getsize(item.path)
             shape = "x".join(map(str, x.shape[1:]))
             report["shapes"][shape] = report["shapes"].get(shape, 0) + 1
-    os.replace(tmp, out / f"{shard_name(k)}.tar")  # a shard appears whole or not at all
-    atomic_write(out / f"{shard_name(k)}.json", lambda t: Path(t).write_text(json.dumps(report)))
-    return report
 
 
 def _die_with_parent() -> None:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .errors import InputError
+from .errors import InputError, WavecodecError
 from .files import read_input
 from .metrics import ms_ssim, ms_ssim_scales, psnr
 from .model import Codec
@@ -123,12 +123,19 @@ def evaluate(
         raise InputError("there is nothing to evaluate")
     audio = codec.config.modality == "audio"
     one = evaluate_audio_file if audio else evaluate_file
-    one(codec, paths[0], coder, quant_step)  # warm-up, untimed
-    rows = []
+    rows, failed, warm = [], [], False
     for k, p in enumerate(paths):
-        rows.append(one(codec, p, coder, quant_step))
+        try:
+            if not warm:  # warm-up on the first readable file, untimed
+                one(codec, p, coder, quant_step)
+                warm = True
+            rows.append(one(codec, p, coder, quant_step))
+        except WavecodecError as exc:  # an unreadable file is reported, and the others still count
+            failed.append({"file": str(p), "error": str(exc)})
         if progress is not None:
             progress(k + 1, len(paths))
+    if not rows:
+        raise InputError(f"none of the {len(paths)} files could be evaluated: {failed[0]['error']}")
     speed = ("encode_msamples_s", "decode_msamples_s", "encode_realtime", "decode_realtime") if audio else ("encode_mpix_s", "decode_mpix_s")
     keys = (AUDIO_KEYS if audio else IMAGE_KEYS) + list(speed)
     means = {k: statistics.mean(r[k] for r in rows) for k in keys if all(k in r for r in rows)}
@@ -141,5 +148,6 @@ def evaluate(
         "median": medians,
         "dimension_reduction": codec.config.reduction,
         "files": rows,
+        "failed": failed,
     }
 

@@ -56,6 +56,7 @@ from .errors import FormatError
 LADDER_SIZE = 64
 LADDER_MIN, LADDER_RATIO = 0.06, 2**0.25  # mean |residual| of table k: LADDER_MIN * LADDER_RATIO ** k
 MAX_WINDOW = 1024
+MAX_PROBABILITY = 1 - 2**-6  # the most any value may get: every symbol then costs >= 0.0227 bits
 PAD = 4  # the widest neighbour distance
 LATTICE = 8  # spacing of the first step
 WEIGHTS = 13  # per channel: a0 | alpha1, alpha2, a, wV, wX, wR (diagonal) | the same (axial)
@@ -74,7 +75,9 @@ def build_ladder() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Table ``k`` is a Laplace distribution with mean absolute value ``m_k`` discretised to the
     integers in ``[-R_k, R_k]``, plus an escape entry holding the tail mass, quantized to
-    ``2^16``. ``edges`` are the geometric midpoints of the ``m_k`` in units of ``2^-16``: a
+    ``2^16``. No entry may exceed :data:`MAX_PROBABILITY` (the excess goes to the values next
+    to it), so every symbol costs at least ``-log2(MAX_PROBABILITY)`` bits and a payload's size
+    bounds how many symbols it can hold (see :func:`decode`). ``edges`` are the geometric midpoints of the ``m_k`` in units of ``2^-16``: a
     predicted magnitude ``m`` selects table ``searchsorted(edges, m)``. Float arithmetic
     (with its platform-dependent ``exp``) is used only here; coding reads the shipped result.
     """
@@ -86,6 +89,10 @@ def build_ladder() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cdf = np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0) / m), 1 - 0.5 * np.exp(-np.maximum(x, 0) / m))
         probs = np.append(np.diff(cdf), 0.0)
         probs[-1] = max(1.0 - probs.sum(), 1e-9)
+        excess = max(0.0, probs[r] - MAX_PROBABILITY)  # probs[r] is the value 0
+        probs[r] -= excess
+        probs[r - 1] += excess / 2
+        probs[r + 1] += excess / 2
         tables[k, : 2 * r + 2] = quantize_pmf(probs[None])[0]
     edges = np.round(np.sqrt(mags[:-1] * mags[1:]) * 2**M_SHIFT).astype(np.int64)
     return radii, tables, edges
@@ -269,6 +276,17 @@ def _grid(item: np.ndarray) -> np.ndarray:
     return np.pad(item.reshape(channels, rows, size[-1]).astype(np.int32), ((0, 0), (PAD, PAD), (PAD, PAD)))
 
 
+def max_symbols(payload_bytes: int) -> int:
+    """The most symbols a stream of ``payload_bytes`` can code: each costs at least ``-log2(MAX_PROBABILITY)`` bits.
+
+    The rANS states add at most 64 bits of slack. Work and memory of a decode are linear in the
+    symbol count, so they are bounded by the payload's size, whatever the header declares.
+    """
+    _, _, tables, _ = ladder()
+    least_bits = -math.log2(int(tables.max()) / 2**16)
+    return int((8 * payload_bytes + 64) / least_bits) + 1
+
+
 @lru_cache(maxsize=1)
 def _decoder_tables() -> tuple[np.ndarray, ...]:
     """The ladder in the compact types the compiled decoder reads (smaller tables stay in cache)."""
@@ -318,9 +336,11 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
     head = batch * channels * WEIGHTS * 2
     if len(data) < head + 4 or (len(data) - head) % 2:
         raise FormatError("the ANS payload has the wrong length for the declared latents")
+    symbols = batch * channels * rows * cols
+    if symbols > max_symbols(len(data) - head):  # checked before anything is allocated
+        raise FormatError("the ANS payload is too short to hold the latents it declares")
     weights = np.frombuffer(data[:head], dtype="<i2").astype(np.int64).reshape(batch, channels, WEIGHTS)
     n_words = (len(data) - head) // 2
-    symbols = batch * channels * rows * cols
     if n_words > 2 * symbols + 4:
         raise FormatError("the ANS payload is longer than the declared latents can need")
     words = np.zeros(2 * symbols + 4, dtype=np.uint16)  # zero padding: the decoder can never read past it

@@ -42,8 +42,9 @@ def transform_reach(codec: Codec) -> int:
 
 
 def decoder_reach(codec: Codec) -> int:
-    """Latent frames on each side the decoder network reads (its receptive field's half-width)."""
-    return sum((m.kernel_size[0] // 2) * m.dilation[0] for m in codec.decoder.modules() if isinstance(m, nn.Conv1d))
+    """Latent positions on each side the decoder network reads along an axis (its receptive field's half-width)."""
+    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    return sum((m.kernel_size[0] // 2) * m.dilation[0] for m in codec.decoder.modules() if isinstance(m, convs))
 
 
 def padded_positions(start: int, stop: int, length: int, padded: int) -> np.ndarray:
@@ -109,6 +110,42 @@ class ChunkedLatents:
         return np.concatenate(parts, axis=1)
 
 
+def _runs(lo: int, hi: int, size: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` taken modulo ``size`` as contiguous runs inside ``[0, size)``."""
+    wanted = np.arange(lo, hi) % size
+    breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+    return [(int(r[0]), int(r[-1]) + 1) for r in np.split(wanted, breaks)]
+
+
+@torch.inference_mode()
+def decode_tiles(codec: Codec, latents: torch.Tensor, tile: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Decode 2-D latents ``(B, C, h, w)`` tile by tile: ``(row, col, samples)`` in the model's unit range.
+
+    Each tile of ``tile x tile`` latent positions is synthesised from subbands that reach the
+    transform's span beyond it, wrapping around the image as the periodic whole-image
+    transform does, and those subbands from latents that reach the decoder's receptive field
+    further, clipped at the image's edges as the network's zero padding is. So tiles join
+    without seams and equal the whole-image decode to float rounding, while memory holds one
+    tile's subbands at a time instead of the whole image's.
+    """
+    block, reach, net = codec.config.block, transform_reach(codec), decoder_reach(codec)
+    h, w = latents.shape[-2:]
+
+    def subbands(r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        a0, a1, b0, b1 = max(0, r0 - net), min(h, r1 + net), max(0, c0 - net), min(w, c1 + net)
+        z = codec.bottleneck.expand(latents[..., a0:a1, b0:b1])
+        return codec.decoder(z, fast=codec.fast_decode)[..., r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
+
+    for i in range(0, h, tile):
+        for j in range(0, w, tile):
+            i1, j1 = min(h, i + tile), min(w, j + tile)
+            rows = [torch.cat([subbands(r0, r1, c0, c1) for c0, c1 in _runs(j - reach, j1 + reach, w)], dim=-1)
+                    for r0, r1 in _runs(i - reach, i1 + reach, h)]
+            window = torch.cat(rows, dim=-2)
+            u = codec.wpt.inverse(window)[..., reach * block : (reach + i1 - i) * block, reach * block : (reach + j1 - j) * block]
+            yield i * block, j * block, u
+
+
 @torch.inference_mode()
 def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frames: int, length: int,
                   chunk_frames: int = DEFAULT_CHUNK_FRAMES, quant_step: float = 1.0) -> Iterator[torch.Tensor]:
@@ -117,6 +154,8 @@ def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frame
     ``latents(lo, hi)`` gives the integer symbols of frames ``[lo, hi)`` as ``(latent_dim, hi - lo)``.
     """
     block, reach, net = codec.config.block, transform_reach(codec), decoder_reach(codec)
+    if isinstance(latents, ChunkedLatents):  # hold every chunk one window touches, so none is decoded twice
+        latents.size = max(latents.size, 3 + 2 * -(-(reach + net) // chunk_frames))
 
     def subbands(lo: int, hi: int) -> torch.Tensor:
         """Decoder output for frames ``[lo, hi)`` inside ``[0, frames)``, with the network's context clipped at the ends."""
