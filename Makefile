@@ -41,7 +41,7 @@ bench-walloc: $(STAMP)
 	$(VENV)/bin/wavecodec train $(MATCH) --run-dir runs/match-80x4 --set codec.name=rgb-16x-80x4
 	$(VENV)/bin/wavecodec export runs/match-80x4 -o runs/match-80x4/model.safetensors --fit-batches 32 --force
 	$(VENV)/bin/wavecodec train --config recipes/rgb-16x-rate.toml -q
-	$(VENV)/bin/wavecodec export runs/rgb-16x-rate -o runs/rgb-16x-rate/model.safetensors --fit-batches 32 --force
+	$(VENV)/bin/wavecodec export runs/rgb-16x-rate -o runs/rgb-16x-rate/model.safetensors --name rgb-16x-rate --fit-batches 32 --force
 	.venv-walloc/bin/python benchmarks/walloc_reference.py --recipe recipes/rgb-16x.toml --nd 64 --steps 2000 \
 		--ours runs/match-80x4/model.safetensors runs/rgb-16x-rate/model.safetensors --our-steps 1 2 4 8 16 24
 

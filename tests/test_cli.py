@@ -77,7 +77,7 @@ def test_encode_decode_info_round_trip(model_path: Path, tmp_path: Path, capsys)
     original = _photo(src)
     assert main(["encode", str(src), "--model", str(model_path)]) == 0
     wvc = tmp_path / "photo.wvc"
-    assert wvc.exists() and "bits per sample position" in capsys.readouterr().out
+    assert wvc.exists() and " bpp" in capsys.readouterr().out
     assert main(["decode", str(wvc), "--model", str(model_path)]) == 2  # would overwrite photo.png
     assert "exists; pass --force" in capsys.readouterr().err
     (tmp_path / "photo.png").rename(tmp_path / "original.png")
@@ -89,7 +89,7 @@ def test_encode_decode_info_round_trip(model_path: Path, tmp_path: Path, capsys)
     assert main(["info", str(wvc), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["bytes"] == wvc.stat().st_size and info["shape"] == [37, 40]
-    assert info["bits_per_sample_position"] == pytest.approx(8 * info["bytes"] / (37 * 40))
+    assert info["bpp"] == pytest.approx(8 * info["bytes"] / (37 * 40))
     assert main(["info", str(wvc)]) == 0 and "compression_ratio" in capsys.readouterr().out
 
 

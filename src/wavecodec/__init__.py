@@ -6,6 +6,7 @@ assembled in :mod:`wavecodec.model` from a :class:`CodecConfig`; :mod:`wavecodec
 saves and loads them and :mod:`wavecodec.registry` lists the shipped ones.
 """
 
+from .api import compress, decompress
 from .checkpoint import fingerprint, save
 from .config import CodecConfig
 from .errors import CheckpointError, ConfigError, FormatError, InputError, ShapeError, WavecodecError
@@ -24,6 +25,8 @@ __all__ = [
     "ModelInfo",
     "ShapeError",
     "WavecodecError",
+    "compress",
+    "decompress",
     "fingerprint",
     "load",
     "models",

@@ -21,13 +21,33 @@ from . import __version__, wpt
 from .atomic import atomic_write, write_bytes
 from .coders import CODERS
 from .compression import MAX_SAMPLES, bits_per_sample, decompress, read_header
-from .errors import CheckpointError, InputError, WavecodecError
+from .errors import CheckpointError, ConfigError, InputError, WavecodecError
 from .files import AUDIO_SUFFIXES, SUFFIXES, default_suffix, kind_of, read_input, suffix_of, write_output
 from .images import BUNDLED_PHOTO, IMAGE_SUFFIXES, read_image, to_tensor
 from .metrics import psnr
 from .model import Codec
 from .progress import bar, staged_bars
 from .registry import load, model_for, model_for_header, models
+
+
+def rate_of(nbytes: int, header: dict) -> dict[str, float]:
+    """The rate in the unit people use for the file's kind: bpp (images), kbps (audio), bits per voxel (volumes)."""
+    bits = bits_per_sample(nbytes, header)
+    if header["modality"] == "audio" and header.get("sample_rate"):
+        seconds = header["shape"][0] / header["sample_rate"]
+        return {"kbps": 8 * nbytes / seconds / 1000, "bits_per_sample": bits / header["input_channels"]}
+    if header["modality"] == "volume":
+        return {"bits_per_voxel": bits}
+    if header["modality"] == "image":
+        return {"bpp": bits}
+    return {"bits_per_sample_position": bits}
+
+
+def _rate_text(stats: dict) -> str:
+    for key, text in (("bpp", "{:.4f} bpp"), ("kbps", "{:.1f} kbps"), ("bits_per_voxel", "{:.4f} bits per voxel")):
+        if key in stats:
+            return text.format(stats[key])
+    return f"{stats['bits_per_sample_position']:.4f} bits per sample position"
 
 
 def _check_output(path: Path, force: bool) -> None:
@@ -76,7 +96,7 @@ def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) 
         data = codec.compress(x, coder=args.coder, quant_step=args.quant_step, extra=extra)
     write_bytes(dst, data)
     header = read_header(data)
-    return {"bytes": len(data), "bpp": bits_per_sample(len(data), header)}
+    return {"bytes": len(data), **rate_of(len(data), header)}
 
 
 def _decode_one(src: Path, dst: Path | None, args: argparse.Namespace, store: _Models) -> Path:
@@ -158,7 +178,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     _check_output(dst, args.force)
     stats = _encode_one(src, dst, args, store)
     if not args.quiet:
-        print(f"{dst}: {stats['bytes']} bytes, {stats['bpp']:.4f} bits per sample position")
+        print(f"{dst}: {stats['bytes']:,} bytes, {_rate_text(stats)}")
     return 0
 
 
@@ -223,7 +243,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     info = {
         "file": str(path),
         "bytes": len(data),
-        "bits_per_sample_position": bits_per_sample(len(data), header),
+        **rate_of(len(data), header),
         "compression_ratio": samples * itemsize / len(data),
         **{k: v for k, v in header.items() if k != "sections"},
         "sections": {name: size for name, size in header["sections"]},
@@ -436,7 +456,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     _check_output(out, args.force)
-    codec = export(args.run, out, name=args.name, fit_batches=args.fit_batches, use_ema=not args.no_ema)
+    try:
+        codec = export(args.run, out, name=args.name, fit_batches=args.fit_batches, use_ema=not args.no_ema)
+    except ConfigError as exc:
+        raise InputError(f"{str(exc).split(';')[0]}; pass --name") if "shipped model" in str(exc) else exc from None
     if not args.quiet:
         print(f"wrote {out} ({codec.config.name or 'unnamed'}, {codec.num_parameters():,} parameters)")
     return 0

@@ -362,9 +362,11 @@ def check_model(header: dict[str, Any], codec: Codec, digest: str | None = None)
     cfg = codec.config
     digest = digest or codec.fingerprint()
     if header["model_hash"] != digest:
+        same = header["model"] == cfg.name and cfg.name
         raise ModelMismatchError(
             f"the file was made with model {header['model'] or 'unnamed'!r} ({header['model_hash']}), "
             f"not with {cfg.name or 'unnamed'!r} ({digest})"
+            + ("; two different models carry that name: decode with the checkpoint the file was made with" if same else "")
         )
     expected_latent = list(codec.latent_shape(header["shape"]))
     if (

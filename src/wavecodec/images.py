@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import InputError, ShapeError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".jp2", ".j2k", ".jpx")
 BUNDLED_PHOTO = Path(__file__).resolve().parent / "assets" / "astronaut.png"
@@ -24,18 +24,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
             if getattr(im, "n_frames", 1) > 1:
                 raise InputError(f"{path}: an animated image ({im.n_frames} frames); extract the frame to code first")
             im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.int64)
-                arr = np.clip(arr, 0, 65535).astype(np.uint16)
-            elif im.mode in ("L", "RGB", "RGBA"):
-                arr = np.asarray(im)
-            elif im.mode in ("LA", "P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV", "F"):
-                target = "RGBA" if ("A" in im.mode or "transparency" in im.info) else "RGB"
-                if im.mode in ("1", "F"):
-                    target = "L"
-                arr = np.asarray(im.convert(target))
-            else:
-                raise InputError(f"{path}: unsupported image mode {im.mode}")
+            arr = _pixels(im, path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -47,6 +36,26 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if arr.size == 0:
         raise InputError(f"{path}: the image is empty")
     return np.require(arr, requirements=["C", "W"])
+
+
+def _pixels(im: Image.Image, name: object) -> np.ndarray:
+    """A loaded Pillow image's pixels: uint8 gray/RGB/RGBA, or uint16 gray."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
+    if im.mode in ("L", "RGB", "RGBA"):
+        return np.asarray(im)
+    if im.mode in ("LA", "P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV", "F"):
+        target = "RGBA" if ("A" in im.mode or "transparency" in im.info) else "RGB"
+        if im.mode in ("1", "F"):
+            target = "L"
+        return np.asarray(im.convert(target))
+    raise InputError(f"{name}: unsupported image mode {im.mode}")
+
+
+def read_image_object(im: Image.Image) -> np.ndarray:
+    """A Pillow image in memory as an ``(H, W, C)`` uint8 or uint16 array (as :func:`read_image`)."""
+    arr = _pixels(im, "the image")
+    return np.require(arr[:, :, None] if arr.ndim == 2 else arr, requirements=["C", "W"])
 
 
 def _png_bit_depth(path: str | os.PathLike[str]) -> tuple[int, bool] | None:
@@ -101,3 +110,26 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
 def to_array(tensor: torch.Tensor) -> np.ndarray:
     """``(1, C, H, W)`` tensor to an ``(H, W, C)`` array."""
     return tensor[0].permute(1, 2, 0).cpu().numpy()
+
+
+def as_signal(x: object, ndim: int) -> torch.Tensor:
+    """A tensor ``(C, *S)`` or ``(B, C, *S)`` from a tensor, a NumPy array or a Pillow image, for an ``ndim``-D model.
+
+    NumPy images in the ``(H, W, C)`` layout (the last axis 1-4 long, the first longer) are
+    moved to ``(C, H, W)`` for 2-D models, and 2-D arrays get a channel axis; torch tensors
+    are taken as they are (channels first, torch's convention).
+
+    Raises:
+        ShapeError: anything else.
+    """
+    if isinstance(x, Image.Image):
+        x = read_image_object(x)
+    if isinstance(x, np.ndarray):
+        if ndim == 2 and x.ndim == 3 and x.shape[-1] <= 4 < x.shape[0]:
+            x = np.moveaxis(x, -1, 0)
+        elif ndim == 2 and x.ndim == 2:
+            x = x[None]
+        x = torch.from_numpy(np.require(x, requirements=["C", "W"]))  # a writable copy only when needed
+    if not isinstance(x, torch.Tensor):
+        raise ShapeError(f"expected a tensor, a NumPy array or a Pillow image, got {type(x).__name__}")
+    return x

@@ -27,6 +27,7 @@ from .decoder import Decoder
 from .encoder import LinearEncoder
 from .entropy import EntropyModel
 from .errors import ShapeError
+from .images import as_signal
 from .layers import count_parameters
 from .wpt import WaveletPacket
 
@@ -224,13 +225,16 @@ class Codec(nn.Module):
         """Encode, round and decode ``x`` in one call; same shape, range and dtype as ``x``."""
         return self.decode(self.quantize(self.encode(x)), size=x.shape[2:], dtype=x.dtype)
 
-    def compress(self, x: torch.Tensor | np.ndarray, coder: str = "ans", *, quant_step: float = 1.0,
+    def compress(self, x: torch.Tensor | np.ndarray | Any, coder: str = "ans", *, quant_step: float = 1.0,
                  sample_rate: int | None = None, extra: dict[str, Any] | None = None) -> bytes:
-        """Encode ``x`` (``(B, C, *S)`` or ``(C, *S)``) into the bytes of a ``.wvc`` file.
+        """Encode ``x`` into the bytes of a ``.wvc`` file.
 
-        See :func:`wavecodec.compression.compress` for the arguments and errors.
+        ``x`` is a tensor ``(B, C, *S)`` or ``(C, *S)``, a NumPy array (an image may be
+        ``(H, W, C)``, as Pillow lays it out) or a Pillow image. See
+        :func:`wavecodec.compression.compress` for the other arguments and the errors.
         """
-        return compression.compress(self, x, coder=coder, quant_step=quant_step, sample_rate=sample_rate, extra=extra)
+        return compression.compress(self, as_signal(x, self.config.ndim), coder=coder, quant_step=quant_step, sample_rate=sample_rate,
+                                    extra=extra)
 
     def decompress(self, data: bytes) -> torch.Tensor:
         """Decode the bytes of a ``.wvc`` file made with this model; raises :class:`FormatError` otherwise."""

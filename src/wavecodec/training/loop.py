@@ -20,6 +20,7 @@ from ..errors import ConfigError, InputError
 from ..fitting import fit_entropy, pca_init
 from ..metrics import psnr_from_mse
 from ..model import Codec
+from ..registry import is_shipped
 from ..schedule import warmup_cosine
 from .config import TrainConfig
 from .data import CropDataset, collate
@@ -294,6 +295,9 @@ def export(run_dir: str | Path, out: str | Path, name: str | None = None, fit_ba
     cfg = TrainConfig.from_dict(read_run_config(ckpt))
     if name:
         cfg.codec = cfg.codec.replace(name=name)
+    elif is_shipped(cfg.codec.name):  # files would name a shipped model they were not made with
+        raise ConfigError(f"the run's model is called {cfg.codec.name!r}, the name of a shipped model; give the export a "
+                          "name of its own (or that name again, explicitly, to replace the shipped model)")
     codec = Codec(cfg.codec)
     load_weights(ckpt, codec, use_ema)
     codec.eval()

@@ -1,0 +1,71 @@
+"""What a new user meets first: the top-level API, everyday inputs, model names, units."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import wavecodec
+from helpers import synthetic_images
+from wavecodec.cli import main
+
+
+def test_numpy_hwc_and_pillow_images_are_coded_like_the_tensor(fitted) -> None:
+    x = synthetic_images(1, size=40)[0]  # (3, 40, 40) uint8
+    hwc = x.permute(1, 2, 0).numpy()
+    expected = fitted.compress(x)
+    assert fitted.compress(hwc) == expected
+    assert fitted.compress(Image.fromarray(hwc)) == expected
+    gray = hwc[:, :, 0]
+    assert fitted.decompress(fitted.compress(gray)).shape == (1, 1, 40, 40)  # a 2-D array is one gray channel
+
+
+def test_top_level_compress_and_decompress_pick_the_shipped_models() -> None:
+    photo = Image.open(wavecodec.images.BUNDLED_PHOTO)
+    data = wavecodec.compress(photo)
+    assert wavecodec.compression.read_header(data)["model"] == "rgb-16x"
+    out = wavecodec.decompress(data)
+    assert out.shape == (1, 3, photo.height, photo.width) and out.dtype == torch.uint8
+    gray = wavecodec.compress(np.asarray(photo.convert("L")))
+    assert wavecodec.compression.read_header(gray)["model"] == "gray-16x"
+
+
+def test_an_export_may_not_silently_take_a_shipped_models_name(tmp_path: Path, capsys) -> None:
+    from test_training import tiny
+    from wavecodec.training import train
+
+    folder = tmp_path / "img"
+    folder.mkdir()
+    for i, img in enumerate(synthetic_images(4, size=48, seed=3)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
+    cfg = tiny(folder, tmp_path / "run", steps=2, codec={"levels": 2, "latent_dim": 6, "decoder_width": 8,
+                                                           "decoder_depth": 1, "name": "rgb-16x"})
+    train(cfg)
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "m.safetensors")]) == 2
+    assert "name of a shipped model; pass --name" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "m.safetensors"), "--name", "mine", "-q"]) == 0
+    assert wavecodec.load(tmp_path / "m.safetensors").config.name == "mine"
+
+
+def test_rates_are_in_the_units_of_each_kind(tmp_path: Path, fitted, capsys) -> None:
+    from wavecodec.cli import rate_of
+    from wavecodec.compression import read_header
+
+    image = read_header(fitted.compress(synthetic_images(1, size=32)))
+    assert set(rate_of(1000, image)) == {"bpp"}
+    audio = {**image, "modality": "audio", "sample_rate": 8000, "shape": [16000], "input_channels": 2, "batch": 1}
+    rates = rate_of(1000, audio)
+    assert rates["kbps"] == pytest.approx(8 * 1000 / 2.0 / 1000)
+    volume = {**image, "modality": "volume", "shape": [4, 4, 4]}
+    assert set(rate_of(1000, volume)) == {"bits_per_voxel"}
+
+
+def test_a_same_named_model_mismatch_says_so(fitted) -> None:
+    other = wavecodec.Codec(fitted.config).eval()  # same name, other weights
+    with pytest.raises(wavecodec.FormatError, match="two different models carry that name"):
+        other.decompress(fitted.compress(synthetic_images(1, size=32)))
