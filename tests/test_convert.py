@@ -57,14 +57,15 @@ def sources_in(dst: Path) -> list[str]:
 def test_convert_with_two_workers_and_read_back(fitted, model_path: Path, tmp_path: Path) -> None:
     images = make_tree(tmp_path / "src")
     dst = tmp_path / "dst"
-    index = convert(str(tmp_path / "src"), str(dst), str(model_path), labels_from_folders=True, shard_size=3, workers=2)
+    index = convert(str(tmp_path / "src"), str(dst), str(model_path), labels_from_folders=True, shard_size=3, workers=2,
+                    shuffle_seed=None)
     assert index["count"] == 10 and len(index["failed"]) == 1 and "broken.png" in index["failed"][0]["path"]
     assert index["class_names"] == ["cats", "dogs"] and len(index["shards"]) == 4
     assert sum(s["count"] for s in index["shards"]) == 10
     assert sorted(sources_in(dst)) == sorted(images)
     ds = LatentDataset(dst, codec=fitted)
     assert len(ds) == 10 and ds.class_names == ["cats", "dogs"]
-    ordered = sorted(images)  # samples are stored in sorted source order
+    ordered = sorted(images)  # samples are stored in sorted source order (shuffle_seed=None)
     for i, src in enumerate(ordered):
         z, label = ds[i]
         x = torch.from_numpy(images[src].copy()).permute(2, 0, 1)[None]

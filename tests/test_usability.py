@@ -69,3 +69,76 @@ def test_a_same_named_model_mismatch_says_so(fitted) -> None:
     other = wavecodec.Codec(fitted.config).eval()  # same name, other weights
     with pytest.raises(wavecodec.FormatError, match="two different models carry that name"):
         other.decompress(fitted.compress(synthetic_images(1, size=32)))
+
+
+@pytest.fixture(scope="module")
+def two_class_shards(tmp_path_factory, fitted) -> Path:
+    from wavecodec.convert import convert
+
+    root = tmp_path_factory.mktemp("classes")
+    for cls in ("a", "b"):
+        (root / "src" / cls).mkdir(parents=True)
+        for i, img in enumerate(synthetic_images(6, size=64, seed=ord(cls))):
+            Image.fromarray(img.permute(1, 2, 0).numpy()).save(root / "src" / cls / f"{i}.png")
+    model = root / "m.safetensors"
+    wavecodec.save(fitted, model)
+    convert(str(root / "src"), str(root / "lat"), str(model), labels_from_folders=True, shard_size=3, workers=1)
+    return root / "lat"
+
+
+def test_shards_mix_the_classes(two_class_shards: Path) -> None:
+    from wavecodec.data import LatentDataset
+
+    ds = LatentDataset(two_class_shards)
+    labels = [ds[i][1] for i in range(len(ds))]
+    assert sorted(labels) == [0] * 6 + [1] * 6
+    firsts = labels[:6]
+    assert 0 < sum(firsts) < 6  # sorted by class, the first two shards would hold one class only
+
+
+def test_random_crops_differ_between_workers_and_epochs_and_repeat_with_a_seed(two_class_shards: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    from wavecodec.data import LatentDataset
+
+    def epoch_crops(ds: LatentDataset, workers: int) -> list[torch.Tensor]:
+        return [x for x, _ in DataLoader(ds, batch_size=1, num_workers=workers, shuffle=False)]
+
+    ds = LatentDataset(two_class_shards, crop=4)
+    one, two = epoch_crops(ds, 2), epoch_crops(ds, 2)  # each epoch draws new base seeds for its workers
+    assert any(not torch.equal(a, b) for a, b in zip(one, two))
+    seeded = LatentDataset(two_class_shards, crop=4, seed=7)
+    first = [seeded[i][0] for i in range(len(seeded))]
+    assert all(torch.equal(a, seeded[i][0]) for i, a in enumerate(first))  # a seed makes an epoch repeatable
+    seeded.set_epoch(1)
+    assert any(not torch.equal(a, seeded[i][0]) for i, a in enumerate(first))  # and the next epoch differs
+    # two workers do not draw the same crops: the same item's generator, asked in each worker
+    unseeded = LatentDataset(two_class_shards, crop=4)
+
+    class Probe(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, i: int) -> float:
+            return unseeded._rng(0).random()
+
+    draws = [float(v) for v in DataLoader(Probe(), batch_size=1, num_workers=2)]
+    assert draws[0] != draws[1]
+
+
+def test_shard_streams_reshuffle_per_epoch_and_split_across_ranks(two_class_shards: Path, monkeypatch) -> None:
+    from wavecodec import data
+
+    stream = data.LatentShards(two_class_shards, shuffle=4, seed=3)
+    orders = []
+    for epoch in range(4):
+        stream.set_epoch(epoch)
+        orders.append(stream.shards())
+    assert sorted(orders[0]) == sorted(s["name"] for s in data.read_index(two_class_shards)["shards"])
+    assert len({tuple(o) for o in orders}) > 1  # the shard order changes between epochs
+    stream.set_epoch(0)
+    monkeypatch.setattr(data, "_rank", lambda: (0, 2))
+    rank0 = stream.shards()
+    monkeypatch.setattr(data, "_rank", lambda: (1, 2))
+    rank1 = stream.shards()
+    assert not set(rank0) & set(rank1) and sorted(rank0 + rank1) == sorted(orders[0])

@@ -357,7 +357,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise InputError("--shard-size must be at least 1")
     index = convert(args.src, args.dst, model=args.model or _default(lambda: model_for("image", 3)), labels=args.labels,
                     labels_from_folders=args.labels_from_folders, shard_size=args.shard_size, engine=args.engine,
-                    workers=args.workers, coder=args.coder, progress=_bar(args.quiet, "item"))
+                    workers=args.workers, coder=args.coder, progress=_bar(args.quiet, "item"),
+                    shuffle_seed=None if args.sorted else args.seed)
     if not args.quiet:
         ratio = index["source_bytes"] / max(1, index["bytes"])
         print(f"{index['count']} items in {len(index['shards'])} shards, {len(index['failed'])} unreadable; "
@@ -377,6 +378,8 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="worker processes here, or Ray tasks")
     p.add_argument("--workers", type=int, default=2, help="worker processes (local) or CPUs (local Ray); default 2")
     p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the order inputs are spread over shards in (default 0)")
+    p.add_argument("--sorted", action="store_true", help="keep the inputs in sorted order instead (shards then group classes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_convert)
 

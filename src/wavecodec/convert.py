@@ -7,8 +7,8 @@ Layout of ``DST``::
     shard-000000.json  what the shard holds and which inputs could not be read
     index.json         counts, model name and hash, shapes, class names, sizes, the shards
 
-Items are sorted and cut into shards deterministically, so shard ``k`` always holds the same
-inputs. A shard is written to a temporary name and renamed when complete, and its sidecar
+Items are sorted, shuffled with a fixed seed (so every shard mixes the classes) and cut into
+shards deterministically, so shard ``k`` always holds the same inputs. A shard is written to a temporary name and renamed when complete, and its sidecar
 JSON written after it: a re-run skips shards that have both, so after a crash (even
 ``kill -9``) every input ends up present exactly once. The per-shard function is the same
 for the local engine (worker processes) and the Ray engine (one Ray task per shard).
@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import os
+import random
 import tarfile
 import tempfile
 import time
@@ -229,6 +230,7 @@ def convert(
     workers: int = 2,
     coder: str = "ans",
     progress: Callable[[int, int], None] | None = None,
+    shuffle_seed: int | None = 0,
 ) -> dict[str, Any]:
     """Convert ``src`` into latent shards in ``dst``; re-running it resumes.
 
@@ -240,6 +242,9 @@ def convert(
         shard_size: samples per shard. engine: ``"local"`` (worker processes) or ``"ray"``.
         workers: processes (local) or CPUs (local Ray). coder: the entropy coder.
         progress: called as ``progress(done, total)`` items, first with what earlier runs did.
+        shuffle_seed: the inputs are spread over the shards in an order shuffled with this seed
+            (so that every shard mixes the classes, as a streaming shuffle buffer needs);
+            ``None`` keeps them sorted.
 
     Returns:
         The index (also written to ``dst/index.json``): counts, failures, sizes, shards.
@@ -252,10 +257,13 @@ def convert(
     if engine not in ("local", "ray"):
         raise InputError(f"unknown engine {engine!r}; use local or ray")
     items, class_names = list_items(src, labels, labels_from_folders)
+    if shuffle_seed is not None:  # deterministic: a rerun puts every input in the same shard
+        random.Random(shuffle_seed).shuffle(items)
     out = Path(dst)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        return _convert_locked(src, out, model, items, class_names, shard_size, engine, workers, coder, progress)
+        return _convert_locked(src, out, model, items, class_names, shard_size, engine, workers, coder, progress,
+                               shuffle_seed)
 
 
 @contextmanager
@@ -274,12 +282,13 @@ def _locked(out: Path) -> Iterator[None]:
 
 
 def _convert_locked(src: str, out: Path, model: str, items: list[Item], class_names: list[str], shard_size: int,
-                    engine: str, workers: int, coder: str, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+                    engine: str, workers: int, coder: str, progress: Callable[[int, int], None] | None,
+                    shuffle_seed: int | None) -> dict[str, Any]:
     codec = _codec(model)
     info = {"model": codec.config.name, "model_ref": str(model), "model_hash": codec.fingerprint(), "coder": coder,
             "shard_size": shard_size}
     plan_path = out / "plan.json"
-    plan = {**info, "items": len(items), "source": str(src), "class_names": class_names}
+    plan = {**info, "items": len(items), "source": str(src), "class_names": class_names, "shuffle_seed": shuffle_seed}
     if plan_path.exists():
         old = json.loads(plan_path.read_text())
         if old != plan:

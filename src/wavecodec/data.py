@@ -96,7 +96,7 @@ class LatentDataset(Dataset):
         seed: int | None = None,
     ) -> None:
         self.reader = _Reader(root, codec, as_integers, decode, crop)
-        self.rng = random.Random(seed)
+        self.seed, self.epoch = seed, 0
         self.entries: list[tuple[str, int, int, int | None, int]] = []  # shard, wvc offset, size, cls offset, cls size
         for shard in self.reader.index["shards"]:
             members: dict[str, dict[str, tuple[int, int]]] = {}
@@ -120,6 +120,19 @@ class LatentDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other random crops in ``epoch`` (call it at the start of each epoch, as with a DistributedSampler)."""
+        self.epoch = epoch
+
+    def _rng(self, i: int) -> random.Random:
+        """The random crop of item ``i``: from ``seed`` (reproducible) or torch's per-process seed, the epoch and ``i``.
+
+        A generator per item, not one shared object: DataLoader workers get copies of the
+        dataset, and a shared generator would give every worker the same crops.
+        """
+        base = self.seed if self.seed is not None else torch.initial_seed()  # differs per worker and per epoch
+        return random.Random(f"{base}:{self.epoch}:{i}")
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         name, offset, size, cls_offset, cls_size = self.entries[i]
         with open(self.reader.root / name, "rb") as f:
@@ -129,14 +142,27 @@ class LatentDataset(Dataset):
             if cls_offset is not None:
                 f.seek(cls_offset)
                 label = f.read(cls_size)
-        return self.reader.sample(wvc, label, self.rng)
+        return self.reader.sample(wvc, label, self._rng(i))
+
+
+def _rank() -> tuple[int, int]:
+    """``(rank, world size)`` of a torch.distributed job (``(0, 1)`` outside one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 class LatentShards(IterableDataset):
-    """Streams samples shard by shard; DataLoader workers take every n-th shard.
+    """Streams samples shard by shard, split across distributed ranks and DataLoader workers.
 
-    ``read_options`` are those of :class:`LatentDataset` (``as_integers``, ``decode``,
-    ``crop``); ``shuffle`` > 1 mixes samples through a buffer of that many.
+    Every epoch the shard order is shuffled (from ``seed`` and the epoch, the same on every
+    rank), then rank ``r`` of ``w`` takes every ``w``-th shard and each DataLoader worker every
+    n-th of those, as WebDataset's ``split_by_node`` and ``split_by_worker`` do. ``shuffle`` > 1
+    mixes samples through a buffer of that many. Call :meth:`set_epoch` at the start of each
+    epoch. ``read_options`` are those of :class:`LatentDataset` (``as_integers``, ``decode``,
+    ``crop``).
     """
 
     def __init__(self, root: str | Path, codec: Codec | str | None = None, shuffle: int = 0, seed: int = 0, **read_options: Any) -> None:
@@ -145,7 +171,21 @@ class LatentShards(IterableDataset):
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         self.reader = _Reader(root, codec, read_options.get("as_integers", False), read_options.get("decode", False),
                               read_options.get("crop"))
-        self.shuffle, self.seed = shuffle, seed
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch``'s shard order and random draws (the same on every rank)."""
+        self.epoch = epoch
+
+    def shards(self) -> list[str]:
+        """The shards this process reads this epoch: shuffled, then this rank's share, then this worker's."""
+        names = [s["name"] for s in self.reader.index["shards"]]
+        if self.shuffle > 1:
+            random.Random(f"{self.seed}:{self.epoch}").shuffle(names)
+        rank, world = _rank()
+        names = names[rank::world]
+        info = get_worker_info()
+        return names[info.id :: info.num_workers] if info is not None else names
 
     def _samples(self, shards: list[str]) -> Iterator[tuple[bytes, bytes | None]]:
         for name in shards:
@@ -161,11 +201,10 @@ class LatentShards(IterableDataset):
                             yield parts["wvc"], parts.get("cls")
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
-        shards = [s["name"] for s in self.reader.index["shards"]]
+        shards = self.shards()
         info = get_worker_info()
-        if info is not None:
-            shards = shards[info.id :: info.num_workers]
-        rng = random.Random(self.seed + (info.id if info else 0))
+        rank, _ = _rank()
+        rng = random.Random(f"{self.seed}:{self.epoch}:{rank}:{info.id if info else 0}")
         buffer: list[tuple[bytes, bytes | None]] = []
         for sample in self._samples(shards):
             if self.shuffle <= 1:
