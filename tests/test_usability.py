@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +25,16 @@ def test_numpy_hwc_and_pillow_images_are_coded_like_the_tensor(fitted) -> None:
 
 
 def test_top_level_compress_and_decompress_pick_the_shipped_models() -> None:
-    photo = Image.open(wavecodec.images.BUNDLED_PHOTO)
+    from wavecodec.compression import read_header
+    from wavecodec.paths import BUNDLED_PHOTO
+
+    photo = Image.open(BUNDLED_PHOTO)
     data = wavecodec.compress(photo)
-    assert wavecodec.compression.read_header(data)["model"] == "rgb-16x"
+    assert read_header(data)["model"] == "rgb-16x"
     out = wavecodec.decompress(data)
     assert out.shape == (1, 3, photo.height, photo.width) and out.dtype == torch.uint8
     gray = wavecodec.compress(np.asarray(photo.convert("L")))
-    assert wavecodec.compression.read_header(gray)["model"] == "gray-16x"
+    assert read_header(gray)["model"] == "gray-16x"
 
 
 def test_an_export_may_not_silently_take_a_shipped_models_name(tmp_path: Path, capsys) -> None:
@@ -142,3 +144,23 @@ def test_shard_streams_reshuffle_per_epoch_and_split_across_ranks(two_class_shar
     monkeypatch.setattr(data, "_rank", lambda: (1, 2))
     rank1 = stream.shards()
     assert not set(rank0) & set(rank1) and sorted(rank0 + rank1) == sorted(orders[0])
+
+
+def test_help_answers_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io, wavecodec.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        wavecodec.cli.main(['--help'])\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr[-500:]
+
+
+def test_a_missing_optional_dependency_names_its_extra() -> None:
+    from wavecodec.errors import need
+
+    with pytest.raises(wavecodec.InputError, match=r"drawing plots needs no_such_module: pip install 'wavecodec\[plots\]'"):
+        need("no_such_module.sub", "plots", "drawing plots")
+    assert need("json", "x", "y").dumps([1]) == "[1]"

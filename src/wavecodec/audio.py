@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError, reading
+from .errors import InputError, need, reading
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 WRITABLE = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG"}
@@ -81,10 +81,7 @@ def resample(x: np.ndarray, rate: int, target: int, axis: int = -1) -> np.ndarra
     Raises:
         InputError: SciPy is missing (install the ``audio`` extra).
     """
-    try:
-        from scipy.signal import resample_poly
-    except ImportError:
-        raise InputError("resampling audio needs SciPy: pip install 'wavecodec[audio]'") from None
+    resample_poly = need("scipy.signal", "audio", "resampling audio").resample_poly
     ratio = Fraction(target, rate)
     if max(ratio.numerator, ratio.denominator) > MAX_RESAMPLE_FACTOR:
         raise InputError(f"cannot resample from {rate} Hz to {target} Hz (the ratio {ratio} is too fine); convert the file first")

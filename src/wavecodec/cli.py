@@ -15,23 +15,25 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
+from typing import TYPE_CHECKING
 
-from . import __version__, wpt
+from . import __version__
 from .atomic import atomic_write, write_bytes
-from .coders import CODERS
-from .compression import MAX_SAMPLES, bits_per_sample, decompress, read_header
+from .coder_names import CODERS
 from .errors import CheckpointError, ConfigError, InputError, WavecodecError
-from .files import AUDIO_SUFFIXES, SUFFIXES, default_suffix, kind_of, read_input, suffix_of, write_output
-from .images import BUNDLED_PHOTO, IMAGE_SUFFIXES, read_image, to_tensor
-from .metrics import psnr
-from .model import Codec
+from .paths import BUNDLED_PHOTO
 from .progress import bar, staged_bars
-from .registry import load, model_for, model_for_header, models
+
+if TYPE_CHECKING:
+    from .model import Codec
+
+# The library (and torch, which takes seconds to import) is imported inside the commands, so
+# that `wavecodec --help` and argument errors answer at once.
 
 
 def rate_of(nbytes: int, header: dict) -> dict[str, float]:
     """The rate in the unit people use for the file's kind: bpp (images), kbps (audio), bits per voxel (volumes)."""
+    from .compression import bits_per_sample
     bits = bits_per_sample(nbytes, header)
     if header["modality"] == "audio" and header.get("sample_rate"):
         seconds = header["shape"][0] / header["sample_rate"]
@@ -73,18 +75,23 @@ class _Models:
         self.cache: dict[str, Codec] = {}
 
     def get(self, name: str) -> Codec:
+        from .registry import load
         if name not in self.cache:
             self.cache[name] = load(name)
         return self.cache[name]
 
     def for_input(self, kind: str, channels: int) -> Codec:
+        from .registry import model_for
         return self.get(self.override or _default(lambda: model_for(kind, channels)))
 
     def for_header(self, header: dict) -> Codec:
+        from .registry import model_for_header
         return self.get(self.override or _default(lambda: model_for_header(header)))
 
 
 def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) -> dict:
+    from .compression import read_header
+    from .files import kind_of, read_input
     if kind_of(src) == "audio":  # streamed from the file: memory does not grow with its length
         from .audio_coding import encode_file
 
@@ -100,6 +107,8 @@ def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) 
 
 
 def _decode_one(src: Path, dst: Path | None, args: argparse.Namespace, store: _Models) -> Path:
+    from .compression import decompress, read_header
+    from .files import default_suffix, write_output
     data = _read_bytes(src)
     header = read_header(data)
     codec = store.for_header(header)
@@ -130,6 +139,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _walk(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    from .files import suffix_of
     return sorted(p for p in root.rglob("*") if p.is_file() and suffix_of(p) in suffixes)
 
 
@@ -155,6 +165,7 @@ def _run_tree(
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """``wavecodec encode``: compress files or a folder tree."""
+    from .files import SUFFIXES, kind_of
     src = Path(args.input)
     store = _Models(args.model)
     if src.is_dir():
@@ -197,6 +208,8 @@ def add_encode(sub: argparse._SubParsersAction) -> None:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """``wavecodec decode``: decompress a file or a folder of them."""
+    from .compression import read_header
+    from .files import AUDIO_SUFFIXES, SUFFIXES, default_suffix, suffix_of
     src = Path(args.input)
     store = _Models(args.model)
     if src.is_dir():
@@ -235,6 +248,8 @@ def add_decode(sub: argparse._SubParsersAction) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``wavecodec info``: the header and size figures of a file."""
+    from .compression import MAX_SAMPLES, read_header
+    import torch
     path = Path(args.input)
     data = _read_bytes(path)
     header = read_header(data, MAX_SAMPLES)
@@ -269,6 +284,7 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """``wavecodec models``: the shipped models."""
+    from .registry import models
     entries = models()
     if args.json:
         print(json.dumps([{"name": m.name, "file": m.file, "modality": m.modality, "task": m.task, "description": m.description,
@@ -296,6 +312,9 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """``wavecodec eval``: rate, quality and speed on files."""
+    from .files import AUDIO_SUFFIXES, suffix_of
+    from .images import IMAGE_SUFFIXES
+    from .registry import load, model_for
     from .evaluation import evaluate
 
     src = Path(args.input)
@@ -349,6 +368,7 @@ def _print_report(report: dict, audio: bool) -> None:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """``wavecodec convert``: a dataset into latent shards."""
+    from .registry import model_for
     from .convert import convert
 
     if args.labels and args.labels_from_folders:
@@ -482,6 +502,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on bundled data: the wavelet transform, then a real compression round trip."""
+    from . import wpt
+    from .files import write_output
+    from .images import read_image, to_tensor
+    from .metrics import psnr
+    from .registry import load, model_for
     image = read_image(args.image)
     x = to_tensor(image).double() / 255.0
     block = 2**args.levels

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from . import interlaced
+from .coder_names import CODERS as CODER_NAMES
 from .errors import FormatError
 
 _WEBP_MAX_SIDE = 16383
@@ -138,6 +139,7 @@ CODER_TABLE: dict[str, Coder] = {
                  lambda n, codec: n),
 }
 CODERS = tuple(CODER_TABLE)
+assert CODERS == CODER_NAMES, "wavecodec.coder_names lists the coders for the command line: keep it in step"
 #: what a format version 1 file's coder names mean now
 LEGACY_NAMES = {1: {"ans": "ans-wavefront"}}
 

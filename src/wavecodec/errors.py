@@ -35,6 +35,16 @@ class InputError(WavecodecError):
     """An input file cannot be read or has an unsupported kind."""
 
 
+def need(module: str, extra: str, purpose: str):
+    """Import an optional dependency, or raise :class:`InputError` naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"{purpose} needs {module.split('.')[0]}: pip install 'wavecodec[{extra}]'") from None
+
+
 @contextmanager
 def reading(path: object, problem: str) -> Iterator[None]:
     """Turn any failure of a third-party reader into one :class:`InputError` sentence about ``path``."""

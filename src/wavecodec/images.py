@@ -10,9 +10,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError, ShapeError
+from . import paths
 
+BUNDLED_PHOTO = paths.BUNDLED_PHOTO
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".jp2", ".j2k", ".jpx")
-BUNDLED_PHOTO = Path(__file__).resolve().parent / "assets" / "astronaut.png"
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:

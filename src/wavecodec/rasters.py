@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write
-from .errors import InputError, reading
+from .errors import InputError, need, reading
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 JP2_SUFFIXES = (".jp2", ".j2k", ".jpx")
@@ -76,7 +76,7 @@ def read_jp2(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, Any]
 
 def read_nifti(path: str | os.PathLike[str]) -> tuple[torch.Tensor, dict[str, Any]]:
     """``(1, C, D, H, W)`` from a 3-D or 4-D NIfTI file (4-D: the last axis is the channel)."""
-    import nibabel as nib
+    nib = need("nibabel", "nifti", "reading NIfTI volumes")
 
     with reading(path, "not a readable NIfTI volume"):
         img = nib.load(str(path))
@@ -114,8 +114,7 @@ def write_tiff(path: str | os.PathLike[str], signal: torch.Tensor) -> None:
 
 def write_nifti(path: str | os.PathLike[str], signal: torch.Tensor, affine: list[list[float]] | None = None) -> None:
     """``(1, C, D, H, W)`` as NIfTI-1 (one channel: 3-D; several: 4-D with channels last)."""
-    import nibabel as nib
-
+    nib = need("nibabel", "nifti", "writing NIfTI volumes")
     arr = signal[0].numpy()
     arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, 3)
     image = nib.Nifti1Image(arr, np.array(affine) if affine else np.eye(4))

@@ -22,8 +22,8 @@ from .atomic import write_text
 from .checkpoint import load_file
 from .errors import CheckpointError
 from .model import Codec
+from .paths import WEIGHTS_DIR
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 INDEX_PATH = WEIGHTS_DIR / "index.json"
 #: input kinds (as :func:`wavecodec.files.kind_of` names them) and the model modality that codes each
 KIND_MODALITY = {"image": "image", "audio": "audio", "volume": "volume"}

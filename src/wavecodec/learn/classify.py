@@ -15,7 +15,7 @@ import torch
 
 from ..atomic import atomic_write
 from ..data import LatentDataset
-from ..errors import InputError
+from ..errors import InputError, need
 from .fit import fit_classifier
 from .heads import Classifier, count_parameters
 
@@ -110,9 +110,7 @@ def load_classifier(path: str | Path) -> tuple[Classifier, list[str]]:
 
 
 def _plot(accuracy: list[float], loss: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    need("matplotlib", "plots", "drawing plots").use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))

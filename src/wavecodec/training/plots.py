@@ -8,12 +8,11 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_write
+from ..errors import need
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
+    need("matplotlib", "plots", "drawing plots").use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
