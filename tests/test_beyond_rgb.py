@@ -142,7 +142,7 @@ def test_nifti_volume_of_odd_size_round_trip(tmp_path: Path) -> None:
     model = tmp_path / "vol.safetensors"
     wavecodec.save(codec, model)
     assert main(["encode", str(tmp_path / "v.nii.gz"), "--model", str(model), "-q"]) == 0
-    wvc = tmp_path / "v.nii.wvc"
+    wvc = tmp_path / "v.wvc"  # brain.nii.gz -> brain.wvc: the whole type suffix goes
     assert wvc.exists()
     assert read_header(wvc.read_bytes())["affine"] == affine.tolist()
     out = tmp_path / "decoded.nii.gz"

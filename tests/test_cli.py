@@ -124,9 +124,32 @@ def test_directory_trees_are_mirrored(model_path: Path, tmp_path: Path, capsys) 
     assert main(["encode", str(root), "--model", str(model_path), "-q"]) == 1  # one bad file
     assert "broken.png" in capsys.readouterr().err
     out = tmp_path / "photos_wvc"
-    assert (out / "one.png.wvc").exists() and (out / "sub" / "two.png.wvc").exists()
+    assert (out / "one.wvc").exists() and (out / "sub" / "two.wvc").exists()  # one rule: the type suffix becomes .wvc
     assert main(["decode", str(out), "--model", str(model_path), "-o", str(tmp_path / "back"), "-q"]) == 0
     assert (tmp_path / "back" / "sub" / "two.png").exists()
+
+
+def test_one_naming_rule_for_files_and_folders_and_lossless_outputs(model_path: Path, tmp_path: Path, capsys) -> None:
+    from wavecodec.cli import decoded_name, encoded_name
+
+    assert encoded_name(Path("a/photo.jpg")) == "photo.wvc" and encoded_name(Path("brain.nii.gz")) == "brain.wvc"
+    image = {"modality": "image", "shape": [4, 4], "dtype": "uint8", "input_channels": 3}
+    assert decoded_name(Path("photo.wvc"), image) == "photo.png"  # a JPEG source is not decoded to a second JPEG
+    assert decoded_name(Path("photo.jpg.wvc"), image) == "photo.png"  # older names lose their type suffix too
+    assert decoded_name(Path("photo.wvc"), image, "jpg") == "photo.jpg"
+    volume = {"modality": "volume", "shape": [4, 4, 4], "dtype": "int16", "input_channels": 1}
+    assert decoded_name(Path("brain.wvc"), volume) == "brain.nii.gz"
+    root = tmp_path / "photos"
+    root.mkdir()
+    _photo(root / "x.png", 1)
+    Image.open(root / "x.png").convert("RGB").save(root / "x.jpg")
+    assert main(["encode", str(root), "--model", str(model_path), "-q"]) == 2  # x.png and x.jpg would collide
+    assert "would both be written as" in capsys.readouterr().err
+    (root / "x.jpg").unlink()
+    _photo(tmp_path / "single.png", 3)
+    assert main(["encode", str(tmp_path / "single.png"), "--model", str(model_path), "-q"]) == 0
+    assert main(["decode", str(tmp_path / "single.wvc"), "--model", str(model_path), "--format", "tif", "-q"]) == 0
+    assert (tmp_path / "single.tif").exists()
 
 
 def test_user_errors_are_one_line(model_path: Path, tmp_path: Path, capsys) -> None:

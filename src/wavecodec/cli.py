@@ -106,14 +106,38 @@ def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) 
     return {"bytes": len(data), **rate_of(len(data), header)}
 
 
+def encoded_name(path: Path) -> str:
+    """The one naming rule, encoding: the name without its type suffix, plus ``.wvc`` (``brain.nii.gz`` -> ``brain.wvc``)."""
+    from .files import suffix_of
+
+    suffix = suffix_of(path)
+    return (path.name[: -len(suffix)] if suffix else path.name) + ".wvc"
+
+
+def decoded_name(path: Path, header: dict, fmt: str | None = None) -> str:
+    """The rule, decoding: the name without ``.wvc`` (and an older name's type suffix), plus ``fmt`` or a lossless default.
+
+    The default is PNG for 8-bit (and 16-bit gray) images, TIFF for other images, NIfTI for
+    volumes, WAV for audio and NumPy otherwise: never a second lossy step unasked.
+    """
+    from .files import SUFFIXES, default_suffix, suffix_of
+
+    stem = path.name[:-4] if path.name.lower().endswith(".wvc") else path.name
+    inner = suffix_of(Path(stem))
+    if inner in SUFFIXES:  # photo.jpg.wvc, as older versions named files
+        stem = stem[: -len(inner)]
+    return stem + ("." + fmt.lstrip(".") if fmt else default_suffix(header))
+
+
 def _decode_one(src: Path, dst: Path | None, args: argparse.Namespace, store: _Models) -> Path:
     from .compression import decompress, read_header
-    from .files import default_suffix, write_output
+    from .files import write_output
+
     data = _read_bytes(src)
     header = read_header(data)
     codec = store.for_header(header)
     codec.fast_decode = bool(getattr(args, "fast", False))
-    out = dst if dst is not None else src.with_suffix(default_suffix(header))
+    out = dst if dst is not None else src.with_name(decoded_name(src, header, args.format))
     _check_output(out, args.force)
     if header["modality"] == "audio" and out.suffix.lower() in (".wav", ".flac"):
         from .audio_coding import decode_file
@@ -166,6 +190,7 @@ def _run_tree(
 def cmd_encode(args: argparse.Namespace) -> int:
     """``wavecodec encode``: compress files or a folder tree."""
     from .files import SUFFIXES, kind_of
+
     src = Path(args.input)
     store = _Models(args.model)
     if src.is_dir():
@@ -173,9 +198,15 @@ def cmd_encode(args: argparse.Namespace) -> int:
         sources = _walk(src, SUFFIXES)
         if not sources:
             raise InputError(f"{src} holds no supported files ({' '.join(SUFFIXES)})")
+        targets: dict[Path, Path] = {}
+        for p in sources:
+            t = out_root / p.relative_to(src).parent / encoded_name(p)
+            if t in targets:
+                raise InputError(f"{targets[t]} and {p} would both be written as {t}; rename one of them")
+            targets[t] = p
 
         def target(p: Path) -> Path:
-            return out_root / p.relative_to(src).with_suffix(p.suffix + ".wvc")
+            return out_root / p.relative_to(src).parent / encoded_name(p)
 
         def work(p: Path, dst: Path) -> None:
             _check_output(dst, args.force)
@@ -185,7 +216,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if not src.exists():
         raise InputError(f"{src}: no such file")
     kind_of(src)
-    dst = Path(args.output) if args.output else src.with_suffix(".wvc")
+    dst = Path(args.output) if args.output else src.with_name(encoded_name(src))
     _check_output(dst, args.force)
     stats = _encode_one(src, dst, args, store)
     if not args.quiet:
@@ -197,7 +228,8 @@ def add_encode(sub: argparse._SubParsersAction) -> None:
     """The ``encode`` command's arguments."""
     p = sub.add_parser("encode", help="compress a file or a directory tree into .wvc files")
     p.add_argument("input", help="image, audio or .npy file, or a directory")
-    p.add_argument("-o", "--output", help="output file (default INPUT.wvc) or directory (default INPUT_wvc)")
+    p.add_argument("-o", "--output", help="output file (default: INPUT without its type suffix, plus .wvc) or "
+                   "directory (default INPUT_wvc)")
     p.add_argument("--model", help="shipped model name or checkpoint path (default: by input type)")
     p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
     p.add_argument("--quant-step", "--step", dest="quant_step", type=float, default=1.0,
@@ -209,7 +241,7 @@ def add_encode(sub: argparse._SubParsersAction) -> None:
 def cmd_decode(args: argparse.Namespace) -> int:
     """``wavecodec decode``: decompress a file or a folder of them."""
     from .compression import read_header
-    from .files import AUDIO_SUFFIXES, SUFFIXES, default_suffix, suffix_of
+
     src = Path(args.input)
     store = _Models(args.model)
     if src.is_dir():
@@ -218,13 +250,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
         if not sources:
             raise InputError(f"{src} holds no .wvc files")
 
-        def target(p: Path) -> Path:
-            stem = p.relative_to(src).with_suffix("")  # photo.png.wvc -> photo.png
-            suffix = suffix_of(stem)
-            # only an unknown suffix, or an audio format that is read but not written, needs the header
-            if suffix not in SUFFIXES or (suffix in AUDIO_SUFFIXES and suffix not in (".wav", ".flac")):
-                stem = stem.with_suffix(default_suffix(read_header(_read_bytes(p))))  # song.mp3.wvc -> song.wav
-            return out_root / stem
+        def target(p: Path) -> Path:  # the same rule as for one file
+            return out_root / p.relative_to(src).parent / decoded_name(p, read_header(_read_bytes(p)), args.format)
 
         return _run_tree(sources, target, lambda p, dst: _decode_one(p, dst, args, store), args.quiet)
     out = _decode_one(src, Path(args.output) if args.output else None, args, store)
@@ -237,8 +264,11 @@ def add_decode(sub: argparse._SubParsersAction) -> None:
     """The ``decode`` command's arguments."""
     p = sub.add_parser("decode", help="decompress a .wvc file or a directory of them")
     p.add_argument("input", help=".wvc file or directory")
-    p.add_argument("-o", "--output", help="output file (.png, .wav, .npy; default by content) or directory")
+    p.add_argument("-o", "--output", help="output file or directory (default: INPUT without .wvc, as PNG, TIFF, NIfTI, "
+                   "WAV or NPY by content)")
     p.add_argument("--model", help="checkpoint to decode with (default: the model named in the file)")
+    p.add_argument("--format", metavar="EXT",
+                   help="output type for every file, e.g. png, tif, jpg, wav, flac, npy (default: lossless by content)")
     p.add_argument("--fast", action="store_true",
                    help="run the decoder's residual in bfloat16 where the CPU has it (about 1.7x faster; "
                         "pixels may differ from the exact decode by a level)")
