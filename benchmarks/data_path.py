@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import wavecodec
 from wavecodec import wpt
-from wavecodec.benchmarking import dev_photos, machine, write_json
+from wavecodec.benchmarking import dev_photos, interleaved_ms, machine, write_json
 from wavecodec.coders import decode_symbols, encode_symbols
 from wavecodec.convert import convert
 from wavecodec.data import LatentDataset, LatentShards
@@ -61,29 +61,6 @@ def prepared_photos() -> dict[str, np.ndarray]:
         left, top = (w - tw) // 2, (h - th) // 2
         out[name.replace("/", "_").removesuffix(".jpg")] = np.asarray(im.crop((left, top, left + tw, top + th)).resize(SIZE, Image.LANCZOS))
     return out
-
-
-def median_ms(fn: Callable[[], Any], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
-def interleaved_ms(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median ms of each function, timed round-robin so that machine noise hits them alike."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
 # -- 1 and 2: codecs ------------------------------------------------------------------------

@@ -46,6 +46,19 @@ def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> dict[str,
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
 
 
+def interleaved_ms(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each function, timed round-robin (after one untimed call each) so that machine noise hits them alike."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     return {
