@@ -344,3 +344,25 @@ def test_temporaries_of_killed_writers_are_cleaned_on_the_next_write(tmp_path: P
     write_bytes(tmp_path / "out.bin", b"done")
     assert (tmp_path / "out.bin").read_bytes() == b"done"
     assert not old.exists() and fresh.exists()  # a live writer's temporary is left alone
+
+
+def test_large_images_encode_in_tiles_with_progress_and_the_same_latents(fitted) -> None:
+    from wavecodec import compression
+    from wavecodec.compression import open_latents
+
+    x = synthetic_images(1, size=96, seed=6)
+    whole = fitted.compress(x)
+    calls: list[tuple[int, int]] = []
+    before = compression.TILE
+    compression.TILE = 7
+    try:
+        tiled = fitted.compress(x, progress=lambda done, total: calls.append((done, total)))
+        decoded = []
+        fitted.decompress(tiled)
+        compression.decompress(fitted, tiled, progress=lambda done, total: decoded.append((done, total)))
+    finally:
+        compression.TILE = before
+    a, b = open_latents(fitted, whole)[1].all(), open_latents(fitted, tiled)[1].all()
+    assert (a != b).mean() < 1e-3  # float rounding may flip a latent on a rounding boundary, no more
+    assert calls[-1] == (16, 16) and len(calls) == 16  # 24x24 latents in tiles of 7: 4 x 4 tiles
+    assert decoded[-1] == (16, 16)

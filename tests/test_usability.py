@@ -164,3 +164,29 @@ def test_a_missing_optional_dependency_names_its_extra() -> None:
     with pytest.raises(wavecodec.InputError, match=r"drawing plots needs no_such_module: pip install 'wavecodec\[plots\]'"):
         need("no_such_module.sub", "plots", "drawing plots")
     assert need("json", "x", "y").dumps([1]) == "[1]"
+
+
+def test_several_inputs_options_people_expect_and_help_with_defaults(fitted, tmp_path: Path, capsys) -> None:
+    model = tmp_path / "m.safetensors"
+    wavecodec.save(fitted, model)
+    for i in range(3):
+        Image.fromarray(synthetic_images(1, size=32, seed=i)[0].permute(1, 2, 0).numpy()).save(tmp_path / f"p{i}.png")
+    inputs = [str(tmp_path / f"p{i}.png") for i in range(3)]
+    assert main(["encode", *inputs, "--model", str(model), "-o", str(tmp_path / "coded"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "coded").iterdir()) == ["p0.wvc", "p1.wvc", "p2.wvc"]
+    coded = [str(p) for p in sorted((tmp_path / "coded").iterdir())]
+    assert main(["decode", *coded, "--model", str(model), "-o", str(tmp_path / "back"), "-q", "--device", "cpu"]) == 0
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    assert main(["decode", coded[0], "--model", str(model), "--device", "no-such-device", "-q", "--force"]) == 2
+    assert "no such device" in capsys.readouterr().err
+    assert main(["eval", inputs[0], "--model", str(model), "-o", str(tmp_path / "r.json"), "-q"]) == 0
+    assert (tmp_path / "r.json").exists()
+    from wavecodec.cli import build_parser
+
+    parser = build_parser()
+    for command, default in (("learn", "default: 10"), ("export", "default: 8")):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        assert default in " ".join(capsys.readouterr().out.split())
+    assert parser.parse_args(["train", "-o", "runs/x"]).run_dir == "runs/x"
+    assert parser.parse_args(["demo", "-o", "out/x"]).output_dir == "out/x"

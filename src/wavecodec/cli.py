@@ -70,14 +70,15 @@ def _default(choose: Callable[[], str]) -> str:
 class _Models:
     """Loads each model once per command: ``--model`` if given, else the registry's choice."""
 
-    def __init__(self, override: str | None) -> None:
-        self.override = override
+    def __init__(self, override: str | None, device: str = "cpu") -> None:
+        self.override, self.device = override, device
         self.cache: dict[str, Codec] = {}
 
     def get(self, name: str) -> Codec:
         from .registry import load
+
         if name not in self.cache:
-            self.cache[name] = load(name)
+            self.cache[name] = load(name, _device(self.device))
         return self.cache[name]
 
     def for_input(self, kind: str, channels: int) -> Codec:
@@ -87,6 +88,18 @@ class _Models:
     def for_header(self, header: dict) -> Codec:
         from .registry import model_for_header
         return self.get(self.override or _default(lambda: model_for_header(header)))
+
+
+def _device(name: str):
+    """A torch device from ``--device``, refused in one line when this machine has none such."""
+    import torch
+
+    try:
+        device = torch.device(name)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError):
+        raise InputError(f"--device {name}: no such device here") from None
+    return device
 
 
 def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) -> dict:
@@ -100,7 +113,10 @@ def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) 
         x, facts = read_input(src)
         codec = store.for_input(facts["kind"], x.shape[1])
         extra = {"affine": facts["affine"]} if "affine" in facts else None  # NIfTI volumes stay in place
-        data = codec.compress(x, coder=args.coder, quant_step=args.quant_step, extra=extra)
+        from .compression import compress
+
+        data = compress(codec, x, coder=args.coder, quant_step=args.quant_step, extra=extra,
+                        progress=None if args.quiet or getattr(args, "in_tree", False) else bar("tile"))
     write_bytes(dst, data)
     header = read_header(data)
     return {"bytes": len(data), **rate_of(len(data), header)}
@@ -137,18 +153,24 @@ def _decode_one(src: Path, dst: Path | None, args: argparse.Namespace, store: _M
     header = read_header(data)
     codec = store.for_header(header)
     codec.fast_decode = bool(getattr(args, "fast", False))
-    out = dst if dst is not None else src.with_name(decoded_name(src, header, args.format))
+    out = dst if dst is not None else _in_dir(args, src.with_name(decoded_name(src, header, args.format)))
     _check_output(out, args.force)
     if header["modality"] == "audio" and out.suffix.lower() in (".wav", ".flac"):
         from .audio_coding import decode_file
 
         decode_file(codec, data, out)  # chunk by chunk
         return out
-    decoded = decompress(codec, data)
+    decoded = decompress(codec, data, progress=None if args.quiet or getattr(args, "in_tree", False) else bar("tile"))
     if decoded.signal.shape[0] != 1:
         raise InputError("the file holds a batch of signals; decode it with the Python API")
     write_output(out, decoded.signal, header)
     return out
+
+
+def _in_dir(args: argparse.Namespace, default: Path) -> Path:
+    """``default``, moved into the folder that ``-o`` named for several inputs."""
+    folder = getattr(args, "output_dir", None)
+    return Path(folder) / default.name if folder else default
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -187,12 +209,32 @@ def _run_tree(
     return 1 if failures else 0
 
 
+def _each_input(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run ``command`` on each of several inputs (shell globs); ``-o`` then names a folder for them all."""
+    folder = Path(args.output) if args.output else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise InputError(f"with several inputs, -o names a folder; {folder} is a file")
+    status = 0
+    for name in args.input:
+        one = argparse.Namespace(**{**vars(args), "input": [name], "output": None, "output_dir": folder})
+        if folder is not None and Path(name).is_dir():  # a tree goes to a folder of its own inside
+            one.output, one.output_dir = str(folder / Path(name).name), None
+        try:
+            status = max(status, command(one))
+        except WavecodecError as exc:
+            print(f"wavecodec: failed: {name}: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     """``wavecodec encode``: compress files or a folder tree."""
     from .files import SUFFIXES, kind_of
 
-    src = Path(args.input)
-    store = _Models(args.model)
+    if len(args.input) > 1:
+        return _each_input(cmd_encode, args)
+    src = Path(args.input[0])
+    store = _Models(args.model, args.device)
     if src.is_dir():
         out_root = Path(args.output) if args.output else src.with_name(src.name + "_wvc")
         sources = _walk(src, SUFFIXES)
@@ -212,11 +254,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
             _check_output(dst, args.force)
             _encode_one(p, dst, args, store)
 
+        args.in_tree = True  # the tree's bar, not one per file
         return _run_tree(sources, target, work, args.quiet)
     if not src.exists():
         raise InputError(f"{src}: no such file")
     kind_of(src)
-    dst = Path(args.output) if args.output else src.with_name(encoded_name(src))
+    dst = Path(args.output) if args.output else _in_dir(args, src.with_name(encoded_name(src)))
     _check_output(dst, args.force)
     stats = _encode_one(src, dst, args, store)
     if not args.quiet:
@@ -227,7 +270,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def add_encode(sub: argparse._SubParsersAction) -> None:
     """The ``encode`` command's arguments."""
     p = sub.add_parser("encode", help="compress a file or a directory tree into .wvc files")
-    p.add_argument("input", help="image, audio or .npy file, or a directory")
+    p.add_argument("input", nargs="+", help="image, audio or .npy files, or directories")
     p.add_argument("-o", "--output", help="output file (default: INPUT without its type suffix, plus .wvc) or "
                    "directory (default INPUT_wvc)")
     p.add_argument("--model", help="shipped model name or checkpoint path (default: by input type)")
@@ -235,6 +278,7 @@ def add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quant-step", "--step", dest="quant_step", type=float, default=1.0,
                    help="quantization step >= 1: larger means fewer bits, lower quality (default 1)")
     _common_flags(p)
+    _device_flag(p)
     p.set_defaults(func=cmd_encode)
 
 
@@ -242,8 +286,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     """``wavecodec decode``: decompress a file or a folder of them."""
     from .compression import read_header
 
-    src = Path(args.input)
-    store = _Models(args.model)
+    if len(args.input) > 1:
+        return _each_input(cmd_decode, args)
+    src = Path(args.input[0])
+    store = _Models(args.model, args.device)
     if src.is_dir():
         out_root = Path(args.output) if args.output else src.with_name(src.name + "_decoded")
         sources = _walk(src, (".wvc",))
@@ -253,6 +299,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         def target(p: Path) -> Path:  # the same rule as for one file
             return out_root / p.relative_to(src).parent / decoded_name(p, read_header(_read_bytes(p)), args.format)
 
+        args.in_tree = True  # the tree's bar, not one per file
         return _run_tree(sources, target, lambda p, dst: _decode_one(p, dst, args, store), args.quiet)
     out = _decode_one(src, Path(args.output) if args.output else None, args, store)
     if not args.quiet:
@@ -263,7 +310,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def add_decode(sub: argparse._SubParsersAction) -> None:
     """The ``decode`` command's arguments."""
     p = sub.add_parser("decode", help="decompress a .wvc file or a directory of them")
-    p.add_argument("input", help=".wvc file or directory")
+    p.add_argument("input", nargs="+", help=".wvc files or directories")
     p.add_argument("-o", "--output", help="output file or directory (default: INPUT without .wvc, as PNG, TIFF, NIfTI, "
                    "WAV or NPY by content)")
     p.add_argument("--model", help="checkpoint to decode with (default: the model named in the file)")
@@ -273,6 +320,7 @@ def add_decode(sub: argparse._SubParsersAction) -> None:
                    help="run the decoder's residual in bfloat16 where the CPU has it (about 1.7x faster; "
                         "pixels may differ from the exact decode by a level)")
     _common_flags(p)
+    _device_flag(p)
     p.set_defaults(func=cmd_decode)
 
 
@@ -355,7 +403,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         raise InputError(f"{src}: no such file or directory")
     audio_input = bool(found) and all(suffix_of(p) in AUDIO_SUFFIXES for p in found)  # audio only when no images
-    codec = load(args.model or _default(lambda: model_for("audio", 2) if audio_input else model_for("image", 3)))
+    codec = load(args.model or _default(lambda: model_for("audio", 2) if audio_input else model_for("image", 3)),
+                 _device(args.device))
     suffixes = AUDIO_SUFFIXES if codec.config.modality == "audio" else IMAGE_SUFFIXES
     paths = [p for p in found if p == src or suffix_of(p) in suffixes]
     report = evaluate(codec, paths, coder=args.coder, progress=_bar(args.quiet, "file"), quant_step=args.quant_step)
@@ -376,8 +425,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped model for the input)")
     p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
     p.add_argument("--quant-step", "--step", dest="quant_step", type=float, default=1.0, help="quantization step >= 1 (default 1)")
-    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    p.add_argument("-o", "--output", "--json", dest="json", metavar="OUT", help="also write the results to this JSON file")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    _device_flag(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -464,7 +514,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a codec (rate-distortion) from a TOML/JSON config")
     p.add_argument("--config", help="TOML or JSON training config (default: all defaults)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. steps=500 or codec.latent_dim=48")
-    p.add_argument("--run-dir", help="where checkpoints, logs and plots go (overrides run_dir)")
+    p.add_argument("-o", "--run-dir", help="where checkpoints, logs and plots go (overrides run_dir)")
     p.add_argument("--resume", action="store_true", help="continue the run in run_dir from its checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_train)
@@ -487,18 +537,19 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
 def add_learn(sub: argparse._SubParsersAction) -> None:
     """The ``learn`` command's arguments."""
-    p = sub.add_parser("learn", help="train a classifier on a converted latent dataset (compressed-domain learning)")
+    p = sub.add_parser("learn", help="train a classifier on a converted latent dataset (compressed-domain learning)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("train", help="latent dataset folder made by wavecodec convert, with labels")
     p.add_argument("-o", "--output", default="runs/learn", help="where the classifier, metrics and plot go")
     p.add_argument("--test", help="a second converted dataset to test on (default: hold out --test-fraction)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="share held out for testing without --test")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training latents")
+    p.add_argument("--batch-size", type=int, default=128, help="samples per step")
     p.add_argument("--width", type=int, default=64, help="token width of the classifier")
     p.add_argument("--depth", type=int, default=3, help="number of blocks")
     p.add_argument("--kind", choices=["conv", "transformer"], default="conv", help="block type")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, warm-up and cosine decay)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the split and the batches")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_learn)
 
@@ -520,7 +571,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def add_export(sub: argparse._SubParsersAction) -> None:
     """The ``export`` command's arguments."""
-    p = sub.add_parser("export", help="write a loadable model from a training run")
+    p = sub.add_parser("export", help="write a loadable model from a training run",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run", help="run directory")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
     p.add_argument("--name", help="model name recorded in the file (default: the config's)")
@@ -570,8 +622,12 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", nargs="?", default=str(BUNDLED_PHOTO), help="image file (default: bundled photo)")
     p.add_argument("--levels", type=int, default=3, help="wavelet packet levels J (default 3)")
     p.add_argument("--model", help="model to compress with (default: the first shipped image model)")
-    p.add_argument("--output-dir", default="out/demo", help="where the .wvc and decoded PNG go (default out/demo)")
+    p.add_argument("-o", "--output-dir", default="out/demo", help="where the .wvc and decoded PNG go (default out/demo)")
     p.set_defaults(func=cmd_demo)
+
+
+def _device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1, mps (default cpu)")
 
 
 def _common_flags(p: argparse.ArgumentParser) -> None:

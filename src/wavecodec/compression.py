@@ -22,7 +22,8 @@ from .coders import CODERS, LEGACY_NAMES, decode_symbols, encode_symbols
 from .config import MODALITIES
 from .container import pack, unpack
 from .errors import FormatError, ShapeError
-from .streaming import DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, decode_chunks, decode_tiles, encode_chunks
+from .streaming import (DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, decode_chunks, decode_tiles, encode_chunks,
+                        encode_tiles)
 
 if TYPE_CHECKING:  # the codec calls into this module, never the other way round at import time
     from .model import Codec
@@ -93,6 +94,7 @@ def _check_quant_step(quant_step: object) -> None:
 def compress(
     codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None,
     quant_step: float = 1.0, chunk_frames: int = DEFAULT_CHUNK_FRAMES, extra: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> bytes:
     """Encode ``x`` into the bytes of a ``.wvc`` file.
 
@@ -106,6 +108,7 @@ def compress(
         chunk_frames: a single 1-D signal longer than this many latent frames is coded in
             chunks (:mod:`wavecodec.streaming`): same latents, bounded memory.
         extra: more header fields to record.
+        progress: called as ``progress(done, total)`` while a large image is encoded tile by tile.
 
     Returns:
         The file's bytes.
@@ -144,7 +147,10 @@ def compress(
         return compress_reader(codec, lambda a, b: signal[:, a:b], size[0], dtype, input_channels, coder=coder,
                                sample_rate=sample_rate, quant_step=quant_step, chunk_frames=chunk_frames, extra=extra)
     with torch.inference_mode():
-        q = codec.quantize(codec.encode(x), quant_step).cpu()
+        if cfg.ndim == 2 and max(x.shape[-2:]) > TILE * cfg.block:  # large images: memory for one tile, not the image
+            q = encode_tiles(codec, x, TILE, quant_step, progress)
+        else:
+            q = codec.quantize(codec.encode(x.to(codec.device)), quant_step).cpu()
     payload = encode_symbols(coder, q.numpy().astype(np.int64), codec)
     header = _header(codec, x.shape[0], input_channels, size, dtype, list(q.shape[1:]), coder, quant_step, sample_rate)
     header["alpha"] = alpha is not None
@@ -464,7 +470,8 @@ def open_latents(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES,
     return header, LatentSymbols(codec, header, sections["latents"]), sections.get("alpha")
 
 
-def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Decoded:
+def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES,
+               progress: Callable[[int, int], None] | None = None) -> Decoded:
     """Decode ``.wvc`` bytes made with ``codec``; everything is checked before anything large is allocated.
 
     Returns:
@@ -473,12 +480,13 @@ def decompress(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> Dec
     Raises:
         FormatError: as :func:`open_latents`.
     """
-    header, blocks = decompress_blocks(codec, data, max_samples)
+    header, blocks = decompress_blocks(codec, data, max_samples, progress)
     parts = list(blocks)
     return Decoded(signal=parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1), header=header)
 
 
-def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES) -> tuple[dict[str, Any], Iterator[torch.Tensor]]:
+def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES,
+                      progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, Any], Iterator[torch.Tensor]]:
     """The verified header and the decoded signal as consecutive blocks along the last axis.
 
     Unchunked files give one block. For chunked files the blocks are decoded as they are
@@ -490,20 +498,21 @@ def decompress_blocks(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES)
     header, symbols, alpha = open_latents(codec, data, max_samples)
     if symbols.chunk_frames:
         return header, (_restore(codec, _fold(u, header, codec), header).cpu() for u in _chunked_units(codec, header, symbols))
-    return header, iter([_decode_whole(codec, header, symbols, alpha)])
+    return header, iter([_decode_whole(codec, header, symbols, alpha, progress)])
 
 
 TILE = 256  # latent positions a side of a decoding tile (2,048 pixels at J=3)
 
 
-def _decode_whole(codec: Codec, header: dict[str, Any], symbols: LatentSymbols, alpha_blob: bytes | None) -> torch.Tensor:
+def _decode_whole(codec: Codec, header: dict[str, Any], symbols: LatentSymbols, alpha_blob: bytes | None,
+                  progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     size = header["shape"]
     with torch.inference_mode():
         latents = symbols.latents(codec.param_dtype).to(codec.device)
         if latents.dim() == 4 and max(latents.shape[-2:]) > TILE:  # large images: memory for one tile, not the image
             signal = torch.empty(header["batch"], header["input_channels"] - int(header["alpha"]), *size,
                                  dtype=DTYPES[header["dtype"]])
-            for top, left, u in decode_tiles(codec, latents, TILE):
+            for top, left, u in decode_tiles(codec, latents, TILE, progress):
                 bottom, right = min(size[0], top + u.shape[-2]), min(size[1], left + u.shape[-1])
                 if bottom > top and right > left:
                     tile = _fold(u[..., : bottom - top, : right - left], header, codec)

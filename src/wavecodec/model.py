@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -226,7 +226,8 @@ class Codec(nn.Module):
         return self.decode(self.quantize(self.encode(x)), size=x.shape[2:], dtype=x.dtype)
 
     def compress(self, x: torch.Tensor | np.ndarray | Any, coder: str = "ans", *, quant_step: float = 1.0,
-                 sample_rate: int | None = None, extra: dict[str, Any] | None = None) -> bytes:
+                 sample_rate: int | None = None, extra: dict[str, Any] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> bytes:
         """Encode ``x`` into the bytes of a ``.wvc`` file.
 
         ``x`` is a tensor ``(B, C, *S)`` or ``(C, *S)``, a NumPy array (an image may be
@@ -234,7 +235,7 @@ class Codec(nn.Module):
         :func:`wavecodec.compression.compress` for the other arguments and the errors.
         """
         return compression.compress(self, as_signal(x, self.config.ndim), coder=coder, quant_step=quant_step, sample_rate=sample_rate,
-                                    extra=extra)
+                                    extra=extra, progress=progress)
 
     def decompress(self, data: bytes) -> torch.Tensor:
         """Decode the bytes of a ``.wvc`` file made with this model; raises :class:`FormatError` otherwise."""

@@ -118,7 +118,36 @@ def _runs(lo: int, hi: int, size: int) -> list[tuple[int, int]]:
 
 
 @torch.inference_mode()
-def decode_tiles(codec: Codec, latents: torch.Tensor, tile: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+def encode_tiles(codec: Codec, x: torch.Tensor, tile: int, quant_step: float = 1.0,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Integer latents of a 2-D image ``(B, C, H, W)``, computed tile by tile in bounded memory.
+
+    Each tile of ``tile x tile`` latent positions is encoded from a window of pixels reaching
+    the transform's span beyond it, wrapping around the padded image as the periodic
+    whole-image transform does: the latents equal the whole-image encode to float rounding.
+    """
+    block, reach = codec.config.block, transform_reach(codec)
+    padded = codec.pad(x)  # in the input's own type: the float copy exists one tile at a time
+    height, width = padded.shape[-2:]
+    h, w = height // block, width // block
+    q = torch.empty(x.shape[0], codec.config.latent_dim, h, w, dtype=codec.bottleneck.int_dtype)
+    tiles = [(i, j) for i in range(0, h, tile) for j in range(0, w, tile)]
+    for done, (i, j) in enumerate(tiles, start=1):
+        i1, j1 = min(h, i + tile), min(w, j + tile)
+        rows = torch.from_numpy(np.arange((i - reach) * block, (i1 + reach) * block) % height)
+        cols = torch.from_numpy(np.arange((j - reach) * block, (j1 + reach) * block) % width)
+        window = padded.index_select(-2, rows).index_select(-1, cols).to(codec.device)
+        subbands = codec.wpt(codec.to_unit(window))
+        v = codec.bottleneck.compand(codec.encoder(subbands))[..., reach : reach + i1 - i, reach : reach + j1 - j]
+        q[..., i:i1, j:j1] = codec.quantize(v, quant_step).cpu()
+        if progress is not None:
+            progress(done, len(tiles))
+    return q
+
+
+@torch.inference_mode()
+def decode_tiles(codec: Codec, latents: torch.Tensor, tile: int,
+                 progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Decode 2-D latents ``(B, C, h, w)`` tile by tile: ``(row, col, samples)`` in the model's unit range.
 
     Each tile of ``tile x tile`` latent positions is synthesised from subbands that reach the
@@ -136,14 +165,16 @@ def decode_tiles(codec: Codec, latents: torch.Tensor, tile: int) -> Iterator[tup
         z = codec.bottleneck.expand(latents[..., a0:a1, b0:b1])
         return codec.decoder(z, fast=codec.fast_decode)[..., r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
 
-    for i in range(0, h, tile):
-        for j in range(0, w, tile):
-            i1, j1 = min(h, i + tile), min(w, j + tile)
-            rows = [torch.cat([subbands(r0, r1, c0, c1) for c0, c1 in _runs(j - reach, j1 + reach, w)], dim=-1)
-                    for r0, r1 in _runs(i - reach, i1 + reach, h)]
-            window = torch.cat(rows, dim=-2)
-            u = codec.wpt.inverse(window)[..., reach * block : (reach + i1 - i) * block, reach * block : (reach + j1 - j) * block]
-            yield i * block, j * block, u
+    tiles = [(i, j) for i in range(0, h, tile) for j in range(0, w, tile)]
+    for done, (i, j) in enumerate(tiles, start=1):
+        i1, j1 = min(h, i + tile), min(w, j + tile)
+        rows = [torch.cat([subbands(r0, r1, c0, c1) for c0, c1 in _runs(j - reach, j1 + reach, w)], dim=-1)
+                for r0, r1 in _runs(i - reach, i1 + reach, h)]
+        window = torch.cat(rows, dim=-2)
+        u = codec.wpt.inverse(window)[..., reach * block : (reach + i1 - i) * block, reach * block : (reach + j1 - j) * block]
+        yield i * block, j * block, u
+        if progress is not None:
+            progress(done, len(tiles))
 
 
 @torch.inference_mode()
