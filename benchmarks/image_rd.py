@@ -101,7 +101,7 @@ def main() -> None:
                 rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), "psnr": p, "ms_ssim": m})
             curves[name].append({"setting": q, **curve_point(rows)})
         print(f"{name}: {len(curves[name])} settings", flush=True)
-    models = args.model or [m.name for m in wavecodec.models() if m.modality == "image"]
+    models = args.model or [m.name for m in wavecodec.models() if m.modality == "image" and m.channels == 3 and not m.task]
     steps = [float(s) for s in args.steps.split(",")]
     ours: dict[str, dict] = {}
     for ref in models:
@@ -167,10 +167,12 @@ def plot(curves: dict[str, list[dict]], ours: dict[str, dict]) -> None:
             ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "o-", markersize=3, label=name)
         for name, m in ours.items():
             pts = sorted(m["curve"], key=lambda p: p["bpp"])
-            ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "*-", markersize=10, linewidth=2, label=f"{name} (step 1..{pts[0]['step']:g})")
+            steps = sorted(p["step"] for p in pts)
+            ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "*-", markersize=10, linewidth=2,
+                    label=f"{name} (quantization step {steps[0]:g}-{steps[-1]:g})")
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(label)
-        ax.set_xlim(0, 3)
+        ax.set_xlim(0, 1.05 * max(p["bpp"] for m in ours.values() for p in m["curve"]))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("dev evaluation photos (10), means per setting")

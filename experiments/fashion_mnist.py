@@ -34,6 +34,7 @@ import _fmnist
 import wavecodec
 from wavecodec.metrics import psnr_from_mse
 from wavecodec.progress import bar
+from wavecodec.benchmarking import write_json
 from wavecodec.data import OnTheFlyLatents
 from wavecodec.learn import Classifier, activation_bytes, count_parameters, downsample, fit_classifier, matched_pixels
 
@@ -79,7 +80,11 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--limit", type=int, default=0, help="use only this many training images (quick runs)")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved results, without training")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads((RESULTS / "fashion_mnist.json").read_text())["results"], RESULTS / "fashion_mnist.png")
+        return
     torch.set_num_threads(min(4, os.cpu_count() or 1))
     x_train, y_train = (torch.from_numpy(a.copy()) for a in _fmnist.load("train"))
     x_test, y_test = (torch.from_numpy(a.copy()) for a in _fmnist.load("test"))
@@ -135,10 +140,7 @@ def main() -> None:
         }
     payload = {"config": vars(args), "codecs": codecs, "results": results, "comparisons": comparisons,
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS / "fashion_mnist.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, RESULTS / "fashion_mnist.json")
+    write_json(RESULTS / "fashion_mnist.json", payload)
     plot(results, RESULTS / "fashion_mnist.png")
     print(json.dumps(comparisons, indent=2))
 
@@ -148,14 +150,14 @@ def plot(results: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     labels = list(results)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     colors = ["tab:blue" if k.startswith("latents") else "tab:gray" for k in labels]
     axes[0].bar(labels, [100 * results[k]["accuracy_mean"] for k in labels],
                 yerr=[100 * results[k]["accuracy_std"] for k in labels], color=colors, capsize=3)
-    lo = min(100 * results[k]["accuracy_mean"] for k in labels)
-    axes[0].set_ylim(lo - 3, 100)
+    axes[0].set_ylim(0, 100)  # from zero: a cut axis would make differences of a few tenths look large
     axes[0].set_ylabel("test accuracy (%)")
     axes[1].bar(labels, [results[k]["epoch_seconds_median"] for k in labels], color=colors)
     axes[1].set_ylabel("seconds per epoch (median)")
@@ -163,6 +165,7 @@ def plot(results: dict, path: Path) -> None:
         for r in results[k]["runs"][:1]:
             axes[2].plot(range(1, len(r["accuracy"]) + 1), [100 * a for a in r["accuracy"]], marker="o", label=k)
     axes[2].set_xlabel("epoch")
+    axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole epochs only
     axes[2].set_ylabel("test accuracy (%), seed 0")
     axes[2].legend(fontsize=7)
     for ax in axes[:2]:

@@ -190,3 +190,24 @@ def test_several_inputs_options_people_expect_and_help_with_defaults(fitted, tmp
         assert default in " ".join(capsys.readouterr().out.split())
     assert parser.parse_args(["train", "-o", "runs/x"]).run_dir == "runs/x"
     assert parser.parse_args(["demo", "-o", "out/x"]).output_dir == "out/x"
+
+
+def test_pipes_and_several_quantization_steps_in_one_eval(fitted, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    model = tmp_path / "m.safetensors"
+    wavecodec.save(fitted, model)
+    Image.fromarray(synthetic_images(1, size=40, seed=2)[0].permute(1, 2, 0).numpy()).save(tmp_path / "p.png")
+    cli = [sys.executable, "-m", "wavecodec.cli"]
+    coded = subprocess.run(cli + ["encode", "-", "--model", str(model)], input=(tmp_path / "p.png").read_bytes(),
+                           capture_output=True, timeout=120)
+    assert coded.returncode == 0 and coded.stdout[:4] == b"\x89WVC"
+    decoded = subprocess.run(cli + ["decode", "-", "--model", str(model)], input=coded.stdout, capture_output=True, timeout=120)
+    assert decoded.returncode == 0 and decoded.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["eval", str(tmp_path / "p.png"), "--model", str(model), "--quant-step", "1", "3", "-o",
+                 str(tmp_path / "curve.json"), "-q"]) == 0
+    import json
+
+    curve = json.loads((tmp_path / "curve.json").read_text())["curve"]
+    assert [r["quant_step"] for r in curve] == [1.0, 3.0] and curve[1]["results"]["bpp"][0] < curve[0]["results"]["bpp"][0]

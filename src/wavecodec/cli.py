@@ -227,12 +227,63 @@ def _each_input(command: Callable[[argparse.Namespace], int], args: argparse.Nam
     return status
 
 
+def _encode_stdin(args: argparse.Namespace) -> int:
+    """``encode -``: an image's bytes from standard input, ``.wvc`` bytes to standard output (or ``-o FILE``)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from .images import read_image_object, to_tensor
+
+    try:
+        with Image.open(io.BytesIO(sys.stdin.buffer.read())) as im:
+            x = to_tensor(read_image_object(im))
+    except (UnidentifiedImageError, OSError):
+        raise InputError("standard input is not a readable image") from None
+    store = _Models(args.model, args.device)
+    data = store.for_input("image", x.shape[1]).compress(x, coder=args.coder, quant_step=args.quant_step)
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    _check_output(Path(args.output), args.force)
+    write_bytes(args.output, data)
+    return 0
+
+
+def _decode_pipe(args: argparse.Namespace) -> int:
+    """``decode -`` or ``-o -``: ``.wvc`` bytes from standard input or a file, the decoded file to standard output or a file."""
+    import tempfile
+
+    from .compression import decompress, read_header
+    from .files import default_suffix, write_output
+
+    data = sys.stdin.buffer.read() if args.input[0] == "-" else _read_bytes(Path(args.input[0]))
+    header = read_header(data)
+    codec = _Models(args.model, args.device).for_header(header)
+    codec.fast_decode = bool(args.fast)
+    signal = decompress(codec, data).signal
+    suffix = "." + args.format.lstrip(".") if args.format else default_suffix(header)
+    if args.output not in (None, "-"):
+        _check_output(Path(args.output), args.force)
+        write_output(args.output, signal, header)
+        return 0
+    with tempfile.TemporaryDirectory() as folder:  # the writers write files: stage it, then stream it out
+        staged = Path(folder) / f"out{suffix}"
+        write_output(staged, signal, header)
+        sys.stdout.buffer.write(staged.read_bytes())
+    sys.stdout.flush()
+    return 0
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     """``wavecodec encode``: compress files or a folder tree."""
     from .files import SUFFIXES, kind_of
 
     if len(args.input) > 1:
         return _each_input(cmd_encode, args)
+    if args.input[0] == "-":
+        return _encode_stdin(args)
     src = Path(args.input[0])
     store = _Models(args.model, args.device)
     if src.is_dir():
@@ -270,7 +321,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def add_encode(sub: argparse._SubParsersAction) -> None:
     """The ``encode`` command's arguments."""
     p = sub.add_parser("encode", help="compress a file or a directory tree into .wvc files")
-    p.add_argument("input", nargs="+", help="image, audio or .npy files, or directories")
+    p.add_argument("input", nargs="+", help="image, audio or .npy files, or directories; - reads an image from standard input")
     p.add_argument("-o", "--output", help="output file (default: INPUT without its type suffix, plus .wvc) or "
                    "directory (default INPUT_wvc)")
     p.add_argument("--model", help="shipped model name or checkpoint path (default: by input type)")
@@ -288,6 +339,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     if len(args.input) > 1:
         return _each_input(cmd_decode, args)
+    if args.input[0] == "-" or args.output == "-":
+        return _decode_pipe(args)
     src = Path(args.input[0])
     store = _Models(args.model, args.device)
     if src.is_dir():
@@ -310,7 +363,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def add_decode(sub: argparse._SubParsersAction) -> None:
     """The ``decode`` command's arguments."""
     p = sub.add_parser("decode", help="decompress a .wvc file or a directory of them")
-    p.add_argument("input", nargs="+", help=".wvc files or directories")
+    p.add_argument("input", nargs="+", help=".wvc files or directories; - reads standard input (and -o - writes standard output)")
     p.add_argument("-o", "--output", help="output file or directory (default: INPUT without .wvc, as PNG, TIFF, NIfTI, "
                    "WAV or NPY by content)")
     p.add_argument("--model", help="checkpoint to decode with (default: the model named in the file)")
@@ -407,15 +460,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
                  _device(args.device))
     suffixes = AUDIO_SUFFIXES if codec.config.modality == "audio" else IMAGE_SUFFIXES
     paths = [p for p in found if p == src or suffix_of(p) in suffixes]
-    report = evaluate(codec, paths, coder=args.coder, progress=_bar(args.quiet, "file"), quant_step=args.quant_step)
+    reports = []
+    for step in args.quant_step:  # one report per quantization step: a rate-distortion curve in one run
+        reports.append(evaluate(codec, paths, coder=args.coder, progress=_bar(args.quiet, "file"), quant_step=step))
+        if not args.quiet:
+            if len(args.quant_step) > 1:
+                print(f"quantization step {step:g}:")
+            _print_report(reports[-1], codec.config.modality == "audio")
     if args.json:
-        out = Path(args.json)
-        atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
-    if not args.quiet:
-        _print_report(report, codec.config.modality == "audio")
-    for bad in report["failed"]:
+        payload = reports[0] if len(reports) == 1 else {"name": codec.config.name, "curve": reports}
+        atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2)))
+    for bad in reports[0]["failed"]:
         print(f"wavecodec: failed: {bad['file']}: {bad['error']}", file=sys.stderr)
-    return 1 if report["failed"] else 0
+    return 1 if reports[0]["failed"] else 0
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
@@ -424,7 +481,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="image or audio file, or a directory (recursive)")
     p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped model for the input)")
     p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
-    p.add_argument("--quant-step", "--step", dest="quant_step", type=float, default=1.0, help="quantization step >= 1 (default 1)")
+    p.add_argument("--quant-step", "--step", dest="quant_step", type=float, nargs="+", default=[1.0],
+                   help="quantization steps >= 1, one report each (default 1)")
     p.add_argument("-o", "--output", "--json", dest="json", metavar="OUT", help="also write the results to this JSON file")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     _device_flag(p)
