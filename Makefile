@@ -39,14 +39,14 @@ bench: $(STAMP)
 
 # The reference architecture (pip walloc 1.2.1) needs diffusers: its own environment. Trains both
 # sides with the same recipe and budget (2,000 steps), then evaluates them in one process.
-MATCH := --config recipes/rgb-16x.toml --set steps=2000 --set codec.decoder_width=80 -q
+MATCH := --config recipes/rgb-16x.toml --set steps=2000 --set codec.decoder_width=80 --quiet
 bench-walloc: $(STAMP)
 	$(PYTHON) -m venv .venv-walloc
 	.venv-walloc/bin/pip install -q torch==2.13.0
 	.venv-walloc/bin/pip install -q -e '.[bench]' walloc==1.2.1 einops diffusers
 	$(VENV)/bin/wavecodec train $(MATCH) --run-dir runs/match-80x4 --set codec.name=rgb-16x-80x4
 	$(VENV)/bin/wavecodec export runs/match-80x4 -o runs/match-80x4/model.safetensors --fit-batches 32 --force
-	$(VENV)/bin/wavecodec train --config recipes/rgb-16x-rate.toml -q
+	$(VENV)/bin/wavecodec train --config recipes/rgb-16x-rate.toml --quiet
 	$(VENV)/bin/wavecodec export runs/rgb-16x-rate -o runs/rgb-16x-rate/model.safetensors --name rgb-16x-rate --fit-batches 32 --force
 	.venv-walloc/bin/python benchmarks/walloc_reference.py --recipe recipes/rgb-16x.toml --nd 64 --steps 2000 \
 		--ours runs/match-80x4/model.safetensors runs/rgb-16x-rate/model.safetensors --our-steps 1 2 4 8 16 24

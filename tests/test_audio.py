@@ -193,8 +193,8 @@ def test_cli_encodes_and_decodes_audio(stereo: Codec, tmp_path: Path) -> None:
     wavecodec.save(stereo, model)
     src = tmp_path / "song.flac"
     sf.write(src, signals()["mix"].T, RATE, subtype="PCM_16")
-    assert main(["encode", str(src), "--model", str(model), "-q"]) == 0
-    assert main(["decode", str(tmp_path / "song.wvc"), "--model", str(model), "-q"]) == 0
+    assert main(["encode", str(src), "--model", str(model), "--quiet"]) == 0
+    assert main(["decode", str(tmp_path / "song.wvc"), "--model", str(model), "--quiet"]) == 0
     info = sf.info(tmp_path / "song.wav")
     assert info.samplerate == RATE and info.subtype == "PCM_16" and info.frames == RATE
 
@@ -211,7 +211,7 @@ def test_eval_reports_audio_metrics(stereo: Codec, tmp_path: Path) -> None:
     for i, name in enumerate(["sine", "mix"]):
         sf.write(folder / f"{i}.flac", signals()[name].T, RATE, subtype="PCM_16")
     out = tmp_path / "eval.json"
-    assert main(["eval", str(folder), "--model", str(model), "--json", str(out), "-q"]) == 0
+    assert main(["eval", str(folder), "--model", str(model), "-o", str(out), "--quiet"]) == 0
     report = json.loads(out.read_text())
     assert len(report["files"]) == 2
     row = report["files"][0]

@@ -106,8 +106,8 @@ def test_multiband_tiff_through_the_cli(tmp_path: Path) -> None:
     tifffile.imwrite(src, stack, photometric="minisblack", planarconfig="separate")
     x, facts = read_input(src)
     assert x.shape == (1, 7, 40, 44) and x.dtype == torch.uint16 and facts["kind"] == "image"
-    assert main(["encode", str(src), "--model", str(model), "-o", str(tmp_path / "coded" / "scene.wvc"), "-q"]) == 0
-    assert main(["decode", str(tmp_path / "coded" / "scene.wvc"), "--model", str(model), "-q"]) == 0
+    assert main(["encode", str(src), "--model", str(model), "-o", str(tmp_path / "coded" / "scene.wvc"), "--quiet"]) == 0
+    assert main(["decode", str(tmp_path / "coded" / "scene.wvc"), "--model", str(model), "--quiet"]) == 0
     out = tifffile.imread(tmp_path / "coded" / "scene.tif")  # the default output type for 16-bit multi-band is TIFF
     assert out.shape == (7, 40, 44) and out.dtype == np.uint16
 
@@ -141,12 +141,12 @@ def test_nifti_volume_of_odd_size_round_trip(tmp_path: Path) -> None:
     assert x.shape == (1, 1, 13, 17, 11) and x.dtype == torch.int16 and facts["kind"] == "volume"
     model = tmp_path / "vol.safetensors"
     wavecodec.save(codec, model)
-    assert main(["encode", str(tmp_path / "v.nii.gz"), "--model", str(model), "-q"]) == 0
+    assert main(["encode", str(tmp_path / "v.nii.gz"), "--model", str(model), "--quiet"]) == 0
     wvc = tmp_path / "v.wvc"  # brain.nii.gz -> brain.wvc: the whole type suffix goes
     assert wvc.exists()
     assert read_header(wvc.read_bytes())["affine"] == affine.tolist()
     out = tmp_path / "decoded.nii.gz"
-    assert main(["decode", str(wvc), "--model", str(model), "-o", str(out), "-q"]) == 0
+    assert main(["decode", str(wvc), "--model", str(model), "-o", str(out), "--quiet"]) == 0
     img = nib.load(out)
     dec = np.asanyarray(img.dataobj)
     assert dec.shape == vol.shape and dec.dtype == np.int16 and np.allclose(img.affine, affine)

@@ -108,9 +108,9 @@ def test_gray_and_rgba_images_and_coders(model_path: Path, tmp_path: Path) -> No
     for mode, coder in [("L", "webp"), ("RGBA", "raw"), ("RGB", "ans-iid")]:
         src = tmp_path / f"img_{mode}.png"
         original = _photo(src, mode=mode)
-        assert main(["encode", str(src), "--model", str(model_path), "--coder", coder, "-q"]) == 0
+        assert main(["encode", str(src), "--model", str(model_path), "--coder", coder, "--quiet"]) == 0
         out = tmp_path / f"out_{mode}.png"
-        assert main(["decode", str(src.with_suffix(".wvc")), "--model", str(model_path), "-o", str(out), "-q"]) == 0
+        assert main(["decode", str(src.with_suffix(".wvc")), "--model", str(model_path), "-o", str(out), "--quiet"]) == 0
         assert np.asarray(Image.open(out)).shape == original.shape
 
 
@@ -121,11 +121,11 @@ def test_directory_trees_are_mirrored(model_path: Path, tmp_path: Path, capsys) 
     _photo(root / "sub" / "two.png", 2)
     (root / "notes.txt").write_text("ignored")
     (root / "sub" / "broken.png").write_bytes(b"not a png")
-    assert main(["encode", str(root), "--model", str(model_path), "-q"]) == 1  # one bad file
+    assert main(["encode", str(root), "--model", str(model_path), "--quiet"]) == 1  # one bad file
     assert "broken.png" in capsys.readouterr().err
     out = tmp_path / "photos_wvc"
     assert (out / "one.wvc").exists() and (out / "sub" / "two.wvc").exists()  # one rule: the type suffix becomes .wvc
-    assert main(["decode", str(out), "--model", str(model_path), "-o", str(tmp_path / "back"), "-q"]) == 0
+    assert main(["decode", str(out), "--model", str(model_path), "-o", str(tmp_path / "back"), "--quiet"]) == 0
     assert (tmp_path / "back" / "sub" / "two.png").exists()
 
 
@@ -143,12 +143,12 @@ def test_one_naming_rule_for_files_and_folders_and_lossless_outputs(model_path: 
     root.mkdir()
     _photo(root / "x.png", 1)
     Image.open(root / "x.png").convert("RGB").save(root / "x.jpg")
-    assert main(["encode", str(root), "--model", str(model_path), "-q"]) == 2  # x.png and x.jpg would collide
+    assert main(["encode", str(root), "--model", str(model_path), "--quiet"]) == 2  # x.png and x.jpg would collide
     assert "would both be written as" in capsys.readouterr().err
     (root / "x.jpg").unlink()
     _photo(tmp_path / "single.png", 3)
-    assert main(["encode", str(tmp_path / "single.png"), "--model", str(model_path), "-q"]) == 0
-    assert main(["decode", str(tmp_path / "single.wvc"), "--model", str(model_path), "--format", "tif", "-q"]) == 0
+    assert main(["encode", str(tmp_path / "single.png"), "--model", str(model_path), "--quiet"]) == 0
+    assert main(["decode", str(tmp_path / "single.wvc"), "--model", str(model_path), "--format", "tif", "--quiet"]) == 0
     assert (tmp_path / "single.tif").exists()
 
 
@@ -172,7 +172,7 @@ def test_user_errors_are_one_line(model_path: Path, tmp_path: Path, capsys) -> N
 def test_decode_needs_the_model_the_file_names(model_path: Path, fitted, tmp_path: Path, capsys) -> None:
     src = tmp_path / "p.png"
     _photo(src)
-    main(["encode", str(src), "--model", str(model_path), "-q"])
+    main(["encode", str(src), "--model", str(model_path), "--quiet"])
     assert main(["decode", str(tmp_path / "p.wvc"), "-o", str(tmp_path / "o.png")]) == 2
     assert "not shipped; pass --model" in capsys.readouterr().err
 
@@ -188,8 +188,8 @@ def test_models_command(capsys) -> None:
 def test_encode_without_model_uses_the_shipped_image_model(tmp_path: Path) -> None:
     src = tmp_path / "p.png"
     _photo(src)
-    assert main(["encode", str(src), "-q"]) == 0
-    assert main(["decode", str(tmp_path / "p.wvc"), "-o", str(tmp_path / "back.png"), "-q"]) == 0
+    assert main(["encode", str(src), "--quiet"]) == 0
+    assert main(["decode", str(tmp_path / "p.wvc"), "-o", str(tmp_path / "back.png"), "--quiet"]) == 0
     assert np.asarray(Image.open(tmp_path / "back.png")).shape == (37, 40, 3)
 
 
@@ -210,7 +210,7 @@ def test_eval_reports_real_sizes_and_quality(model_path: Path, fitted, tmp_path:
     root.mkdir()
     originals = {f"{i}.png": _photo(root / f"{i}.png", seed=i) for i in range(2)}
     out = tmp_path / "eval.json"
-    assert main(["eval", str(root), "--model", str(model_path), "--json", str(out), "-q"]) == 0
+    assert main(["eval", str(root), "--model", str(model_path), "-o", str(out), "--quiet"]) == 0
     report = json.loads(out.read_text())
     assert len(report["files"]) == 2
     for row in report["files"]:
@@ -230,7 +230,7 @@ def test_eval_reports_real_sizes_and_quality(model_path: Path, fitted, tmp_path:
 def test_encode_step_option_makes_smaller_files(model_path: Path, tmp_path: Path) -> None:
     src = tmp_path / "p.png"
     _photo(src)
-    assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "a.wvc"), "-q"]) == 0
-    assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "b.wvc"), "--step", "4", "-q"]) == 0
+    assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "a.wvc"), "--quiet"]) == 0
+    assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "b.wvc"), "--step", "4", "--quiet"]) == 0
     assert (tmp_path / "b.wvc").stat().st_size < (tmp_path / "a.wvc").stat().st_size
     assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "c.wvc"), "--step", "0.1"]) == 2

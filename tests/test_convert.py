@@ -115,7 +115,7 @@ def test_kill_9_mid_conversion_then_rerun_loses_and_duplicates_nothing(model_pat
     images = make_tree(tmp_path / "src", per_class=20)
     dst = tmp_path / "dst"
     cmd = [sys.executable, "-m", "wavecodec.cli", "convert", str(tmp_path / "src"), str(dst),
-           "--model", str(model_path), "--shard-size", "2", "--workers", "1", "-q"]
+           "--model", str(model_path), "--shard-size", "2", "--workers", "1", "--quiet"]
     proc = subprocess.Popen(cmd, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None and len(list(dst.glob("shard-*.json"))) < 3:

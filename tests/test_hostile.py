@@ -312,7 +312,7 @@ def test_eval_reports_unreadable_files_and_goes_on(tmp_path: Path, fitted, capsy
     wavecodec.save(fitted, model)
     src = _shard_src(tmp_path, count=2)
     (src / "broken.png").write_bytes(b"not a png")
-    assert main(["eval", str(src), "--model", str(model), "--json", str(tmp_path / "r.json"), "-q"]) == 1
+    assert main(["eval", str(src), "--model", str(model), "-o", str(tmp_path / "r.json"), "--quiet"]) == 1
     report = json.loads((tmp_path / "r.json").read_text())
     assert len(report["files"]) == 2 and report["failed"][0]["file"].endswith("broken.png")
     assert "broken.png" in capsys.readouterr().err

@@ -139,10 +139,10 @@ def test_learn_cli_trains_on_a_converted_dataset(tmp_path: Path, capsys) -> None
     wavecodec.save(gray_codec(x), model_path)
     write_stripe_tree(tmp_path / "src", count=96)
     assert main(["convert", str(tmp_path / "src"), str(tmp_path / "lat"), "--model", str(model_path),
-                 "--labels-from-folders", "--workers", "1", "-q"]) == 0
+                 "--labels-from-folders", "--workers", "1", "--quiet"]) == 0
     out = tmp_path / "clf"
     assert main(["learn", str(tmp_path / "lat"), "-o", str(out), "--epochs", "10", "--batch-size", "8",
-                 "--width", "32", "--depth", "2", "--test-fraction", "0.25", "-q"]) == 0
+                 "--width", "32", "--depth", "2", "--test-fraction", "0.25", "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_samples"] == 24 and metrics["train_samples"] == 72
     assert metrics["class_names"] == ["horizontal", "vertical"]
@@ -157,7 +157,7 @@ def test_learn_cli_needs_labels(tmp_path: Path, capsys) -> None:
     model_path = tmp_path / "gray.safetensors"
     wavecodec.save(gray_codec(x), model_path)
     write_stripe_tree(tmp_path / "src", count=8)
-    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "lat"), "--model", str(model_path), "--workers", "1", "-q"]) == 0
-    assert main(["learn", str(tmp_path / "lat"), "-o", str(tmp_path / "clf"), "-q"]) == 2
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "lat"), "--model", str(model_path), "--workers", "1", "--quiet"]) == 0
+    assert main(["learn", str(tmp_path / "lat"), "-o", str(tmp_path / "clf"), "--quiet"]) == 2
     assert "no labels" in capsys.readouterr().err
-    assert main(["learn", str(tmp_path / "missing"), "-q"]) == 2
+    assert main(["learn", str(tmp_path / "missing"), "--quiet"]) == 2

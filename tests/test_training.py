@@ -78,7 +78,7 @@ def test_resume_reproduces_an_uninterrupted_run(image_folder: Path, tmp_path: Pa
 def test_export_gives_a_working_codec(image_folder: Path, tmp_path: Path) -> None:
     train(tiny(image_folder, tmp_path / "run", steps=10, workers=2))
     out = tmp_path / "model.safetensors"
-    assert wavecodec.cli.main(["export", str(tmp_path / "run"), "-o", str(out), "--name", "exported", "-q"]) == 0
+    assert wavecodec.cli.main(["export", str(tmp_path / "run"), "-o", str(out), "--name", "exported", "--quiet"]) == 0
     codec = wavecodec.load(out)
     assert codec.config.name == "exported"
     x = synthetic_images(1, size=40, seed=99)
@@ -125,7 +125,7 @@ def test_empty_or_missing_folders_give_clear_errors(tmp_path: Path) -> None:
 def test_two_process_gloo_torchrun_keeps_ranks_identical(image_folder: Path, tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-        "-m", "wavecodec.cli", "train", "-q", "--run-dir", str(tmp_path / "ddp"),
+        "-m", "wavecodec.cli", "train", "--quiet", "--run-dir", str(tmp_path / "ddp"),
         "--set", f"train_data={image_folder}", "--set", "steps=6", "--set", "crop=32", "--set", "batch_size=2",
         "--set", "workers=0", "--set", "val_count=2", "--set", "pca_batches=1", "--set", "warmup=2",
         "--set", 'codec={"levels": 2, "latent_dim": 6, "decoder_width": 8, "decoder_depth": 1}',

@@ -483,8 +483,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
     p.add_argument("--quant-step", "--step", dest="quant_step", type=float, nargs="+", default=[1.0],
                    help="quantization steps >= 1, one report each (default 1)")
-    p.add_argument("-o", "--output", "--json", dest="json", metavar="OUT", help="also write the results to this JSON file")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    p.add_argument("-o", "--output", dest="json", metavar="OUT", help="also write the results to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
     _device_flag(p)
     p.set_defaults(func=cmd_eval)
 
@@ -511,6 +511,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     if args.labels and args.labels_from_folders:
         raise InputError("use either --labels or --labels-from-folders, not both")
+    if bool(args.dst) == bool(args.output):
+        raise InputError("name the output folder once: as the second argument or with -o")
+    args.dst = args.dst or args.output
     if args.shard_size < 1:
         raise InputError("--shard-size must be at least 1")
     index = convert(args.src, args.dst, model=args.model or _default(lambda: model_for("image", 3)), labels=args.labels,
@@ -528,7 +531,8 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
     """The ``convert`` command's arguments."""
     p = sub.add_parser("convert", help="convert a dataset into WebDataset shards of compressed latents")
     p.add_argument("src", help="folder tree of images or audio, or a manifest file listing paths")
-    p.add_argument("dst", help="output folder (re-running it resumes)")
+    p.add_argument("dst", nargs="?", help="output folder (re-running it resumes); or -o")
+    p.add_argument("-o", "--output", help="output folder, as the second argument")
     p.add_argument("--model", help="shipped model name or checkpoint path (default: the shipped image model)")
     p.add_argument("--labels", help="CSV of path,label (paths relative to SRC)")
     p.add_argument("--labels-from-folders", action="store_true", help="label = first subfolder name under SRC")
@@ -538,7 +542,7 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
     p.add_argument("--seed", type=int, default=0, help="seed of the order inputs are spread over shards in (default 0)")
     p.add_argument("--sorted", action="store_true", help="keep the inputs in sorted order instead (shards then group classes)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_convert)
 
 
@@ -574,7 +578,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. steps=500 or codec.latent_dim=48")
     p.add_argument("-o", "--run-dir", help="where checkpoints, logs and plots go (overrides run_dir)")
     p.add_argument("--resume", action="store_true", help="continue the run in run_dir from its checkpoint")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_train)
 
 
@@ -608,7 +612,7 @@ def add_learn(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=["conv", "transformer"], default="conv", help="block type")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, warm-up and cosine decay)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the split and the batches")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_learn)
 
 
@@ -690,7 +694,7 @@ def _device_flag(p: argparse.ArgumentParser) -> None:
 
 def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
 
 
 def build_parser() -> argparse.ArgumentParser:
