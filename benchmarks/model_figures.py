@@ -52,7 +52,7 @@ def main() -> None:
         "dev_psnr_db": round(statistics.mean(r["psnr"] for r in rows), 3),
         "encode_mpix_s": round(statistics.median(r["encode_mpix_s"] for r in rows), 3),
         "decode_mpix_s": round(statistics.median(r["decode_mpix_s"] for r in rows), 3),
-        "measured_with": "benchmarks/model_figures.py (10 dev photos, ans coder, 2-core CPU)",
+        "measured_with": "benchmarks/model_figures.py (10 dev photos, format 2 files (interlaced ans coder), 2-core CPU)",
     }
     path = write_json(RESULTS / f"figures_{cfg.name or 'model'}.json", {"model": cfg.name, "figures": figures, "photos": rows, "machine": machine()})
     print(json.dumps(figures, indent=2))

@@ -175,3 +175,22 @@ def test_library_errors_name_arguments_not_flags() -> None:
                 if " --" in text or "'--" in text or '"--' in text:
                     offenders.append(f"{path.name}: {text[:80]}")
     assert not offenders, offenders
+
+
+def test_register_keeps_the_order_and_the_description(tmp_path: Path, monkeypatch) -> None:
+    import json as _json
+
+    from wavecodec import registry
+
+    index = tmp_path / "index.json"
+    index.write_text(registry.INDEX_PATH.read_text())
+    monkeypatch.setattr(registry, "INDEX_PATH", index)
+    registry._index.cache_clear()
+    try:
+        before = _json.loads(index.read_text())["models"]
+        registry.register("rgb-16x", "", {"dev_bpp": 9.99})
+        after = _json.loads(index.read_text())["models"]
+        assert [m["name"] for m in after] == [m["name"] for m in before]  # the first RGB model stays the default
+        assert after[0]["description"] == before[0]["description"] and after[0]["figures"]["dev_bpp"] == 9.99
+    finally:
+        registry._index.cache_clear()

@@ -161,7 +161,7 @@ def register(model: str, description: str, figures: dict[str, Any], task: str = 
 
     Args:
         model: a shipped name or a checkpoint path (its file name is what the index records).
-        description: one line for ``wavecodec models``.
+        description: one line for ``wavecodec models`` (empty: keep the registered one).
         figures: measured figures; the config's basics (channels, levels, ...) are added.
         task: set for models made for one dataset, which are never picked by default.
     """
@@ -171,11 +171,16 @@ def register(model: str, description: str, figures: dict[str, Any], task: str = 
     file = Path(model).name if Path(model).exists() else f"{cfg.name}.safetensors"
     basics = {"channels": cfg.channels, "levels": cfg.levels, "latent_dim": cfg.latent_dim, "latent_bits": cfg.latent_bits,
               "reduction": round(cfg.reduction, 3), "parameters": codec.num_parameters(), "normalize": cfg.normalize}
-    entry: dict[str, Any] = {"name": cfg.name, "file": file, "description": description, "modality": cfg.modality,
-                             "channels": cfg.channels, "figures": {**basics, **figures}}
+    old = next((m for m in index["models"] if m["name"] == cfg.name), {})
+    entry: dict[str, Any] = {"name": cfg.name, "file": file, "description": description or old.get("description", ""),
+                             "modality": cfg.modality, "channels": cfg.channels, "figures": {**basics, **figures}}
     if task:
         entry["task"] = task
-    index["models"] = [m for m in index["models"] if m["name"] != cfg.name] + [entry]
+    names = [m["name"] for m in index["models"]]
+    if cfg.name in names:  # in place: the order decides which model is a modality's default
+        index["models"][names.index(cfg.name)] = entry
+    else:
+        index["models"].append(entry)
     write_text(INDEX_PATH, json.dumps(index, indent=2) + "\n")
     _index.cache_clear()
     return INDEX_PATH
