@@ -90,6 +90,11 @@ class _Models:
         return self.get(self.override or _default(lambda: model_for_header(header)))
 
 
+def _tile_bar(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    """A bar over the tiles of one large image; none when quiet or inside a folder job (which has its own)."""
+    return None if args.quiet or getattr(args, "in_tree", False) else bar("tile")
+
+
 def _device(name: str):
     """A torch device from ``--device``, refused in one line when this machine has none such."""
     import torch
@@ -113,10 +118,7 @@ def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) 
         x, facts = read_input(src)
         codec = store.for_input(facts["kind"], x.shape[1])
         extra = {"affine": facts["affine"]} if "affine" in facts else None  # NIfTI volumes stay in place
-        from .compression import compress
-
-        data = compress(codec, x, coder=args.coder, quant_step=args.quant_step, extra=extra,
-                        progress=None if args.quiet or getattr(args, "in_tree", False) else bar("tile"))
+        data = codec.compress(x, coder=args.coder, quant_step=args.quant_step, extra=extra, progress=_tile_bar(args))
     write_bytes(dst, data)
     header = read_header(data)
     return {"bytes": len(data), **rate_of(len(data), header)}
@@ -160,7 +162,7 @@ def _decode_one(src: Path, dst: Path | None, args: argparse.Namespace, store: _M
 
         decode_file(codec, data, out)  # chunk by chunk
         return out
-    decoded = decompress(codec, data, progress=None if args.quiet or getattr(args, "in_tree", False) else bar("tile"))
+    decoded = decompress(codec, data, progress=_tile_bar(args))
     if decoded.signal.shape[0] != 1:
         raise InputError("the file holds a batch of signals; decode it with the Python API")
     write_output(out, decoded.signal, header)

@@ -22,18 +22,18 @@ from .coders import CODERS, LEGACY_NAMES, decode_symbols, encode_symbols
 from .config import MODALITIES
 from .container import pack, unpack
 from .errors import FormatError, ShapeError
-from .streaming import (DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, decode_chunks, decode_tiles, encode_chunks,
-                        encode_tiles)
+from .streaming import (DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, chunks_per_window, decode_chunks,
+                        decode_tiles, encode_chunks, encode_tiles)
 
 if TYPE_CHECKING:  # the codec calls into this module, never the other way round at import time
     from .model import Codec
 
 MAX_SAMPLES = 2**30
 MAX_SIDE = 2**24
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000  # audio rates in the file (resampling between any two is bounded)
 # chunks of at least this many latent frames: a chunk's decoding window (its context on both sides) is then
 # a bounded multiple of the chunk, so the work of decoding a chunked file stays linear in its length
-MIN_CHUNK_FRAMES, MAX_CHUNK_FRAMES = 16, 1 << 20  # audio rates in the file (resampling between any two is bounded)
+MIN_CHUNK_FRAMES, MAX_CHUNK_FRAMES = 16, 1 << 20
 AUDIO_DTYPES = ("int16", "int32", "float32", "float64")
 MAX_STEP = 64.0
 DTYPES: dict[str, torch.dtype] = {
@@ -416,7 +416,8 @@ class LatentSymbols:
                 blob = payload[offsets[k] : offsets[k + 1]]
                 return decode_symbols(header["coder"], blob, (1, latent_dim, n), codec)[0]
 
-            self._chunks = ChunkedLatents(decode_chunk, frames, self.chunk_frames)
+            self._chunks = ChunkedLatents(decode_chunk, frames, self.chunk_frames,
+                                          cache=max(4, chunks_per_window(codec, self.chunk_frames)))
 
     @property
     def frames(self) -> int:
@@ -546,7 +547,7 @@ def _fold(u: torch.Tensor, header: dict[str, Any], codec: Codec) -> torch.Tensor
 def _chunked_units(codec: Codec, header: dict[str, Any], symbols: LatentSymbols) -> Iterator[torch.Tensor]:
     """Decoded blocks (model unit range) of a chunked file, in order."""
     with torch.inference_mode():
-        yield from decode_chunks(codec, symbols._chunks or symbols.window, symbols.frames, header["shape"][0], symbols.chunk_frames,
+        yield from decode_chunks(codec, symbols.window, symbols.frames, header["shape"][0], symbols.chunk_frames,
                                  symbols.quant_step)
 
 

@@ -223,49 +223,52 @@ def _to_fixed(values: np.ndarray, unit_shift: int) -> np.ndarray:
     return np.clip(np.round(values * 2.0**unit_shift), -32767, 32767).astype(np.int64)
 
 
-def _fit(grid: np.ndarray, steps: tuple[Step, ...], max_symbol: int) -> np.ndarray:
-    """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's padded grid ``(C, H + 2P, W + 2P)``."""
+def _fit(grid: np.ndarray, steps: tuple[Step, ...], max_symbol: int) -> tuple[np.ndarray, list[_Context | None]]:
+    """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's padded grid ``(C, H + 2P, W + 2P)``.
+
+    Also returns each step's contexts (``None`` for the first step): the encoder codes with
+    them as they are, since every neighbour a context reads is decoded before its step.
+    """
     channels = grid.shape[0]
     w = np.zeros((channels, WEIGHTS), dtype=np.int64)
     zeros = np.zeros_like(grid)
-    nothing = np.zeros(grid.shape[1:], dtype=grid.dtype)
-    # 1. the predictions (they need only the neighbours' values)
+    # 1. the predictions (they need only the neighbours' values, so contexts without residuals serve)
+    plain = [_context(grid, zeros, zeros[0], s) if s.kind else None for s in steps]
     for kind in (1, 2):
-        chosen = [s for s in steps if s.kind == kind]
+        chosen = [i for i, s in enumerate(steps) if s.kind == kind]
         if not chosen:
             continue
-        ctxs = [_context(grid, zeros, nothing, s) for s in chosen]
-        p1 = np.concatenate([c.pair1 for c in ctxs], axis=1) / 2.0
-        p2 = np.concatenate([c.pair2 for c in ctxs], axis=1) / 2.0
-        q = np.concatenate([_values(grid, s) for s in chosen], axis=1).astype(np.float64)
+        p1 = np.concatenate([plain[i].pair1 for i in chosen], axis=1) / 2.0
+        p2 = np.concatenate([plain[i].pair2 for i in chosen], axis=1) / 2.0
+        q = np.concatenate([_values(grid, steps[i]) for i in chosen], axis=1).astype(np.float64)
         base = 1 + 6 * (kind - 1)
         for c in range(channels):
             coef = np.linalg.lstsq(np.stack([p1[c], p2[c]], axis=1), q[c], rcond=None)[0]
             w[c, base : base + 2] = _to_fixed(np.clip(coef, -2, 2), ALPHA_SHIFT)
     # 2. the residuals those predictions leave, then 3. the magnitude models
     resid = np.zeros_like(grid)
-    for s in steps:
-        alpha, _ = _split(w, s.kind)
-        mu = _mu(_context(grid, zeros, nothing, s), alpha, max_symbol) if s.kind else 0
+    for s, ctx in zip(steps, plain):
+        mu = _mu(ctx, _split(w, s.kind)[0], max_symbol) if ctx is not None else 0
         _store(resid, s, _values(grid, s) - mu)
     activity = np.abs(grid[1:]).sum(axis=0)
+    contexts = [_context(grid, resid, activity, s) if s.kind else None for s in steps]
     for kind in (0, 1, 2):
-        chosen = [s for s in steps if s.kind == kind]
+        chosen = [i for i, s in enumerate(steps) if s.kind == kind]
         if not chosen:
             continue
-        target = np.concatenate([np.abs(_values(resid, s)) for s in chosen], axis=1).astype(np.float64)
+        target = np.concatenate([np.abs(_values(resid, steps[i])) for i in chosen], axis=1).astype(np.float64)
         if kind == 0:
             w[:, 0] = _to_fixed(target.mean(axis=1), M_SHIFT - _M_SCALE["a"])
             continue
-        ctxs = [_context(grid, resid, activity, s) for s in chosen]
-        feats = [np.concatenate([getattr(c, name) for c in ctxs], axis=1).astype(np.float64) for name in ("spread", "others", "own")]
+        feats = [np.concatenate([getattr(contexts[i], name) for i in chosen], axis=1).astype(np.float64)
+                 for name in ("spread", "others", "own")]
         base = 1 + 6 * (kind - 1) + 2
         for c in range(channels):
             A = np.stack([np.ones_like(feats[0][c])] + [f[c] for f in feats], axis=1)
             coef = np.linalg.lstsq(A, target[c], rcond=None)[0]
             for slot, (name, value) in enumerate(zip(("a", "wV", "wX", "wR"), coef)):
                 w[c, base + slot] = _to_fixed(np.array(value), M_SHIFT - _M_SCALE[name])
-    return w
+    return w, contexts
 
 
 # -- coding --------------------------------------------------------------------------------
@@ -308,17 +311,13 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
         grid = _grid(item)
         channels, rows, cols = grid.shape[0], grid.shape[1] - 2 * PAD, grid.shape[2] - 2 * PAD
         steps = schedule(rows, cols)
-        w = _fit(grid, steps, max_symbol)
+        w, contexts = _fit(grid, steps, max_symbol)
         tables.append(w)
-        resid = np.zeros_like(grid)
-        activity = np.abs(grid[1:]).sum(axis=0)
-        for s in steps:  # the neighbours are decoded before each step, so the whole grid gives the same contexts
+        for s, ctx in zip(steps, contexts):
             alpha, mw = _split(w, s.kind)
             n = _count(s, rows, cols)
-            ctx = _context(grid, resid, activity, s) if s.kind else None
             mu = _mu(ctx, alpha, max_symbol) if ctx is not None else np.zeros((channels, n), np.int64)
             v = _values(grid, s)
-            _store(resid, s, v - mu)
             ks.append(np.searchsorted(edges, _magnitude(ctx, mw, channels, n).ravel(), side="right"))
             rs.append((v - mu).ravel())
             values.append(v.ravel())

@@ -66,6 +66,11 @@ def gather(read: Reader, positions: np.ndarray) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+def chunks_per_window(codec: Codec, chunk_frames: int) -> int:
+    """How many chunks one chunk's decoding window touches: a cache that size decodes no chunk twice."""
+    return 3 + 2 * -(-(transform_reach(codec) + decoder_reach(codec)) // chunk_frames)
+
+
 def chunk_count(frames: int, chunk_frames: int) -> int:
     """Chunks of ``chunk_frames`` frames needed for ``frames`` frames."""
     return -(-frames // chunk_frames)
@@ -185,8 +190,6 @@ def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frame
     ``latents(lo, hi)`` gives the integer symbols of frames ``[lo, hi)`` as ``(latent_dim, hi - lo)``.
     """
     block, reach, net = codec.config.block, transform_reach(codec), decoder_reach(codec)
-    if isinstance(latents, ChunkedLatents):  # hold every chunk one window touches, so none is decoded twice
-        latents.size = max(latents.size, 3 + 2 * -(-(reach + net) // chunk_frames))
 
     def subbands(lo: int, hi: int) -> torch.Tensor:
         """Decoder output for frames ``[lo, hi)`` inside ``[0, frames)``, with the network's context clipped at the ends."""

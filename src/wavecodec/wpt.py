@@ -82,6 +82,7 @@ def _kernel(wavelet: str, synthesis: bool, ndim: int, axis: int, groups: int, li
 
 
 def _wrap_pad(x: torch.Tensor, dim: int, left: int, right: int) -> torch.Tensor:
+    """Circular padding of ``dim`` by ``left`` and ``right`` (either may exceed its length or be negative)."""
     n = x.shape[dim]
     if 0 <= left <= n and 0 <= right <= n:
         parts = [x.narrow(dim, n - left, left), x, x.narrow(dim, 0, right)]
@@ -195,11 +196,9 @@ def _fused(wavelet: str, levels: int) -> tuple[torch.Tensor, int, torch.Tensor, 
     start = _support_start(resp)
     length = block * -(-_support_length(resp, start) // block)
     ana = np.stack([np.roll(resp[k], -start)[:length] for k in range(block)])  # A[k, t] = resp[k, start + t]
-    bands = torch.zeros(1, block, n // block, dtype=torch.float64)
     impulses = torch.zeros(block, block, n // block, dtype=torch.float64)
     impulses[torch.arange(block), torch.arange(block), 0] = 1.0
     out = _levelwise_synthesis(impulses, levels, wavelet)[:, 0].numpy()  # (bands, n): x[i] from y_k[0]
-    del bands
     s_start = _support_start(out)
     s_start -= s_start % block  # align to a phase boundary (the extra taps are zero)
     s_len = block * -(-_support_length(out, s_start) // block)
@@ -229,15 +228,6 @@ def _support_length(resp: np.ndarray, start: int) -> int:
     return int(np.flatnonzero(nz).max()) + 1
 
 
-def _pad_axis(x: torch.Tensor, dim: int, left: int, right: int) -> torch.Tensor:
-    """Circular padding of ``dim`` by ``left`` and ``right`` (either may exceed its length or be negative)."""
-    n = x.shape[dim]
-    if 0 <= left <= n and 0 <= right <= n:
-        return torch.cat([x.narrow(dim, n - left, left), x, x.narrow(dim, 0, right)], dim=dim)
-    idx = torch.arange(-left, n + right, device=x.device) % n
-    return x.index_select(dim, idx)
-
-
 def _conv_along(x: torch.Tensor, bank: torch.Tensor, axis: int, stride: int) -> torch.Tensor:
     """Convolve ``(N, in, *S)`` with a 1-D bank ``(out, in, T)`` along spatial ``axis`` only (stride along it)."""
     d = x.dim() - 2
@@ -260,7 +250,7 @@ def _analysis_axis(x: torch.Tensor, axis: int, levels: int, wavelet: str) -> tor
         return z.reshape(n, bands * z.shape[1], *z.shape[2:])
     bank, left = _fused(wavelet, levels)[:2]
     block = 2**levels
-    padded = _pad_axis(x, 2 + axis, left, bank.shape[-1] - block - left)
+    padded = _wrap_pad(x, 2 + axis, left, bank.shape[-1] - block - left)
     return _conv_along(padded, bank, axis, block)
 
 
@@ -273,7 +263,7 @@ def _synthesis_axis(y: torch.Tensor, axis: int, levels: int, wavelet: str) -> to
         return _synthesis_axis(z.reshape(n, outer, *z.shape[2:]), axis, STAGE, wavelet)
     _, _, poly, left, right = _fused(wavelet, levels)
     block = 2**levels
-    phases = _conv_along(_pad_axis(y, 2 + axis, left, right), poly, axis, 1)  # (N, phase, *S')
+    phases = _conv_along(_wrap_pad(y, 2 + axis, left, right), poly, axis, 1)  # (N, phase, *S')
     # interleave: sample 2^J * m + p of the axis is phase p at m
     moved = phases.movedim(1, 2 + axis)  # the phase right after its axis
     size = list(y.shape[2:])
