@@ -3,7 +3,7 @@
 Dev audio: excerpts of the ``hyperrogue-music`` tracks (never trained on), written once as
 16-bit FLAC. Every codec codes the same excerpts; rates come from the real bytes, quality
 from the decoded float samples (``wavecodec.audio_metrics``: SNR, PSNR, SI-SDR, multi-
-resolution STFT distance, mel distance). Opus, Vorbis and MP3 go through soundfile
+resolution STFT distance, mel distance, ViSQOL v3 MOS-LQO in audio mode). Opus, Vorbis and MP3 go through soundfile
 (libsndfile) at several ``compression_level`` settings; libsndfile's Opus runs at 48 kHz
 only, so its input is resampled 44.1 -> 48 kHz and its output back (the round trip alone is
 far below the codec's error). Our models run at several quantisation steps (``--step``).
@@ -31,10 +31,10 @@ from wavecodec.registry import register
 import wavecodec
 from wavecodec.audio import resample
 from wavecodec.audio_coding import decode_array, encode_file
-from wavecodec.audio_metrics import all_metrics
+from wavecodec.audio_metrics import all_metrics, visqol
 
 DEV_DIR = Path("/usr/share/hyperrogue/music")
-METRICS = ("snr", "psnr", "si_sdr", "stft_distance", "mel_distance")
+METRICS = ("snr", "psnr", "si_sdr", "stft_distance", "mel_distance", "visqol")
 BASELINES = {  # name: (format, subtype, coding rate)
     "Opus": ("OGG", "OPUS", 48000),
     "Vorbis": ("OGG", "VORBIS", None),
@@ -82,7 +82,8 @@ def run_baseline(name: str, level: float, audio: list[tuple[np.ndarray, int]]) -
         n = min(x.shape[1], y.shape[1])
         seconds = x.shape[1] / rate
         total_s += seconds
-        rows.append({"kbps": 8 * len(data) / seconds / 1000, **all_metrics(x[:, :n], y[:, :n], rate)})
+        rows.append({"kbps": 8 * len(data) / seconds / 1000, **all_metrics(x[:, :n], y[:, :n], rate),
+                     "visqol": visqol(x[:, :n], y[:, :n], rate)})
     return {"codec": name, "setting": level, **{k: statistics.mean(r[k] for r in rows) for k in rows[0]},
             "encode_realtime": total_s / enc_t, "decode_realtime": total_s / dec_t}
 
@@ -98,7 +99,8 @@ def run_ours(codec: wavecodec.Codec, step: float, paths: list[Path], audio: list
         dec_t += time.perf_counter() - start
         seconds = x.shape[1] / rate
         total_s += seconds
-        rows.append({"kbps": 8 * len(data) / seconds / 1000, **all_metrics(x, y[:, : x.shape[1]], rate)})
+        rows.append({"kbps": 8 * len(data) / seconds / 1000, **all_metrics(x, y[:, : x.shape[1]], rate),
+                     "visqol": visqol(x, y[:, : x.shape[1]], rate)})
     return {"codec": codec.config.name, "setting": step, **{k: statistics.mean(r[k] for r in rows) for k in rows[0]},
             "encode_realtime": total_s / enc_t, "decode_realtime": total_s / dec_t}
 
@@ -126,13 +128,15 @@ def main() -> None:
     baselines = {name: [run_baseline(name, level, audio) for level in args.levels] for name in BASELINES}
     for name, curve in baselines.items():
         for r in curve:
-            print(f"{name:8s} level {r['setting']:.2f}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}", flush=True)
+            print(f"{name:8s} level {r['setting']:.2f}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}"
+                  f"  MOS-LQO {r['visqol']:.2f}", flush=True)
     ours = {}
     for ref in args.models:
         codec = wavecodec.load(ref)
         ours[codec.config.name] = [run_ours(codec, step, paths, audio) for step in args.steps]
         for r in ours[codec.config.name]:
-            print(f"{r['codec']:10s} step {r['setting']:g}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}", flush=True)
+            print(f"{r['codec']:10s} step {r['setting']:g}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}"
+                  f"  MOS-LQO {r['visqol']:.2f}", flush=True)
         torch.set_num_threads(1)  # the one-core encode figure
         start = time.perf_counter()
         for p in paths:
@@ -143,9 +147,9 @@ def main() -> None:
     for name, curve in ours.items():
         for r in curve:
             row = {"model": name, "step": r["setting"], "kbps": r["kbps"], "snr": r["snr"], "mel_distance": r["mel_distance"],
-                   "stft_distance": r["stft_distance"]}
+                   "stft_distance": r["stft_distance"], "visqol": r["visqol"]}
             for base, bcurve in baselines.items():
-                for key in ("snr", "mel_distance"):
+                for key in ("snr", "mel_distance", "visqol"):
                     row[f"{base}_{key}"] = interpolate(bcurve, r["kbps"], key)
             table.append(row)
     speed = {name: {"encode_realtime": statistics.median(r["encode_realtime"] for r in curve),
@@ -155,8 +159,9 @@ def main() -> None:
                                    "ours": ours, "table_at_our_kbps": table, "speed": speed, "machine": machine()})
     plot(baselines, ours, RESULTS / "audio_rd.png")
     for row in table:
-        parts = " ".join(f"{b}: SNR {row[f'{b}_snr']:.2f}" if row[f"{b}_snr"] is not None else f"{b}: (out of range)" for b in BASELINES)
-        print(f"{row['model']:10s} step {row['step']:g} {row['kbps']:6.1f} kbps SNR {row['snr']:.2f} | {parts}")
+        parts = " ".join(f"{b}: SNR {row[f'{b}_snr']:.2f} MOS {row[f'{b}_visqol']:.2f}" if row[f"{b}_snr"] is not None
+                         else f"{b}: (out of range)" for b in BASELINES)
+        print(f"{row['model']:10s} step {row['step']:g} {row['kbps']:6.1f} kbps SNR {row['snr']:.2f} MOS {row['visqol']:.2f} | {parts}")
     print(f"wrote {path}")
     if args.register:
         for ref in args.models:
@@ -164,7 +169,7 @@ def main() -> None:
             first = ours[codec.config.name][0]
             figures = {"sample_rate": codec.config.sample_rate, "input": "stereo (mono folded), any rate (resampled)",
                        "dev_kbps": round(first["kbps"], 2), "dev_snr_db": round(first["snr"], 3), "dev_psnr_db": round(first["psnr"], 3),
-                       "dev_mel_distance": round(first["mel_distance"], 4),
+                       "dev_mel_distance": round(first["mel_distance"], 4), "dev_visqol_moslqo": round(first["visqol"], 3),
                        "encode_realtime_1_thread": round(first["encode_realtime_1_thread"], 1),
                        "measured_with": "benchmarks/audio_rd.py (8 x 20 s of hyperrogue-music, step 1)"}
             description = (f"stereo 44.1 kHz music codec: J=8, {codec.config.latent_dim} latent channels "
@@ -180,9 +185,10 @@ def plot(baselines: dict, ours: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    for ax, key, label in zip(axes, ("snr", "mel_distance", "stft_distance"),
-                              ("SNR (dB), higher is better", "mel distance, lower is better", "multi-resolution STFT distance, lower is better")):
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.5))
+    for ax, key, label in zip(axes, ("snr", "visqol", "mel_distance", "stft_distance"),
+                              ("SNR (dB), higher is better", "ViSQOL MOS-LQO, higher is better", "mel distance, lower is better",
+                               "multi-resolution STFT distance, lower is better")):
         for name, curve in {**baselines, **ours}.items():
             pts = sorted((r["kbps"], r[key]) for r in curve)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if name in ours else ".",

@@ -3,8 +3,10 @@
 On the dev evaluation photos, in one run: each standard codec over its quality range
 (Pillow for JPEG, WebP and AVIF; imagecodecs for JPEG XL), each wavecodec model as a point
 (one per quantization step, ``--steps``). Bits per pixel from the real encoded bytes;
-PSNR over the RGB samples (peak 255) and MS-SSIM, averaged over photos at each setting.
-The table gives each model's PSNR minus each codec's PSNR interpolated at the model's bpp,
+PSNR over the RGB samples (peak 255), MS-SSIM and SSIMULACRA2, averaged over photos at
+each setting. The tables give each model's Bjontegaard deltas against each codec (BD-rate
+at equal PSNR and at equal SSIMULACRA2, BD-PSNR; VCEG-M33 cubic fits over the range both
+curves cover), its PSNR and SSIMULACRA2 minus each codec's interpolated at the model's bpp,
 and encode/decode speed on a 768x512 photo (medians, ratios against our model).
 
 Run: ``cd benchmarks && ../.venv/bin/python image_rd.py [--model NAME_OR_PATH ...]``
@@ -25,7 +27,7 @@ from PIL import Image
 
 import wavecodec
 from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
-from wavecodec.metrics import ms_ssim, psnr
+from wavecodec.metrics import bd_quality, bd_rate, ms_ssim, psnr, ssimulacra2
 
 QUALITIES = {
     "jpeg": [10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
@@ -59,14 +61,43 @@ def jxl_codec():
 CODECS = {"jpeg": pillow_codec("JPEG"), "webp": pillow_codec("WEBP"), "avif": pillow_codec("AVIF"), "jpegxl": jxl_codec()}
 
 
-def quality(img: np.ndarray, rec: np.ndarray) -> tuple[float, float]:
+KEYS = ("bpp", "psnr", "ms_ssim", "ssimulacra2")
+
+
+def quality(img: np.ndarray, rec: np.ndarray) -> dict[str, float]:
+    """PSNR, MS-SSIM and SSIMULACRA2 of a decoded 8-bit RGB photo."""
     x = torch.from_numpy(img).permute(2, 0, 1)[None].double()
     y = torch.from_numpy(np.array(rec)).permute(2, 0, 1)[None].double()
-    return psnr(x, y, 255.0), float(ms_ssim(x / 255, y / 255))
+    return {"psnr": psnr(x, y, 255.0), "ms_ssim": float(ms_ssim(x / 255, y / 255)),
+            "ssimulacra2": ssimulacra2(img, np.asarray(rec, dtype=np.uint8))}
 
 
 def curve_point(rows: list[dict]) -> dict:
-    return {k: statistics.mean(r[k] for r in rows) for k in ("bpp", "psnr", "ms_ssim")}
+    return {k: statistics.mean(r[k] for r in rows) for k in KEYS}
+
+
+def bjontegaard(anchor: list[dict], test: list[dict]) -> dict[str, float | None]:
+    """BD-rate at equal PSNR and at equal SSIMULACRA2, and BD-PSNR, of ``test`` against ``anchor``.
+
+    The anchor is cut to the points around the test curve's range (one more on each side), so the
+    cubic fits describe the same stretch of both curves; None where the curves do not overlap.
+    """
+    lo, hi = min(p["bpp"] for p in test), max(p["bpp"] for p in test)
+    pts = sorted(anchor, key=lambda p: p["bpp"])
+    first = max(0, max((i for i, p in enumerate(pts) if p["bpp"] <= lo), default=0))
+    last = min(len(pts) - 1, min((i for i, p in enumerate(pts) if p["bpp"] >= hi), default=len(pts) - 1))
+    near = pts[first : last + 1]
+    if len(near) < 2 or len(test) < 2:
+        return {"bd_rate_psnr": None, "bd_rate_ssimulacra2": None, "bd_psnr": None}
+
+    def delta(f, key: str) -> float | None:
+        try:
+            return f([p["bpp"] for p in near], [p[key] for p in near], [p["bpp"] for p in test], [p[key] for p in test])
+        except ValueError:  # no shared range
+            return None
+
+    return {"bd_rate_psnr": delta(bd_rate, "psnr"), "bd_rate_ssimulacra2": delta(bd_rate, "ssimulacra2"),
+            "bd_psnr": delta(bd_quality, "psnr")}
 
 
 def interp(curve: list[dict], bpp: float, key: str) -> float | None:
@@ -97,8 +128,7 @@ def main() -> None:
             rows = []
             for img in photos.values():
                 data = encode(img, q)
-                p, m = quality(img, decode(data))
-                rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), "psnr": p, "ms_ssim": m})
+                rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), **quality(img, decode(data))})
             curves[name].append({"setting": q, **curve_point(rows)})
         print(f"{name}: {len(curves[name])} settings", flush=True)
     models = args.model or [m.name for m in wavecodec.models() if m.modality == "image" and m.channels == 3 and not m.task]
@@ -112,14 +142,17 @@ def main() -> None:
             for img in photos.values():
                 x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
                 data = codec.compress(x, quant_step=step)
-                p, m = quality(img, codec.decompress(data)[0].permute(1, 2, 0).numpy())
-                rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), "psnr": p, "ms_ssim": m})
+                rec = codec.decompress(data)[0].permute(1, 2, 0).numpy()
+                rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), **quality(img, rec)})
             point = {"step": step, **curve_point(rows)}
-            point["psnr_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], "psnr")) is None else point["psnr"] - v) for c in curves}
-            point["ms_ssim_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], "ms_ssim")) is None else point["ms_ssim"] - v) for c in curves}
+            for key in ("psnr", "ms_ssim", "ssimulacra2"):
+                point[f"{key}_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], key)) is None else point[key] - v)
+                                         for c in curves}
             points.append(point)
-            print(f"{codec.config.name} step {step:g}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} MS-SSIM {point['ms_ssim']:.4f}", flush=True)
-        ours[codec.config.name or ref] = {**points[0], "curve": points}
+            print(f"{codec.config.name} step {step:g}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} "
+                  f"MS-SSIM {point['ms_ssim']:.4f} SSIMULACRA2 {point['ssimulacra2']:.2f}", flush=True)
+        ours[codec.config.name or ref] = {**points[0], "curve": points,
+                                          "bjontegaard": {c: bjontegaard(curves[c], points) for c in curves}}
 
     # speed on a 768x512 photo, each codec at a mid setting, medians
     img = speed_photo(photos)
@@ -148,6 +181,12 @@ def main() -> None:
         for p in m["curve"]:
             diffs = " ".join(f"{d:+10.2f}" if d is not None else f"{'n/a':>10s}" for d in p["psnr_minus"].values())
             print(f"{name:18s} {p['step']:5g} {p['bpp']:6.3f} {p['psnr']:6.2f} {diffs}")
+    print(f"\n{'model':18s} {'vs':>7s} {'BD-rate PSNR':>13s} {'BD-rate SSIMU2':>15s} {'BD-PSNR':>8s}")
+    for name, m in ours.items():
+        for c, bd in m["bjontegaard"].items():
+            cells = [f"{bd[k]:+{w}.1f}" if bd[k] is not None else f"{'n/a':>{w}s}" for k, w in
+                     (("bd_rate_psnr", 12), ("bd_rate_ssimulacra2", 14), ("bd_psnr", 8))]
+            print(f"{name:18s} {c:>7s} {cells[0]}% {cells[1]}% {cells[2]}")
     print(f"\n{'codec':18s} {'enc MP/s':>9s} {'dec MP/s':>9s}  (768x512)")
     for name, s in speed.items():
         print(f"{name:18s} {s['encode_mpix_s']:9.2f} {s['decode_mpix_s']:9.2f}")
@@ -160,8 +199,8 @@ def plot(curves: dict[str, list[dict]], ours: dict[str, dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ms_ssim", "MS-SSIM")):
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.5))
+    for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ms_ssim", "MS-SSIM"), (axes[2], "ssimulacra2", "SSIMULACRA2")):
         for name, pts in curves.items():
             pts = sorted(pts, key=lambda p: p["bpp"])
             ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "o-", markersize=3, label=name)

@@ -221,6 +221,7 @@ def test_eval_reports_audio_metrics(stereo: Codec, tmp_path: Path) -> None:
     assert row["snr"] > 10 and row["psnr"] > row["snr"] and row["stft_distance"] >= 0 and row["mel_distance"] >= 0
     for key in ("si_sdr", "encode_msamples_s", "decode_msamples_s", "encode_realtime"):
         assert key in row and np.isfinite(row[key])
+    assert 1.0 <= row["visqol"] <= 5.0 and report["results"]["visqol"][0] == pytest.approx(np.mean([r["visqol"] for r in report["files"]]))
 
 
 def test_audio_metrics_behave() -> None:

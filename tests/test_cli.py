@@ -222,9 +222,15 @@ def test_eval_reports_real_sizes_and_quality(model_path: Path, fitted, tmp_path:
         mse = ((y.double() - x.double()) ** 2).mean().item()
         assert row["psnr"] == pytest.approx(10 * np.log10(255**2 / mse))
         assert 0 < row["ms_ssim"] <= 1 and row["dimension_reduction"] == 8
+        from wavecodec.metrics import ssimulacra2
+
+        assert row["ssimulacra2"] == pytest.approx(ssimulacra2(x, y)) and row["ssimulacra2"] < 100
     assert report["results"]["bpp"][0] == pytest.approx(np.mean([r["bpp"] for r in report["files"]]))
     assert main(["eval", str(root), "--model", str(model_path)]) == 0
-    assert "mean" in capsys.readouterr().out
+    assert "SSIMU2" in capsys.readouterr().out
+    assert main(["eval", str(root), "--model", str(model_path), "--no-perceptual", "-o", str(out), "--quiet"]) == 0
+    assert "ssimulacra2" not in json.loads(out.read_text())["files"][0]
+    assert "SSIMU2" not in capsys.readouterr().out
 
 
 def test_encode_step_option_makes_smaller_files(model_path: Path, tmp_path: Path) -> None:

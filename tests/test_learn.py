@@ -17,8 +17,8 @@ from wavecodec import Codec, CodecConfig, InputError
 from wavecodec.cli import main
 from wavecodec.data import OnTheFlyLatents
 from wavecodec.fitting import fit_entropy, pca_init
-from wavecodec.learn import (Classifier, DenseHead, classifier_pair, count_parameters, downsample, fit_classifier,
-                             fit_dense, matched_pixels, tokens)
+from wavecodec.learn import (Classifier, MatchedInput, DenseHead, classifier_pair, count_parameters, downsample, fit_classifier,
+                             fit_dense, matched_pixels, matched_samples, tokens)
 from wavecodec.learn.colorize import LatentColorizer, PixelColorizer, chroma, gray
 from wavecodec.learn.classify import load_classifier
 
@@ -77,6 +77,32 @@ def test_heads_take_any_grid(kind: str) -> None:
     assert dense(torch.randn(2, 1, 16, 8)).shape == (2, 3, 16, 8)
     with pytest.raises(ValueError):
         Classifier(3, 5, kind="mlp")
+
+
+@pytest.mark.parametrize("kind", ["conv", "transformer"])
+def test_sequence_heads_match_latent_and_sample_token_counts(kind: str) -> None:
+    m = matched_samples((27, 40), 2)  # 27 latent channels over 2 audio channels: 13.5 -> 14 samples a token
+    assert (m.patch, m.side, m.tokens, m.values) == (14, 560, 40, 1120) and m.values >= 27 * 40
+    assert matched_samples((27, 40), 2, latent_patch=2) == MatchedInput(side=540, patch=27, tokens=20, values=1080)
+    with pytest.raises(InputError):
+        matched_samples((27, 41), 2, latent_patch=2)
+    latent = Classifier(27, 6, patch=1, width=32, depth=1, kind=kind, dims=1)
+    samples = Classifier(2, 6, patch=m.patch, width=32, depth=1, kind=kind, dims=1)
+    assert latent.embed(torch.zeros(2, 27, 40)).shape == samples.embed(torch.zeros(2, 2, m.side)).shape == (2, 32, 40)
+    assert latent(torch.randn(3, 27, 40)).shape == samples(torch.randn(3, 2, m.side)).shape == (3, 6)
+    with pytest.raises(ValueError):
+        Classifier(2, 6, dims=3)
+
+
+def test_a_sequence_classifier_learns_which_channel_carries_a_tone() -> None:
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (192,), generator=gen)
+    x = 0.3 * torch.randn(192, 2, 64, generator=gen)
+    x[torch.arange(192), y] += torch.sin(torch.arange(64) * 0.7)  # the label says which channel holds the tone
+    torch.manual_seed(0)
+    model = Classifier(2, 2, patch=4, width=16, depth=1, dims=1)
+    history = fit_classifier(model, x[:128], y[:128], x[128:], y[128:], epochs=6, batch_size=16, lr=3e-3)
+    assert history.accuracy[-1] >= 0.9  # chance is 0.5
 
 
 def test_downsample_is_an_area_average() -> None:

@@ -9,6 +9,8 @@
   judge neural vocoders; 0 is identical, lower is better.
 * ``mel_distance``: mean absolute difference of log10 mel spectrograms (80 HTK mel bands,
   2048-point FFT, hop 512), a perceptually weighted spectral error.
+* ``visqol``: ViSQOL v3 MOS-LQO (audio mode), a model of listening-test scores (optional:
+  the ``metrics`` extra).
 The spectral distances reward codecs that keep the spectrum even where SNR punishes them
 (perceptual codecs such as Opus shift phases and fill noise), so they are reported beside SNR.
 """
@@ -94,3 +96,36 @@ def all_metrics(ref: np.ndarray, est: np.ndarray, rate: int) -> dict[str, float]
     """Every audio metric of this module for ``est`` against ``ref`` (``(C, T)`` floats), by name."""
     return {"snr": snr(ref, est), "psnr": psnr(ref, est), "si_sdr": si_sdr(ref, est),
             "stft_distance": stft_distance(ref, est), "mel_distance": mel_distance(ref, est, rate)}
+
+
+VISQOL_RATE = 48000  # ViSQOL's audio mode is defined on 48 kHz signals
+VISQOL_MIN_SECONDS = 1.0  # shorter signals hold too few analysis patches for a score
+
+
+@lru_cache(maxsize=1)
+def _visqol_api() -> object:
+    from .errors import need
+
+    api = need("visqol.api", "metrics", "ViSQOL scores").VisqolApi()
+    api.create(mode="audio")
+    return api
+
+
+def visqol(ref: np.ndarray, est: np.ndarray, rate: int) -> float:
+    """ViSQOL v3 MOS-LQO in audio mode (1 to about 4.75; higher is better), a listener-calibrated score.
+
+    Both signals are mixed to mono and resampled to 48 kHz, as ViSQOL's audio mode expects.
+    The first call in a process also compiles ViSQOL's kernels (about 15 s). Needs the
+    ``metrics`` extra (PyPI ``visqol-python``).
+
+    Raises:
+        InputError: the package (or SciPy) is missing. ValueError: under a second of audio.
+    """
+    from .audio import resample
+
+    if np.atleast_2d(ref).shape[-1] < VISQOL_MIN_SECONDS * rate:
+        raise ValueError(f"ViSQOL needs at least {VISQOL_MIN_SECONDS:g} s of audio")
+    mono = [np.atleast_2d(a).astype(np.float32).mean(axis=0) for a in (ref, est)]
+    if rate != VISQOL_RATE:
+        mono = [resample(a, rate, VISQOL_RATE) for a in mono]
+    return float(_visqol_api().measure_from_arrays(mono[0].astype(np.float64), mono[1].astype(np.float64), VISQOL_RATE).moslqo)

@@ -464,7 +464,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     paths = [p for p in found if p == src or suffix_of(p) in suffixes]
     reports = []
     for step in args.quant_step:  # one report per quantization step: a rate-distortion curve in one run
-        reports.append(evaluate(codec, paths, coder=args.coder, progress=_bar(args.quiet, "file"), quant_step=step))
+        reports.append(evaluate(codec, paths, coder=args.coder, progress=_bar(args.quiet, "file"), quant_step=step,
+                                perceptual=args.perceptual))
         if not args.quiet:
             if len(args.quant_step) > 1:
                 print(f"quantization step {step:g}:")
@@ -486,6 +487,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quant-step", "--step", dest="quant_step", type=float, nargs="+", default=[1.0],
                    help="quantization steps >= 1, one report each (default 1)")
     p.add_argument("-o", "--output", dest="json", metavar="OUT", help="also write the results to this JSON file")
+    p.add_argument("--perceptual", action=argparse.BooleanOptionalAction, default=None,
+                   help="SSIMULACRA2 (images) and ViSQOL MOS-LQO (audio); default: when wavecodec[metrics] is installed")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     _device_flag(p)
     p.set_defaults(func=cmd_eval)
@@ -495,10 +498,11 @@ def _print_report(report: dict, audio: bool) -> None:
     if audio:
         cols = [("kbps", "kbps", 7, 1), ("ratio", "compression_ratio", 7, 1), ("SNR", "snr", 7, 2), ("PSNR", "psnr", 7, 2),
                 ("SI-SDR", "si_sdr", 7, 2), ("STFT", "stft_distance", 7, 3), ("mel", "mel_distance", 7, 3),
-                ("enc xRT", "encode_realtime", 8, 1), ("dec xRT", "decode_realtime", 8, 1)]
+                ("MOS-LQO", "visqol", 8, 2), ("enc xRT", "encode_realtime", 8, 1), ("dec xRT", "decode_realtime", 8, 1)]
     else:
         cols = [("bpp", "bpp", 7, 3), ("ratio", "compression_ratio", 7, 1), ("PSNR", "psnr", 7, 2), ("MS-SSIM", "ms_ssim", 8, 4),
-                ("enc MP/s", "encode_mpix_s", 9, 2), ("dec MP/s", "decode_mpix_s", 9, 2)]
+                ("SSIMU2", "ssimulacra2", 7, 2), ("enc MP/s", "encode_mpix_s", 9, 2), ("dec MP/s", "decode_mpix_s", 9, 2)]
+    cols = [c for c in cols if any(c[1] in r for r in report["files"])]  # perceptual scores only where computed
     print(f"{'file':40s} " + " ".join(f"{title:>{w}s}" for title, _, w, _ in cols))
     for r in report["files"]:
         print(f"{Path(r['file']).name[:40]:40s} " + " ".join(f"{r.get(k, float('nan')):{w}.{p}f}" for _, k, w, p in cols))

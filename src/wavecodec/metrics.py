@@ -1,4 +1,4 @@
-"""Quality metrics: PSNR, SSIM and MS-SSIM (Wang, Simoncelli & Bovik 2003) in PyTorch.
+"""Quality metrics: PSNR, SSIM and MS-SSIM (Wang, Simoncelli & Bovik 2003) in PyTorch, SSIMULACRA2, Bjontegaard deltas.
 
 SSIM uses the usual 11-tap Gaussian window (sigma 1.5), constants K1=0.01 and K2=0.03 of
 the data range, and 'valid' filtering; MS-SSIM uses 5 scales with the published weights
@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 import torch.nn.functional as F
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -88,3 +89,102 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
     stacked = torch.stack(values, dim=1).clamp_min(0)  # negative cs at coarse scales would make the power undefined
     return torch.prod(stacked ** weights, dim=1)
+
+
+def available(module: str) -> bool:
+    """Whether an optional metric package is installed (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def ssimulacra2(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
+    """SSIMULACRA2 of 8-bit images, 100 = identical, about 70 = high, 50 = medium, 30 = low quality.
+
+    A perceptual metric (Cloudinary/JPEG XL) that weighs blur, ringing and blocking in the
+    XYB colour space at six scales; unlike PSNR it punishes the blur that MSE training
+    favours. Takes ``(1, C, H, W)`` tensors or ``(H, W[, C])`` arrays with 1 (grey, scored as
+    RGB) or 3 channels. Needs the ``metrics`` extra (PyPI ``ssimulacra2``).
+
+    Raises:
+        InputError: the package is missing. ValueError: not 8-bit grey or RGB images of one shape.
+    """
+    import io
+
+    from PIL import Image
+
+    from .errors import need
+
+    score = need("ssimulacra2", "metrics", "SSIMULACRA2 scores").compute_ssimulacra2
+
+    def png(a: torch.Tensor | np.ndarray) -> io.BytesIO:
+        a = a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        if a.ndim == 4:
+            a = a[0].transpose(1, 2, 0)
+        if a.ndim == 3 and a.shape[2] == 1:
+            a = a[:, :, 0]
+        if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
+            raise ValueError(f"SSIMULACRA2 needs 8-bit grey or RGB images, not {a.dtype} of shape {a.shape}")
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG", compress_level=0)
+        buf.seek(0)
+        return buf
+
+    a, b = png(x), png(y)
+    if Image.open(a).size != Image.open(b).size:
+        raise ValueError("SSIMULACRA2 needs two images of one size")
+    a.seek(0)
+    b.seek(0)
+    return float(score(a, b))
+
+
+def _bd_fit(x: np.ndarray, y: np.ndarray) -> np.polynomial.Polynomial:
+    """The Bjontegaard fit of ``y`` over ``x``: a cubic (fewer points: as high a degree as they allow)."""
+    return np.polynomial.Polynomial.fit(x, y, deg=min(3, len(x) - 1))
+
+
+def _bd_check(rate: np.ndarray, quality: np.ndarray) -> None:
+    if len(rate) < 2 or len(rate) != len(quality) or np.any(rate <= 0) or not np.all(np.isfinite(quality)):
+        raise ValueError("a Bjontegaard curve needs at least two points of positive rate and finite quality")
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    lo, hi = max(a.min(), b.min()), min(a.max(), b.max())
+    if lo >= hi:
+        raise ValueError("the two curves do not overlap; Bjontegaard deltas need a shared range")
+    return float(lo), float(hi)
+
+
+def bd_rate(ref_rate: ArrayLike, ref_quality: ArrayLike, test_rate: ArrayLike, test_quality: ArrayLike) -> float:
+    """Bjontegaard delta rate (VCEG-M33) in percent: the average bit-rate change of ``test`` against
+    ``ref`` at equal quality, over the quality range both curves cover (negative = ``test`` saves bits).
+
+    Log-rate is fitted as a cubic of quality for each curve and the two fits are integrated
+    over the shared quality interval. Quality can be PSNR, SSIMULACRA2 or any score that
+    grows with quality.
+
+    Raises:
+        ValueError: fewer than two points, non-positive rates, or curves without a shared range.
+    """
+    r1, q1, r2, q2 = (np.asarray(v, dtype=np.float64) for v in (ref_rate, ref_quality, test_rate, test_quality))
+    _bd_check(r1, q1)
+    _bd_check(r2, q2)
+    lo, hi = _overlap(q1, q2)
+    i1, i2 = _bd_fit(q1, np.log(r1)).integ(), _bd_fit(q2, np.log(r2)).integ()
+    mean_diff = ((i2(hi) - i2(lo)) - (i1(hi) - i1(lo))) / (hi - lo)
+    return float((np.exp(mean_diff) - 1) * 100)
+
+
+def bd_quality(ref_rate: ArrayLike, ref_quality: ArrayLike, test_rate: ArrayLike, test_quality: ArrayLike) -> float:
+    """Bjontegaard delta quality (BD-PSNR when quality is PSNR): the average quality change of ``test``
+    against ``ref`` at equal rate, over the log-rate range both cover (positive = ``test`` is better).
+
+    Raises:
+        ValueError: as :func:`bd_rate`.
+    """
+    r1, q1, r2, q2 = (np.asarray(v, dtype=np.float64) for v in (ref_rate, ref_quality, test_rate, test_quality))
+    _bd_check(r1, q1)
+    _bd_check(r2, q2)
+    lo, hi = _overlap(np.log(r1), np.log(r2))
+    i1, i2 = _bd_fit(np.log(r1), q1).integ(), _bd_fit(np.log(r2), q2).integ()
+    return float(((i2(hi) - i2(lo)) - (i1(hi) - i1(lo))) / (hi - lo))

@@ -47,6 +47,21 @@ def matched_pixels(latent_shape: tuple[int, int, int], pixel_channels: int) -> M
     return MatchedInput(side=side, patch=side // h, tokens=h * w, values=c * h * w)
 
 
+def matched_samples(latent_shape: tuple[int, int], signal_channels: int, latent_patch: int = 1) -> MatchedInput:
+    """The resampled 1-D signal matched to ``(C, T)`` latents read in patches of ``latent_patch`` frames.
+
+    Both inputs give ``T / latent_patch`` tokens; the signal's patch holds ``C * latent_patch /
+    signal_channels`` samples per channel, rounded up to a whole number (an inexact match gives
+    the baseline the extra values, never the latents). ``side`` is the signal's length.
+    """
+    c, t = latent_shape
+    if t % latent_patch:
+        raise InputError(f"{t} latent frames cannot be cut into patches of {latent_patch}")
+    patch = max(1, math.ceil(c * latent_patch / signal_channels))
+    return MatchedInput(side=t // latent_patch * patch, patch=patch, tokens=t // latent_patch,
+                        values=signal_channels * t // latent_patch * patch)
+
+
 def downsample(images: torch.Tensor, side: int) -> torch.Tensor:
     """Area-average ``(B, C, H, W)`` images to ``side x side`` (unit range float out)."""
     x = images.float() / 255 if not images.is_floating_point() else images

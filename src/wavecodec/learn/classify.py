@@ -77,7 +77,10 @@ def learn(train_dir: str | Path, out_dir: str | Path, test_dir: str | Path | Non
         x_test, y_test, x, y = x[order[:n_test]], y[order[:n_test]], x[order[n_test:]], y[order[n_test:]]
     num_classes = max(len(names), int(max(y.max(), y_test.max())) + 1)
     torch.manual_seed(seed)
-    head = {"in_channels": x.shape[1], "num_classes": num_classes, "width": width, "depth": depth, "kind": kind}
+    if x.ndim not in (3, 4):
+        raise InputError(f"classifiers read 1-D (audio) or 2-D (image) latents, not {x.ndim - 2}-D ones")
+    head = {"in_channels": x.shape[1], "num_classes": num_classes, "width": width, "depth": depth, "kind": kind,
+            "dims": x.ndim - 2}
     model = Classifier(**head)
     history = fit_classifier(model, x, y, x_test, y_test, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                              progress=stage("training"))

@@ -1,6 +1,7 @@
-"""Small model heads that read latents (or pixels) as a grid of tokens.
+"""Small model heads that read latents (or pixels, or samples) as a grid of tokens.
 
-Every head starts with a patch embedding, a convolution whose kernel equals its stride, so
+Heads work on 2-D grids ``(B, C, H, W)`` (images) and, with ``dims=1``, on 1-D sequences
+``(B, C, T)`` (audio and other signals). Every head starts with a patch embedding, a convolution whose kernel equals its stride, so
 ``patch`` sets how many input positions form one token. A latent grid uses ``patch=1``;
 a pixel baseline with the same token count uses ``patch = pixels per latent position``.
 The body is either convolutional (depthwise 3x3 + pointwise MLP, ConvNeXt-like) or a
@@ -19,6 +20,20 @@ from ..layers import count_parameters
 __all__ = ["Classifier", "ConvBlock", "DenseHead", "PatchEmbed", "TransformerBlock", "count_parameters"]
 
 
+def _conv(dims: int) -> type[nn.Module]:
+    if dims not in (1, 2):
+        raise ValueError(f"dims must be 1 (sequences) or 2 (images), got {dims!r}")
+    return nn.Conv1d if dims == 1 else nn.Conv2d
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.movedim(1, -1)
+
+
+def _channels_first(x: torch.Tensor) -> torch.Tensor:
+    return x.movedim(-1, 1)
+
+
 class ConvBlock(nn.Module):
     """Residual block: depthwise 3x3 convolution, LayerNorm and MLP over channels (ConvNeXt-like).
 
@@ -26,63 +41,65 @@ class ConvBlock(nn.Module):
     than the same map as 1x1 convolutions, and it is what dominates the cost.
     """
 
-    def __init__(self, width: int, mlp_ratio: int = 2) -> None:
+    def __init__(self, width: int, mlp_ratio: int = 2, dims: int = 2) -> None:
         super().__init__()
-        self.spatial = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        self.spatial = _conv(dims)(width, width, 3, padding=1, groups=width)
         self.norm = nn.LayerNorm(width)
         self.mlp = nn.Sequential(nn.Linear(width, width * mlp_ratio), nn.GELU(), nn.Linear(width * mlp_ratio, width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.mlp(self.norm(self.spatial(x).permute(0, 2, 3, 1)))
-        return x + y.permute(0, 3, 1, 2)
+        return x + _channels_first(self.mlp(self.norm(_channels_last(self.spatial(x)))))
 
 
 class TransformerBlock(nn.Module):
     """Pre-norm self-attention and MLP over the flattened token grid, with a convolutional position term."""
 
-    def __init__(self, width: int, heads: int = 4, mlp_ratio: int = 2) -> None:
+    def __init__(self, width: int, heads: int = 4, mlp_ratio: int = 2, dims: int = 2) -> None:
         super().__init__()
-        self.position = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        self.position = _conv(dims)(width, width, 3, padding=1, groups=width)
         self.layer = nn.TransformerEncoderLayer(width, heads, width * mlp_ratio, dropout=0.0, activation="gelu",
                                                 batch_first=True, norm_first=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.position(x)
-        b, c, h, w = x.shape
         tokens = self.layer(x.flatten(2).transpose(1, 2))
-        return tokens.transpose(1, 2).reshape(b, c, h, w)
+        return tokens.transpose(1, 2).reshape(x.shape)
 
 
-def _body(kind: str, width: int, depth: int) -> nn.Sequential:
+def _body(kind: str, width: int, depth: int, dims: int) -> nn.Sequential:
     if kind == "conv":
-        return nn.Sequential(*[ConvBlock(width) for _ in range(depth)])
+        return nn.Sequential(*[ConvBlock(width, dims=dims) for _ in range(depth)])
     if kind == "transformer":
-        return nn.Sequential(*[TransformerBlock(width) for _ in range(depth)])
+        return nn.Sequential(*[TransformerBlock(width, dims=dims) for _ in range(depth)])
     raise ValueError(f"kind must be 'conv' or 'transformer', got {kind!r}")
 
 
 class PatchEmbed(nn.Module):
     """Standardise the input, then map each ``patch x patch`` window to one ``width``-wide token."""
 
-    def __init__(self, in_channels: int, width: int, patch: int = 1) -> None:
+    def __init__(self, in_channels: int, width: int, patch: int = 1, dims: int = 2) -> None:
         super().__init__()
         self.patch = patch
-        self.norm = nn.BatchNorm2d(in_channels, affine=False)
-        self.proj = nn.Conv2d(in_channels, width, patch, stride=patch)
+        self.norm = (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(in_channels, affine=False)
+        self.proj = _conv(dims)(in_channels, width, patch, stride=patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.norm(x.float()))
 
 
 class Classifier(nn.Module):
-    """Patch embedding, ``depth`` blocks, global average pooling, linear classifier."""
+    """Patch embedding, ``depth`` blocks, global average pooling, linear classifier.
+
+    ``dims=2`` reads ``(B, C, H, W)`` grids, ``dims=1`` reads ``(B, C, T)`` sequences.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, patch: int = 1, width: int = 64, depth: int = 3,
-                 kind: str = "conv") -> None:
+                 kind: str = "conv", dims: int = 2) -> None:
         super().__init__()
-        self.embed = PatchEmbed(in_channels, width, patch)
-        self.body = _body(kind, width, depth)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(width), nn.Linear(width, num_classes))
+        self.embed = PatchEmbed(in_channels, width, patch, dims)
+        self.body = _body(kind, width, depth, dims)
+        pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(pool, nn.Flatten(), nn.LayerNorm(width), nn.Linear(width, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.embed(x)))
@@ -100,7 +117,7 @@ class DenseHead(nn.Module):
                  depth: int = 4, kind: str = "conv") -> None:
         super().__init__()
         self.embed = PatchEmbed(in_channels, width, patch)
-        self.body = _body(kind, width, depth)
+        self.body = _body(kind, width, depth, dims=2)
         self.out = nn.Sequential(nn.BatchNorm2d(width), nn.Conv2d(width, out_channels * out_patch**2, 1))
         self.unfold = nn.PixelShuffle(out_patch) if out_patch > 1 else nn.Identity()
 

@@ -1,0 +1,198 @@
+"""Shared parts of the detail-decides-the-label experiments (``font_id.py``, ``soundtrack_id.py``).
+
+Each experiment trains the same classifier body (``wavecodec.learn.Classifier``) on several
+inputs with the same token count: codec latents, the source signal reduced to the same
+number of values, and the full-resolution source. This module runs those comparisons over
+seeds and heads, measures the data path (samples/s through a ``DataLoader``), and draws the
+result plot.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from wavecodec.convert import convert
+from wavecodec.learn import Classifier, activation_bytes, count_parameters, fit_classifier
+from wavecodec.learn.classify import read_all
+from wavecodec.progress import bar
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _bar(unit: str, desc: str) -> Callable[[int, int], None] | None:
+    """A progress bar on a terminal; nothing in a log file."""
+    return bar(unit, desc) if sys.stderr.isatty() else None
+
+
+@dataclass
+class Variant:
+    """One classifier input: train/test tensors, the patch that gives the shared token count, a description."""
+
+    train: torch.Tensor
+    test: torch.Tensor
+    patch: int
+    description: str
+    kind: str  # "latents", "reduced" (same number of values as a latent variant) or "full"
+
+    @property
+    def dims(self) -> int:
+        return self.train.ndim - 2
+
+    @property
+    def tokens(self) -> int:
+        return int(np.prod([n // self.patch for n in self.train.shape[2:]]))
+
+
+def convert_splits(src: Path, dst: Path, model: str, workers: int = 2) -> dict[str, float]:
+    """``wavecodec convert`` each split folder of ``src`` (labels from folders) into ``dst/split``; seconds per split."""
+    seconds = {}
+    for split in ("train", "test"):
+        start = time.perf_counter()
+        convert(str(src / split), str(dst / split), model, labels_from_folders=True, shard_size=250, workers=workers,
+                progress=_bar("file", f"convert {model} {split}"))
+        seconds[split] = time.perf_counter() - start
+    return seconds
+
+
+def read_latents(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str], float]:
+    """All latents of a converted split (``LatentDataset``), their labels, class names and the read time."""
+    start = time.perf_counter()
+    x, y, names = read_all(root, _bar("sample", f"read {root.parent.name}/{root.name}"))
+    return x, y, names, time.perf_counter() - start
+
+
+def time_to_accuracy(history: dict[str, list[float]], target: float) -> float | None:
+    """Training seconds until the test accuracy first reaches ``target`` (None if it never does)."""
+    elapsed = 0.0
+    for acc, seconds in zip(history["accuracy"], history["epoch_seconds"]):
+        elapsed += seconds
+        if acc >= target:
+            return elapsed
+    return None
+
+
+def run_variants(variants: dict[str, Variant], y_train: torch.Tensor, y_test: torch.Tensor, num_classes: int,
+                 heads: list[str], seeds: int, epochs: int, width: int, depth: int, batch_size: int,
+                 lr: float = 2e-3, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Train every variant with every head over ``seeds``; accuracy mean and spread, time and memory per run."""
+    results: dict[str, dict[str, Any]] = {}
+    for head in heads:
+        for name, v in variants.items():
+            runs, model = [], None
+            for seed in range(seeds):
+                torch.manual_seed(seed)
+                model = Classifier(v.train.shape[1], num_classes, patch=v.patch, width=width, depth=depth, kind=head, dims=v.dims)
+                history = fit_classifier(model, v.train, y_train, v.test, y_test, epochs=epochs, batch_size=batch_size,
+                                         lr=lr, seed=seed, progress=_bar("step", f"{head} {name} seed {seed}"))
+                runs.append(history.to_dict())
+                log(f"{head:11s} {name:24s} seed {seed}: {history.accuracy[-1]:.4f} "
+                    f"({statistics.median(history.epoch_seconds):.1f} s/epoch)")
+            final = [r["accuracy"][-1] for r in runs]
+            results[f"{head}: {name}"] = {
+                "head": head, "input": name, "kind": v.kind, "description": v.description,
+                "input_shape": list(v.train.shape[1:]), "values": int(np.prod(v.train.shape[1:])), "patch": v.patch,
+                "tokens": v.tokens, "parameters": count_parameters(model),
+                "activation_mb_per_batch": activation_bytes(model, v.train[:batch_size]) / 1e6,
+                "accuracy_mean": statistics.mean(final), "accuracy_std": statistics.stdev(final) if len(final) > 1 else 0.0,
+                "accuracy_runs": final,
+                "epoch_seconds_median": statistics.median(s for r in runs for s in r["epoch_seconds"]), "runs": runs,
+            }
+    return results
+
+
+def add_time_to_accuracy(results: dict[str, dict[str, Any]], share: float = 0.9) -> float:
+    """Add each result's median training seconds to ``share`` of the best mean accuracy of its head; returns the targets."""
+    targets = {}
+    for r in results.values():
+        targets[r["head"]] = max(targets.get(r["head"], 0.0), share * r["accuracy_mean"])
+    for r in results.values():
+        times = [time_to_accuracy(run, targets[r["head"]]) for run in r["runs"]]
+        reached = [t for t in times if t is not None]
+        r["target_accuracy"] = targets[r["head"]]
+        r["seconds_to_target_median"] = statistics.median(reached) if len(reached) == len(times) else None
+        r["runs_reaching_target"] = len(reached)
+    return targets
+
+
+def loader_rate(dataset: Dataset | Any, workers: int, batch_size: int = 32, limit: int = 1600) -> float:
+    """Samples per second through a ``DataLoader`` with ``workers`` processes, after its first batch.
+
+    The clock starts when the first batch arrives, so worker start-up (a one-off cost per
+    epoch, the same for every dataset) does not count; at most ``limit`` samples are read.
+    """
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=_one_thread if workers else None)
+    if workers == 0:
+        torch.set_num_threads(1)
+    start, seen = 0.0, -1
+    for x, _ in loader:
+        if seen < 0:
+            start, seen = time.perf_counter(), 0
+            continue
+        seen += len(x)
+        if seen >= limit:
+            break
+    rate = seen / (time.perf_counter() - start)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    return rate
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+class Limited(torch.utils.data.IterableDataset):
+    """The first ``n`` items of a map-style dataset, in a random order split across workers (for throughput)."""
+
+    def __init__(self, dataset: Dataset, n: int, seed: int = 0) -> None:
+        self.dataset, self.order = dataset, np.random.default_rng(seed).permutation(len(dataset))[:n]
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        order = self.order if info is None else self.order[info.id :: info.num_workers]
+        for i in order:
+            yield self.dataset[int(i)]
+
+
+def plot(payload: dict[str, Any], path: Path, title: str) -> None:
+    """Accuracy (mean and spread) per input and head, and seconds per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = payload["results"]
+    heads = sorted({r["head"] for r in results.values()})
+    inputs = list(dict.fromkeys(r["input"] for r in results.values()))
+    colors = {"latents": "tab:blue", "reduced": "tab:gray", "full": "tab:green"}
+    fig, axes = plt.subplots(1, len(heads) + 1, figsize=(5.5 * (len(heads) + 1), 4.6))
+    for ax, head in zip(axes, heads):
+        rows = [results[f"{head}: {i}"] for i in inputs]
+        ax.bar(range(len(rows)), [100 * r["accuracy_mean"] for r in rows], yerr=[100 * r["accuracy_std"] for r in rows],
+               color=[colors[r["kind"]] for r in rows], capsize=3)
+        chance = 100 / payload["num_classes"]
+        ax.axhline(chance, color="k", lw=0.8, ls=":")
+        ax.set_xticks(range(len(rows)), inputs, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("test accuracy (%), mean and std over seeds")
+        ax.set_title(f"{head} head (dotted: chance)")
+    ax = axes[-1]
+    for k, head in enumerate(heads):
+        rows = [results[f"{head}: {i}"] for i in inputs]
+        ax.bar(np.arange(len(rows)) + 0.4 * k - 0.2, [r["epoch_seconds_median"] for r in rows], width=0.4, label=head)
+    ax.set_xticks(range(len(inputs)), inputs, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("seconds per training epoch (median)")
+    ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

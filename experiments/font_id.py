@@ -1,0 +1,237 @@
+"""Font identification: which of 20 font families set a 256x256 crop of words? Latents vs equal-size pixels.
+
+The label lives in stroke detail (serifs, terminals, x-height, stroke contrast) of text set
+at 11-24 px, the detail an area-downsampled image loses first. Inputs, all with the same
+256-token grid for the classifier:
+
+* ``gray-16x`` latents (4 x 32 x 32, 4,096 values) vs pixels area-downsampled to 64 x 64 (4,096);
+* ``gray-4x`` latents (16 x 32 x 32, 16,384 values) vs pixels at 128 x 128 (16,384);
+* full-resolution pixels (256 x 256).
+
+Words come from ``wamerican``; each split has its own words (no word is in both), every crop
+is rendered from a seed, so the dataset is the same on every machine. The crops are written
+as PNG, converted with ``wavecodec convert`` and read back with ``LatentDataset``.
+
+Needs (Debian): wamerican and the font packages in ``FONT_PACKAGES``.
+Run (CPU, about 35 minutes with the defaults; ``--quick`` for a smoke run):
+    .venv/bin/python experiments/font_id.py
+Writes ``experiments/results/font_id.{json,png}``; ``--plot-only`` redraws the plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch.utils.data import Dataset
+
+import _detail
+from wavecodec.benchmarking import write_json
+from wavecodec.data import LatentDataset, LatentShards
+from wavecodec.learn import downsample, matched_pixels
+
+FONT_PACKAGES = ("fonts-dejavu-core fonts-liberation fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine "
+                 "fonts-cantarell fonts-open-sans fonts-lato fonts-roboto-unhinted fonts-comic-neue fonts-ebgaramond "
+                 "fonts-go fonts-oldstandard fonts-urw-base35")
+# Upright regular faces; near-clones of one design (Liberation Sans / Nimbus Sans / FreeSans) are left out.
+FAMILIES = ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono", "Liberation Sans", "Liberation Serif", "Liberation Mono",
+            "Carlito", "Caladea", "Linux Libertine O", "Linux Biolinum O", "Cantarell", "Open Sans", "Lato", "Roboto",
+            "Comic Neue", "EB Garamond", "Go", "Old Standard TT", "C059", "P052")
+WORDS = Path("/usr/share/dict/american-english")
+SIDE = 256
+SIZES = (11, 24)  # text height in pixels, drawn uniformly
+
+
+def font_file(family: str) -> str:
+    """The file fontconfig has for ``family``'s regular face; exits with the packages to install if missing."""
+    out = subprocess.run(["fc-match", "-f", "%{family[0]}|%{file}", f"{family}:style=Regular"], capture_output=True, text=True)
+    found, _, path = out.stdout.partition("|")
+    if out.returncode or found != family:
+        raise SystemExit(f"font {family!r} not found; run: apt-get install -y --no-install-recommends {FONT_PACKAGES}")
+    return path
+
+
+def words_by_split(seed: int) -> dict[str, list[str]]:
+    """Lower-case dictionary words of 3-10 letters, shuffled and cut in two disjoint halves."""
+    if not WORDS.exists():
+        raise SystemExit("no word list; run: apt-get install -y --no-install-recommends wamerican")
+    words = sorted({w for w in WORDS.read_text().split() if w.isascii() and w.isalpha() and w.islower() and 3 <= len(w) <= 10})
+    random.Random(seed).shuffle(words)
+    half = len(words) // 2
+    return {"train": words[:half], "test": words[half:]}
+
+
+def render(words: list[str], font: ImageFont.FreeTypeFont, rng: random.Random) -> Image.Image:
+    """Lines of random words filling a ``SIDE`` x ``SIDE`` grey crop (dark text on a light ground)."""
+    background, ink = rng.randint(200, 255), rng.randint(0, 70)
+    img = Image.new("L", (SIDE, SIDE), background)
+    draw = ImageDraw.Draw(img)
+    ascent, descent = font.getmetrics()
+    y = rng.randint(-ascent // 2, 4)
+    while y < SIDE:
+        x = rng.randint(-30, 6)
+        while x < SIDE:
+            word = rng.choice(words)
+            draw.text((x, y), word, font=font, fill=ink)
+            x += int(font.getlength(word + " "))
+        y += int((ascent + descent) * rng.uniform(1.0, 1.3))
+    return img
+
+
+def build(root: Path, per_class: dict[str, int], seed: int) -> Path:
+    """Write ``root/{split}/{family}/{i}.png`` (once; a marker records completion)."""
+    marker = root / ".complete"
+    if marker.exists() and json.loads(marker.read_text()) == {"per_class": per_class, "seed": seed}:
+        return root
+    files = {family: font_file(family) for family in FAMILIES}
+    words = words_by_split(seed)
+    for split, count in per_class.items():
+        for k, family in enumerate(FAMILIES):
+            folder = root / split / family.replace(" ", "_")
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                rng = random.Random(f"{seed}:{split}:{family}:{i}")
+                font = ImageFont.truetype(files[family], rng.randint(*SIZES))
+                render(words[split], font, rng).save(folder / f"{i:05d}.png")
+    marker.write_text(json.dumps({"per_class": per_class, "seed": seed}))
+    return root
+
+
+class PngFolder(Dataset):
+    """The source path a pixel model would train from: decode each PNG with Pillow, area-reduce to ``side``."""
+
+    def __init__(self, root: Path, side: int) -> None:
+        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        self.items = [(p, k) for k, c in enumerate(self.classes) for p in sorted((root / c).glob("*.png"))]
+        self.side = side
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[i]
+        x = torch.from_numpy(np.asarray(Image.open(path).convert("L")))[None, None]
+        return downsample(x, self.side)[0], label
+
+
+def read_pixels(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """All crops of a split as uint8 ``(N, 1, SIDE, SIDE)`` with labels in ``names``' order."""
+    xs, ys = [], []
+    for k, name in enumerate(names):
+        for p in sorted((root / name).glob("*.png")):
+            xs.append(np.asarray(Image.open(p).convert("L")))
+            ys.append(k)
+    return torch.from_numpy(np.stack(xs))[:, None], torch.tensor(ys)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/font_id"), help="where the crops and shards go")
+    parser.add_argument("--train-per-class", type=int, default=200)
+    parser.add_argument("--test-per-class", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--width", type=int, default=48)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--heads", nargs="+", default=["conv", "transformer"])
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few crops, one seed, two epochs")
+    parser.add_argument("--plot-only", action="store_true")
+    args = parser.parse_args()
+    out = _detail.RESULTS / "font_id.json"
+    title = "Font identification (20 families, 256x256 crops): same classifier on codec latents vs pixels"
+    if args.plot_only:
+        _detail.plot(json.loads(out.read_text()), out.with_suffix(".png"), title)
+        return
+    if args.quick:
+        args.train_per_class, args.test_per_class, args.seeds, args.epochs = 12, 4, 1, 2
+        args.work = args.work.with_name(args.work.name + "-quick")
+        out = args.work / "font_id-quick.json"
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    start = time.perf_counter()
+    png = build(args.work / "png", {"train": args.train_per_class, "test": args.test_per_class}, args.seed)
+    build_seconds = time.perf_counter() - start
+
+    variants: dict[str, _detail.Variant] = {}
+    codecs, latent_read = {}, {}
+    for model in ("gray-16x", "gray-4x"):
+        convert_seconds = _detail.convert_splits(png, args.work / model, model)
+        x, y_train, names, t_train = _detail.read_latents(args.work / model / "train")
+        x_test, y_test, test_names, t_test = _detail.read_latents(args.work / model / "test")
+        assert names == test_names
+        index = json.loads((args.work / model / "train" / "index.json").read_text())
+        codecs[model] = {"convert_seconds": convert_seconds, "read_seconds": {"train": t_train, "test": t_test},
+                         "bytes_per_sample": index["bytes"] / index["count"],
+                         "png_bytes_per_sample": index["source_bytes"] / index["count"], "latent_shape": list(x.shape[1:])}
+        latent_read[model] = (len(x) + len(x_test)) / (t_train + t_test)
+        variants[f"latents {model}"] = _detail.Variant(x, x_test, 2, f"{model} latents {tuple(x.shape[1:])}, 2x2 patches", "latents")
+        side = matched_pixels(tuple(x.shape[1:]), 1).side
+        variants[f"pixels {side}x{side}"] = (side, model)  # filled below, once the pixels are read
+    px_train, y_px = read_pixels(png / "train", names)
+    px_test, y_px_test = read_pixels(png / "test", names)
+    assert torch.equal(torch.sort(y_px).values, torch.sort(y_train).values)
+    # the latent tensors follow the shards' order; line the pixels up with the same labels by sorting both
+    order_lat, order_lat_test = torch.argsort(y_train, stable=True), torch.argsort(y_test, stable=True)
+    for name, v in list(variants.items()):
+        if isinstance(v, _detail.Variant):
+            variants[name] = _detail.Variant(v.train[order_lat], v.test[order_lat_test], v.patch, v.description, v.kind)
+    y_train, y_test = y_train[order_lat], y_test[order_lat_test]
+    for name, v in list(variants.items()):
+        if isinstance(v, tuple):
+            side, model = v
+            patch = 2 * (side // 32)
+            variants[name] = _detail.Variant(downsample(px_train, side), downsample(px_test, side), patch,
+                                             f"pixels area-reduced to {side}x{side} (as many values as {model}), {patch}x{patch} patches",
+                                             "reduced")
+    variants["pixels 256x256"] = _detail.Variant(downsample(px_train, SIDE), downsample(px_test, SIDE), 16,
+                                                 "full-resolution pixels, 16x16 patches", "full")
+    order = ["latents gray-16x", "pixels 64x64", "latents gray-4x", "pixels 128x128", "pixels 256x256"]
+    variants = {k: variants[k] for k in order}
+
+    results = _detail.run_variants(variants, y_train, y_test, len(FAMILIES), args.heads, args.seeds, args.epochs,
+                                   args.width, args.depth, args.batch_size)
+    targets = _detail.add_time_to_accuracy(results)
+
+    loaders = {}
+    for workers in (0, 1, 2):
+        loaders[f"{workers} workers"] = {
+            "LatentDataset gray-16x": _detail.loader_rate(_detail.Limited(LatentDataset(args.work / "gray-16x" / "train"), 2000), workers),
+            "LatentShards gray-16x": _detail.loader_rate(LatentShards(args.work / "gray-16x" / "train"), workers),
+            "LatentDataset gray-4x": _detail.loader_rate(_detail.Limited(LatentDataset(args.work / "gray-4x" / "train"), 2000), workers),
+            "PNG files -> 64x64": _detail.loader_rate(_detail.Limited(PngFolder(png / "train", 64), 2000), workers),
+            "PNG files -> 128x128": _detail.loader_rate(_detail.Limited(PngFolder(png / "train", 128), 2000), workers),
+            "PNG files -> 256x256": _detail.loader_rate(_detail.Limited(PngFolder(png / "train", SIDE), 2000), workers),
+        }
+    comparisons = {}
+    for model, reduced in (("gray-16x", "pixels 64x64"), ("gray-4x", "pixels 128x128")):
+        for head in args.heads:
+            a, b = results[f"{head}: latents {model}"], results[f"{head}: {reduced}"]
+            full = results[f"{head}: pixels 256x256"]
+            comparisons[f"{head}: {model}"] = {
+                "accuracy_margin_vs_equal_size_pixels": a["accuracy_mean"] - b["accuracy_mean"],
+                "margin_spread": (a["accuracy_std"] ** 2 + b["accuracy_std"] ** 2) ** 0.5,
+                "accuracy_gap_to_full_resolution": a["accuracy_mean"] - full["accuracy_mean"],
+                "epoch_speedup_vs_full_resolution": full["epoch_seconds_median"] / a["epoch_seconds_median"],
+            }
+    payload = {"task": "font identification", "config": {k: str(v) for k, v in vars(args).items()},
+               "families": list(FAMILIES), "num_classes": len(FAMILIES), "train_samples": len(y_train),
+               "test_samples": len(y_test), "build_seconds": build_seconds, "codecs": codecs,
+               "latent_read_samples_per_s": latent_read, "time_to_accuracy_targets": targets,
+               "results": results, "comparisons": comparisons, "loader_samples_per_s": loaders,
+               "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
+    write_json(out, payload)
+    _detail.plot(payload, out.with_suffix(".png"), title)
+    print(json.dumps({"comparisons": comparisons, "loaders": loaders}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

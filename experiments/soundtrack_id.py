@@ -1,0 +1,246 @@
+"""Soundtrack identification: which game's soundtrack is a 3 s stereo clip from? Latents vs equal-size audio.
+
+Six game soundtracks packaged by Debian; the split is by track (no track gives clips to both
+train and test), so the classifier must learn each soundtrack's instruments and production,
+not memorise pieces. Timbre sits in the upper bands that resampling to a low rate removes.
+Inputs, all with the same 258-token sequence for the classifier:
+
+* ``stereo-5x`` latents (108 x 516) vs audio resampled to 1/4.74 of the rate (2 x 27,864 samples, 9.3 kHz);
+* ``stereo-20x`` latents (27 x 516) vs audio resampled to 1/18.96 of the rate (2 x 6,966 samples, 2.3 kHz);
+* full-rate audio (2 x 132,096 samples at 44.1 kHz).
+
+Clips are drawn from a seed (the same on every machine), written as 16-bit FLAC, converted
+with ``wavecodec convert`` and read back with ``LatentDataset``. Note: ``stereo-5x`` and
+``stereo-20x`` were trained on the Wesnoth soundtrack, one of the six classes.
+
+Needs (Debian): the packages in ``SOUNDTRACKS``.
+Run (CPU, about 35 minutes with the defaults; ``--quick`` for a smoke run):
+    .venv/bin/python experiments/soundtrack_id.py
+Writes ``experiments/results/soundtrack_id.{json,png}``; ``--plot-only`` redraws the plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import resample as fft_resample
+from torch.utils.data import Dataset
+
+import _detail
+from wavecodec.audio import read_float, resample
+from wavecodec.benchmarking import write_json
+from wavecodec.data import LatentDataset, LatentShards
+from wavecodec.learn import matched_samples
+
+SOUNDTRACKS = {  # name: (Debian package, tracks)
+    "wesnoth": ("wesnoth-1.16-music", "/usr/share/games/wesnoth/1.16/data/core/music/*.ogg"),
+    "hyperrogue": ("hyperrogue-music", "/usr/share/hyperrogue/music/*.ogg"),
+    "drascula": ("drascula-music", "/usr/share/scummvm/drascula/audio/*.ogg"),
+    "planetblupi": ("planetblupi-music-ogg", "/usr/share/planetblupi/music/*.ogg"),
+    "singularity": ("singularity-music", "/usr/share/games/singularity/music/*.ogg"),
+    "pushover": ("pushover-data", "/usr/share/pushover/themes/*.ogg"),
+}
+RATE = 44100
+LENGTH = 516 * 256  # 132,096 samples (3.0 s): whole latent frames of the J=8 stereo models
+LATENT_PATCH = 2
+MIN_RMS = 0.01  # clips quieter than this (silence between pieces) are drawn again
+
+
+def tracks_by_split(seed: int, test_share: float = 0.3) -> dict[str, dict[str, list[str]]]:
+    """``{soundtrack: {"train": [...], "test": [...]}}``: each track in one split only (at least 2 in each)."""
+    out = {}
+    for name, (package, pattern) in SOUNDTRACKS.items():
+        tracks = sorted(str(p) for p in Path(pattern).parent.glob(Path(pattern).name))
+        if len(tracks) < 4:
+            raise SystemExit(f"soundtrack {name} not found; run: apt-get install -y --no-install-recommends {package}")
+        random.Random(f"{seed}:{name}").shuffle(tracks)
+        n_test = max(2, round(test_share * len(tracks)))
+        out[name] = {"test": sorted(tracks[:n_test]), "train": sorted(tracks[n_test:])}
+    return out
+
+
+def _track(path: str) -> np.ndarray:
+    """A whole track as float32 ``(2, T)`` at 44.1 kHz."""
+    x, rate = read_float(path)
+    if x.shape[0] == 1:
+        x = np.repeat(x, 2, axis=0)
+    return resample(x, rate, RATE) if rate != RATE else x
+
+
+def build(root: Path, per_class: dict[str, int], seed: int) -> Path:
+    """Write ``root/{split}/{soundtrack}/{track}-{i}.flac`` (once; a marker records completion)."""
+    marker = root / ".complete"
+    if marker.exists() and json.loads(marker.read_text())["per_class"] == per_class:
+        return root
+    splits = tracks_by_split(seed)
+    for name, by_split in splits.items():
+        for split, count in per_class.items():
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            tracks = by_split[split]
+            for t, path in enumerate(tracks):
+                audio = _track(path)
+                rng = random.Random(f"{seed}:{split}:{name}:{t}")
+                for i in range(t, count, len(tracks)):  # clips spread round-robin over the split's tracks
+                    for _ in range(50):
+                        start = rng.randrange(max(1, audio.shape[1] - LENGTH))
+                        clip = audio[:, start : start + LENGTH]
+                        if clip.shape[1] == LENGTH and float(np.sqrt((clip**2).mean())) >= MIN_RMS:
+                            break
+                    if clip.shape[1] < LENGTH:
+                        clip = np.pad(clip, ((0, 0), (0, LENGTH - clip.shape[1])))
+                    sf.write(folder / f"{Path(path).stem.replace(' ', '_')}-{i:04d}.flac", clip.T, RATE, subtype="PCM_16")
+    marker.write_text(json.dumps({"per_class": per_class, "seed": seed,
+                                  "tracks": {n: {s: [Path(p).name for p in v] for s, v in d.items()} for n, d in splits.items()}}))
+    return root
+
+
+def reduce(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Band-limited (FFT) resampling of ``(..., T)`` audio to ``length`` samples."""
+    if x.shape[-1] == length:
+        return x
+    return torch.from_numpy(fft_resample(x.numpy(), length, axis=-1).astype(np.float32))
+
+
+class FlacFolder(Dataset):
+    """The source path an audio model would train from: decode each FLAC clip, resample to ``length`` samples."""
+
+    def __init__(self, root: Path, length: int) -> None:
+        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        self.items = [(p, k) for k, c in enumerate(self.classes) for p in sorted((root / c).glob("*.flac"))]
+        self.length = length
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[i]
+        x, _ = sf.read(path, dtype="float32", always_2d=True)
+        return reduce(torch.from_numpy(np.ascontiguousarray(x.T)), self.length), label
+
+
+def read_audio_split(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """All clips of a split as float ``(N, 2, LENGTH)`` with labels in ``names``' order."""
+    xs, ys = [], []
+    for k, name in enumerate(names):
+        for p in sorted((root / name).glob("*.flac")):
+            xs.append(sf.read(p, dtype="float32", always_2d=True)[0].T)
+            ys.append(k)
+    return torch.from_numpy(np.stack(xs)), torch.tensor(ys)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/soundtrack_id"), help="where the clips and shards go")
+    parser.add_argument("--train-per-class", type=int, default=150)
+    parser.add_argument("--test-per-class", type=int, default=60)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--width", type=int, default=48)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--heads", nargs="+", default=["conv", "transformer"])
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few clips, one seed, two epochs")
+    parser.add_argument("--plot-only", action="store_true")
+    args = parser.parse_args()
+    out = _detail.RESULTS / "soundtrack_id.json"
+    title = "Soundtrack identification (6 game soundtracks, 3 s stereo clips): same classifier on latents vs audio"
+    if args.plot_only:
+        _detail.plot(json.loads(out.read_text()), out.with_suffix(".png"), title)
+        return
+    if args.quick:
+        args.train_per_class, args.test_per_class, args.seeds, args.epochs = 8, 4, 1, 2
+        args.work = args.work.with_name(args.work.name + "-quick")
+        out = args.work / "soundtrack_id-quick.json"
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    start = time.perf_counter()
+    flac = build(args.work / "flac", {"train": args.train_per_class, "test": args.test_per_class}, args.seed)
+    build_seconds = time.perf_counter() - start
+
+    variants: dict[str, _detail.Variant] = {}
+    codecs, reduced_lengths = {}, {}
+    labels: dict[str, torch.Tensor] = {}
+    for model in ("stereo-5x", "stereo-20x"):
+        convert_seconds = _detail.convert_splits(flac, args.work / model, model)
+        x, y_train, names, t_train = _detail.read_latents(args.work / model / "train")
+        x_test, y_test, test_names, t_test = _detail.read_latents(args.work / model / "test")
+        assert names == test_names
+        index = json.loads((args.work / model / "train" / "index.json").read_text())
+        codecs[model] = {"convert_seconds": convert_seconds, "read_seconds": {"train": t_train, "test": t_test},
+                         "read_samples_per_s": (len(x) + len(x_test)) / (t_train + t_test),
+                         "bytes_per_sample": index["bytes"] / index["count"],
+                         "flac_bytes_per_sample": index["source_bytes"] / index["count"], "latent_shape": list(x.shape[1:])}
+        # the latents follow the shards' order: sort by label (stably) so every input shares one label vector
+        o, o_test = torch.argsort(y_train, stable=True), torch.argsort(y_test, stable=True)
+        labels = {"train": y_train[o], "test": y_test[o_test]}
+        variants[f"latents {model}"] = _detail.Variant(x[o], x_test[o_test], LATENT_PATCH,
+                                                       f"{model} latents {tuple(x.shape[1:])}, patches of {LATENT_PATCH} frames", "latents")
+        m = matched_samples(tuple(x.shape[1:]), 2, LATENT_PATCH)
+        reduced_lengths[model] = m
+        variants[f"audio 1/{LENGTH / m.side:.2f} rate"] = (model, m)
+    a_train, y_a = read_audio_split(flac / "train", names)
+    a_test, y_a_test = read_audio_split(flac / "test", names)
+    assert torch.equal(y_a, labels["train"]) and torch.equal(y_a_test, labels["test"])
+    for name, v in list(variants.items()):
+        if isinstance(v, tuple):
+            model, m = v
+            rate = RATE * m.side / LENGTH
+            variants[name] = _detail.Variant(reduce(a_train, m.side), reduce(a_test, m.side), m.patch,
+                                             f"audio resampled to {rate / 1000:.1f} kHz (as many values as {model}), "
+                                             f"patches of {m.patch} samples", "reduced")
+    variants["audio 44.1 kHz"] = _detail.Variant(a_train, a_test, LENGTH // (516 // LATENT_PATCH),
+                                                 "full-rate audio, patches of 512 samples", "full")
+    order = ["latents stereo-5x", f"audio 1/{LENGTH / reduced_lengths['stereo-5x'].side:.2f} rate",
+             "latents stereo-20x", f"audio 1/{LENGTH / reduced_lengths['stereo-20x'].side:.2f} rate", "audio 44.1 kHz"]
+    variants = {k: variants[k] for k in order}
+
+    results = _detail.run_variants(variants, labels["train"], labels["test"], len(names), args.heads, args.seeds,
+                                   args.epochs, args.width, args.depth, args.batch_size)
+    targets = _detail.add_time_to_accuracy(results)
+
+    loaders = {}
+    for workers in (0, 1, 2):
+        n = min(640, len(labels["train"]))
+        loaders[f"{workers} workers"] = {
+            "LatentDataset stereo-5x": _detail.loader_rate(_detail.Limited(LatentDataset(args.work / "stereo-5x" / "train"), n), workers, limit=n),
+            "LatentShards stereo-5x": _detail.loader_rate(LatentShards(args.work / "stereo-5x" / "train"), workers, limit=n),
+            "LatentDataset stereo-20x": _detail.loader_rate(_detail.Limited(LatentDataset(args.work / "stereo-20x" / "train"), n), workers, limit=n),
+            "FLAC files -> 1/4.74 rate": _detail.loader_rate(_detail.Limited(FlacFolder(flac / "train", reduced_lengths["stereo-5x"].side), n), workers, limit=n),
+            "FLAC files -> 44.1 kHz": _detail.loader_rate(_detail.Limited(FlacFolder(flac / "train", LENGTH), n), workers, limit=n),
+        }
+    comparisons = {}
+    for model in ("stereo-5x", "stereo-20x"):
+        reduced = order[order.index(f"latents {model}") + 1]
+        for head in args.heads:
+            a, b = results[f"{head}: latents {model}"], results[f"{head}: {reduced}"]
+            full = results[f"{head}: audio 44.1 kHz"]
+            comparisons[f"{head}: {model}"] = {
+                "accuracy_margin_vs_equal_size_audio": a["accuracy_mean"] - b["accuracy_mean"],
+                "margin_spread": (a["accuracy_std"] ** 2 + b["accuracy_std"] ** 2) ** 0.5,
+                "accuracy_gap_to_full_rate": a["accuracy_mean"] - full["accuracy_mean"],
+                "epoch_speedup_vs_full_rate": full["epoch_seconds_median"] / a["epoch_seconds_median"],
+            }
+    tracks = json.loads((flac / ".complete").read_text())["tracks"]
+    payload = {"task": "soundtrack identification", "config": {k: str(v) for k, v in vars(args).items()},
+               "soundtracks": {n: {"package": SOUNDTRACKS[n][0], "tracks": tracks[n]} for n in SOUNDTRACKS},
+               "num_classes": len(names), "class_names": names, "train_samples": len(labels["train"]),
+               "test_samples": len(labels["test"]), "build_seconds": build_seconds, "codecs": codecs,
+               "time_to_accuracy_targets": targets, "results": results, "comparisons": comparisons,
+               "loader_samples_per_s": loaders,
+               "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
+    write_json(out, payload)
+    _detail.plot(payload, out.with_suffix(".png"), title)
+    print(json.dumps({"comparisons": comparisons, "loaders": loaders}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
