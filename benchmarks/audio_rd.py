@@ -26,14 +26,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from wavecodec.benchmarking import machine, write_json
+from wavecodec.benchmarking import dev_audio, machine, write_json
 from wavecodec.registry import register
 import wavecodec
 from wavecodec.audio import resample
 from wavecodec.audio_coding import decode_array, encode_file
 from wavecodec.audio_metrics import all_metrics, visqol
 
-DEV_DIR = Path("/usr/share/hyperrogue/music")
 METRICS = ("snr", "psnr", "si_sdr", "stft_distance", "mel_distance", "visqol")
 BASELINES = {  # name: (format, subtype, coding rate)
     "Opus": ("OGG", "OPUS", 48000),
@@ -42,24 +41,6 @@ BASELINES = {  # name: (format, subtype, coding rate)
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def excerpts(count: int, seconds: float, out: Path) -> list[Path]:
-    """``seconds`` from the middle of the first ``count`` dev tracks, as 16-bit FLAC files (made once)."""
-    tracks = sorted(DEV_DIR.glob("*.ogg"))
-    if not tracks:
-        raise SystemExit("no dev audio; run: apt-get install -y --no-install-recommends hyperrogue-music")
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for track in tracks[:count]:
-        path = out / f"{track.stem}.flac"
-        if not path.exists():
-            info = sf.info(track)
-            n = int(seconds * info.samplerate)
-            data, rate = sf.read(track, start=max(0, (info.frames - n) // 2), frames=n, dtype="float32", always_2d=True)
-            sf.write(path, data, rate, subtype="PCM_16")
-        paths.append(path)
-    return paths
 
 
 def run_baseline(name: str, level: float, audio: list[tuple[np.ndarray, int]]) -> dict:
@@ -123,7 +104,7 @@ def main() -> None:
     parser.add_argument("--register", action="store_true", help="record the step-1 figures in the model registry")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    paths = excerpts(args.tracks, args.seconds, Path("../runs/audio-dev"))
+    paths = dev_audio(args.tracks, args.seconds, Path("../runs/audio-dev"))
     audio = [(np.ascontiguousarray(d.T), r) for d, r in (sf.read(p, dtype="float32", always_2d=True) for p in paths)]
     baselines = {name: [run_baseline(name, level, audio) for level in args.levels] for name in BASELINES}
     for name, curve in baselines.items():

@@ -138,3 +138,59 @@ def test_two_process_gloo_torchrun_keeps_ranks_identical(image_folder: Path, tmp
     assert prints[0][3] == prints[1][3]
     assert (tmp_path / "ddp" / "checkpoint.safetensors").exists()
 
+
+
+def test_spectral_losses_are_zero_for_a_copy_and_grow_with_lost_high_bands() -> None:
+    import torch
+
+    from wavecodec.training.losses import MelLoss, MultiResolutionSTFTLoss
+
+    torch.manual_seed(0)
+    t = torch.arange(16000) / 16000
+    x = torch.stack([torch.sin(2 * torch.pi * 300 * t) + 0.1 * torch.sin(2 * torch.pi * 5000 * t),
+                     0.3 * torch.randn(16000)])[None]
+    lowpassed = torch.nn.functional.avg_pool1d(x, 9, stride=1, padding=4)  # removes the quiet 5 kHz tone and the hiss
+    stft, mel = MultiResolutionSTFTLoss(), MelLoss(16000)
+    for loss in (stft, mel):
+        assert loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
+        assert loss(lowpassed, x).item() > 10 * loss(0.99 * x, x).item() > 0  # a lost band costs more than a 1% gain change
+    # an MSE-small error in the quiet band costs little MSE but much spectral loss: the point of these losses
+    y = x.clone().requires_grad_(True)
+    stft(y, x.detach() * 1.01).backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+
+
+def test_audio_training_with_spectral_losses_logs_them(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    folder = tmp_path / "music"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(8000 * 2) / 8000
+    for i in range(3):
+        clip = np.stack([0.4 * np.sin(2 * np.pi * (200 + 90 * i) * t), 0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(t.size)])
+        sf.write(folder / f"{i}.wav", clip.T, 8000, subtype="PCM_16")
+    codec = {"levels": 3, "latent_dim": 6, "channels": 2, "decoder_width": 8, "decoder_depth": 1, "name": "tiny-audio",
+             "modality": "audio", "sample_rate": 8000, "value_range": [-1.0, 1.0]}
+    cfg = tiny(folder, tmp_path / "run", crop=2048, steps=10, codec=codec, stft_weight=0.1, mel_weight=0.05, pca_init=False)
+    train(cfg)
+    rows = train_rows(tmp_path / "run")
+    assert rows and all(r["stft"] > 0 and r["mel"] > 0 for r in rows)
+    assert all(r["loss"] > r["mse"] + 0.1 * r["stft"] for r in rows)  # the spectral terms are in the objective
+    with pytest.raises(ConfigError, match="audio"):
+        tiny(folder, tmp_path / "run2", stft_weight=0.1)  # an image codec
+    with pytest.raises(ConfigError, match=">= 0"):
+        tiny(folder, tmp_path / "run3", codec=codec, mel_weight=-1.0)
+
+
+def test_training_can_start_from_trained_weights(image_folder: Path, tmp_path: Path) -> None:
+    train(tiny(image_folder, tmp_path / "a", steps=20))
+    start = export(tmp_path / "a", tmp_path / "a.safetensors")
+    summary = train(tiny(image_folder, tmp_path / "b", steps=5, init_weights=str(tmp_path / "a.safetensors")))
+    assert summary["init_weights"]["psnr"] > summary["random_init"]["psnr"] + 1  # it starts where the first run ended
+    assert "pca" not in summary
+    other = {"levels": 2, "latent_dim": 4, "decoder_width": 8, "decoder_depth": 1, "name": "tiny"}
+    with pytest.raises(ConfigError, match="architecture"):
+        train(tiny(image_folder, tmp_path / "c", steps=5, codec=other, init_weights=str(tmp_path / "a.safetensors")))
+    assert wavecodec.fingerprint(start) != wavecodec.fingerprint(export(tmp_path / "b", tmp_path / "b.safetensors"))

@@ -118,3 +118,31 @@ def dev_photos() -> dict[str, np.ndarray]:
             with Image.open(path) as im:
                 photos[f"opencv/{name}"] = np.asarray(im.convert("RGB"))
     return photos
+
+
+DEV_AUDIO_DIR = Path("/usr/share/hyperrogue/music")  # dev music (Debian hyperrogue-music): never trained on
+
+
+def dev_audio(count: int, seconds: float, out: str | os.PathLike[str]) -> list[Path]:
+    """``seconds`` from the middle of the first ``count`` dev tracks, as 16-bit FLAC files in ``out`` (made once).
+
+    Raises:
+        InputError: the dev music is not installed.
+    """
+    import soundfile as sf
+
+    tracks = sorted(DEV_AUDIO_DIR.glob("*.ogg"))
+    if not tracks:
+        raise InputError(f"no dev audio in {DEV_AUDIO_DIR}; install the Debian package hyperrogue-music")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for track in tracks[:count]:
+        path = folder / f"{track.stem}.flac"
+        if not path.exists():
+            info = sf.info(track)
+            n = int(seconds * info.samplerate)
+            data, rate = sf.read(track, start=max(0, (info.frames - n) // 2), frames=n, dtype="float32", always_2d=True)
+            sf.write(path, data, rate, subtype="PCM_16")
+        paths.append(path)
+    return paths

@@ -32,7 +32,10 @@ class TrainConfig:
     # objective
     lmbda: float = 0.0  # rate weight: loss = mse + lmbda * bpp (0 reproduces the reference recipe)
     subband_weight: float = 0.0  # extra weight of the wavelet-domain MSE
+    stft_weight: float = 0.0  # audio: weight of the multi-resolution STFT loss (training/losses.py)
+    mel_weight: float = 0.0  # audio: weight of the log-mel L1 loss
     # initialisation
+    init_weights: str = ""  # start from these weights (shipped name or checkpoint path; same architecture) instead of PCA
     pca_init: bool = True
     pca_batches: int = 8
     latent_scale: float = 0.25
@@ -63,6 +66,9 @@ class TrainConfig:
             (self.downscale >= 1, "downscale must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
             (self.lmbda >= 0, "lmbda must be >= 0"),
+            (self.stft_weight >= 0 and self.mel_weight >= 0, "stft_weight and mel_weight must be >= 0"),
+            (not (self.stft_weight or self.mel_weight) or self.codec.modality == "audio",
+             "stft_weight and mel_weight are audio losses; use them with an audio codec"),
             (0 <= self.ema < 1, "ema must be in [0, 1)"),
             (self.amp in ("none", "bf16", "fp16"), "amp must be none, bf16 or fp16"),
             (self.checkpoint_every >= 1 and self.log_every >= 1 and self.val_every >= 1, "intervals must be >= 1"),

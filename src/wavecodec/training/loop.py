@@ -20,10 +20,11 @@ from ..errors import ConfigError, InputError
 from ..fitting import fit_entropy, pca_init
 from ..metrics import psnr_from_mse
 from ..model import Codec
-from ..registry import is_shipped
+from ..registry import is_shipped, load
 from ..schedule import warmup_cosine
 from .config import TrainConfig
 from .data import CropDataset, collate
+from .losses import MelLoss, MultiResolutionSTFTLoss
 from .plots import plot_curves, plot_reconstructions
 from .state import CHECKPOINT, load_state, load_weights, read_run_config, save_state
 
@@ -119,9 +120,16 @@ def _open_run(cfg: TrainConfig, rank: int, resume: bool) -> Path:
 
 
 def _initialise(codec: Codec, cfg: TrainConfig, train_ds: CropDataset, val_batch: torch.Tensor, device: torch.device) -> dict[str, Any]:
-    """PCA start and fitted tables (when configured); returns the validation figures before and after."""
+    """Weights to start from, or a PCA start and fitted tables (when configured); returns the validation figures."""
     summary: dict[str, Any] = {"random_init": evaluate(codec, val_batch)[0]}
-    if cfg.pca_init:
+    if cfg.init_weights:  # fine-tuning: longer training, or another loss, from a trained model
+        start = load(cfg.init_weights, device)
+        try:
+            codec.load_state_dict(start.state_dict())
+        except RuntimeError:
+            raise ConfigError(f"init_weights {cfg.init_weights!r} has another architecture than the configured codec") from None
+        summary["init_weights"] = evaluate(codec, val_batch)[0]
+    elif cfg.pca_init:
         pca = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size))).to(device)
                for i in range(cfg.pca_batches)]
         summary["pca"] = pca_init(codec, pca, cfg.latent_scale)
@@ -153,16 +161,24 @@ class _Stepper:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         self.use_amp = self.amp_dtype is not None and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.stft = MultiResolutionSTFTLoss().to(device) if cfg.stft_weight else None
+        self.mel = MelLoss(cfg.codec.sample_rate).to(device) if cfg.mel_weight else None
 
     def __call__(self, step: int, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            _, losses = self.model(batch)
+            x_hat, losses = self.model(batch)
             loss = losses["mse"] + cfg.lmbda * losses["bpp"]
             if cfg.subband_weight:
                 loss = loss + cfg.subband_weight * losses["subband_mse"]
+            if self.stft is not None:
+                losses["stft"] = self.stft(x_hat, batch)
+                loss = loss + cfg.stft_weight * losses["stft"]
+            if self.mel is not None:
+                losses["mel"] = self.mel(x_hat, batch)
+                loss = loss + cfg.mel_weight * losses["mel"]
             objective = loss + 1e-3 * losses["entropy_fit"]  # fits the tables, leaves the latents alone
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(objective).backward()
@@ -245,6 +261,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
                 mse = losses["mse"].item()
                 row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse, "psnr": psnr_from_mse(max(mse, 1e-12)),
                        "bpp": losses["bpp"].item(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
+                row.update({k: losses[k].item() for k in ("stft", "mel") if k in losses})
                 log.write(json.dumps(row) + "\n")
                 log.flush()
             if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
