@@ -233,3 +233,32 @@ def test_audio_metrics_behave() -> None:
     noisy = all_metrics(x, x + np.random.default_rng(1).normal(0, 0.01, x.shape), RATE)
     assert 19 < noisy["snr"] < 21 and noisy["stft_distance"] > 0 and noisy["mel_distance"] > 0
     assert si_sdr(x, 0.5 * x) > 100  # invariant to scale
+
+
+def test_learn_cli_trains_a_sequence_classifier_on_audio_latents(stereo: Codec, tmp_path: Path) -> None:
+    import json
+
+    import wavecodec
+    from wavecodec.learn.classify import load_classifier
+
+    model = tmp_path / "m.safetensors"
+    wavecodec.save(stereo, model)
+    rng = np.random.default_rng(3)
+    t = np.arange(RATE // 2) / RATE
+    for i in range(40):  # two classes: a low and a high tone, each with its own random pitch wobble and noise
+        label = i % 2
+        f = (200 if label == 0 else 1500) * rng.uniform(0.9, 1.1)
+        clip = np.stack([0.4 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6))] * 2) + rng.normal(0, 0.05, (2, t.size))
+        folder = tmp_path / "src" / ("low" if label == 0 else "high")
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"{i:02d}.wav", clip.T, RATE, subtype="PCM_16")
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "lat"), "--model", str(model),
+                 "--labels-from-folders", "--workers", "1", "--quiet"]) == 0
+    out = tmp_path / "clf"
+    assert main(["learn", str(tmp_path / "lat"), "-o", str(out), "--epochs", "8", "--batch-size", "8", "--width", "16",
+                 "--depth", "1", "--test-fraction", "0.25", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["head"]["dims"] == 1 and metrics["test_samples"] == 10
+    assert metrics["final_accuracy"] >= 0.8  # chance is 0.5
+    clf, names = load_classifier(out / "classifier.safetensors")
+    assert sorted(names) == ["high", "low"] and clf(torch.zeros(1, 12, RATE // 2 // 16)).shape == (1, 2)
