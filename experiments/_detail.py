@@ -196,3 +196,23 @@ def plot(payload: dict[str, Any], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """The result tables (accuracy, time, memory; data-loader throughput) as Markdown, for ``docs/``."""
+    lines = ["| head | input | values | tokens | parameters | test accuracy (mean ± std, "
+             f"{len(next(iter(payload['results'].values()))['accuracy_runs'])} seeds) | s / epoch (median) | "
+             "s to target (median) | autograd MB / batch |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in payload["results"].values():
+        reach = r["seconds_to_target_median"]
+        lines.append(f"| {r['head']} | {r['input']} | {r['values']:,} | {r['tokens']} | {r['parameters']:,} | "
+                     f"{100 * r['accuracy_mean']:.1f}% ± {100 * r['accuracy_std']:.1f} | {r['epoch_seconds_median']:.1f} | "
+                     f"{'not reached' if reach is None else f'{reach:.0f}'} | {r['activation_mb_per_batch']:.0f} |")
+    targets = ", ".join(f"{h} {100 * t:.1f}%" for h, t in payload["time_to_accuracy_targets"].items())
+    lines += ["", f"Target accuracy for the time column (90% of the head's best mean): {targets}.", ""]
+    loaders = payload["loader_samples_per_s"]
+    names = list(next(iter(loaders.values())))
+    lines += ["| DataLoader samples/s | " + " | ".join(loaders) + " |", "| --- |" + " ---: |" * len(loaders)]
+    for n in names:
+        lines.append(f"| {n} | " + " | ".join(f"{loaders[w][n]:,.0f}" for w in loaders) + " |")
+    return "\n".join(lines)

@@ -15,7 +15,8 @@ as PNG, converted with ``wavecodec convert`` and read back with ``LatentDataset`
 Needs (Debian): wamerican and the font packages in ``FONT_PACKAGES``.
 Run (CPU, about 35 minutes with the defaults; ``--quick`` for a smoke run):
     .venv/bin/python experiments/font_id.py
-Writes ``experiments/results/font_id.{json,png}``; ``--plot-only`` redraws the plot.
+Writes ``experiments/results/font_id.{json,png}`` and prints the tables of ``docs/learning.md``;
+``--plot-only`` redraws the plot and the tables from the JSON.
 """
 
 from __future__ import annotations
@@ -150,7 +151,9 @@ def main() -> None:
     out = _detail.RESULTS / "font_id.json"
     title = "Font identification (20 families, 256x256 crops): same classifier on codec latents vs pixels"
     if args.plot_only:
-        _detail.plot(json.loads(out.read_text()), out.with_suffix(".png"), title)
+        payload = json.loads(out.read_text())
+        _detail.plot(payload, out.with_suffix(".png"), title)
+        print(_detail.markdown(payload))
         return
     if args.quick:
         args.train_per_class, args.test_per_class, args.seeds, args.epochs = 12, 4, 1, 2
@@ -230,7 +233,8 @@ def main() -> None:
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
     write_json(out, payload)
     _detail.plot(payload, out.with_suffix(".png"), title)
-    print(json.dumps({"comparisons": comparisons, "loaders": loaders}, indent=2))
+    print(json.dumps(comparisons, indent=2))
+    print(_detail.markdown(payload))
 
 
 if __name__ == "__main__":

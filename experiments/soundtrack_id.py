@@ -16,7 +16,8 @@ with ``wavecodec convert`` and read back with ``LatentDataset``. Note: ``stereo-
 Needs (Debian): the packages in ``SOUNDTRACKS``.
 Run (CPU, about 35 minutes with the defaults; ``--quick`` for a smoke run):
     .venv/bin/python experiments/soundtrack_id.py
-Writes ``experiments/results/soundtrack_id.{json,png}``; ``--plot-only`` redraws the plot.
+Writes ``experiments/results/soundtrack_id.{json,png}`` and prints the tables of ``docs/learning.md``;
+``--plot-only`` redraws the plot and the tables from the JSON.
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def main() -> None:
     out = _detail.RESULTS / "soundtrack_id.json"
     title = "Soundtrack identification (6 game soundtracks, 3 s stereo clips): same classifier on latents vs audio"
     if args.plot_only:
-        _detail.plot(json.loads(out.read_text()), out.with_suffix(".png"), title)
+        payload = json.loads(out.read_text())
+        _detail.plot(payload, out.with_suffix(".png"), title)
+        print(_detail.markdown(payload))
         return
     if args.quick:
         args.train_per_class, args.test_per_class, args.seeds, args.epochs = 8, 4, 1, 2
@@ -239,7 +242,8 @@ def main() -> None:
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
     write_json(out, payload)
     _detail.plot(payload, out.with_suffix(".png"), title)
-    print(json.dumps({"comparisons": comparisons, "loaders": loaders}, indent=2))
+    print(json.dumps(comparisons, indent=2))
+    print(_detail.markdown(payload))
 
 
 if __name__ == "__main__":
