@@ -9,6 +9,8 @@ result plot.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import statistics
 import sys
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from wavecodec.benchmarking import write_json
 from wavecodec.convert import convert
 from wavecodec.learn import Classifier, activation_bytes, count_parameters, fit_classifier
 from wavecodec.learn.classify import read_all
@@ -216,3 +219,55 @@ def markdown(payload: dict[str, Any]) -> str:
     for n in names:
         lines.append(f"| {n} | " + " | ".join(f"{loaders[w][n]:,.0f}" for w in loaders) + " |")
     return "\n".join(lines)
+
+
+def arguments(doc: str, name: str, items: str, train: int, test: int, epochs: int, batch_size: int,
+              quick_train: int) -> argparse.Namespace:
+    """The experiments' shared command line; ``args.out`` is the JSON to write (a ``--quick`` run writes under ``--work``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs") / name, help=f"where the {items} and shards go")
+    parser.add_argument("--train-per-class", type=int, default=train)
+    parser.add_argument("--test-per-class", type=int, default=test)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--width", type=int, default=48)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--heads", nargs="+", default=["conv", "transformer"])
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run: few {items}, one seed, two epochs")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot and tables from the saved JSON")
+    args = parser.parse_args()
+    args.out = RESULTS / f"{name}.json"
+    if args.quick:
+        args.train_per_class, args.test_per_class, args.seeds, args.epochs = quick_train, 4, 1, 2
+        args.work = args.work.with_name(args.work.name + "-quick")
+        args.out = args.work / f"{name}-quick.json"
+    return args
+
+
+def comparisons(results: dict[str, dict[str, Any]], pairs: dict[str, str], full: str) -> dict[str, dict[str, float]]:
+    """Per head and codec: accuracy margin over the input of equal size, gap to and epoch speed-up over full resolution.
+
+    ``pairs`` maps each codec to the name of its equal-size input; ``full`` names the full-resolution input.
+    """
+    out = {}
+    for head in dict.fromkeys(r["head"] for r in results.values()):
+        for model, reduced in pairs.items():
+            a, b, c = results[f"{head}: latents {model}"], results[f"{head}: {reduced}"], results[f"{head}: {full}"]
+            out[f"{head}: {model}"] = {
+                "accuracy_margin_vs_equal_size_input": a["accuracy_mean"] - b["accuracy_mean"],
+                "margin_spread": (a["accuracy_std"] ** 2 + b["accuracy_std"] ** 2) ** 0.5,
+                "accuracy_gap_to_full_resolution": a["accuracy_mean"] - c["accuracy_mean"],
+                "epoch_speedup_vs_full_resolution": c["epoch_seconds_median"] / a["epoch_seconds_median"],
+            }
+    return out
+
+
+def report(payload: dict[str, Any], out: Path, title: str, pairs: dict[str, str], full: str) -> None:
+    """Add the comparisons, write the JSON and the plot, print the comparisons and the Markdown tables."""
+    payload["comparisons"] = comparisons(payload["results"], pairs, full)
+    write_json(out, payload)
+    plot(payload, out.with_suffix(".png"), title)
+    print(json.dumps(payload["comparisons"], indent=2))
+    print(markdown(payload))

@@ -21,7 +21,6 @@ Writes ``experiments/results/font_id.{json,png}`` and prints the tables of ``doc
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -35,7 +34,6 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import Dataset
 
 import _detail
-from wavecodec.benchmarking import write_json
 from wavecodec.data import LatentDataset, LatentShards
 from wavecodec.learn import downsample, matched_pixels
 
@@ -134,31 +132,12 @@ def read_pixels(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tenso
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/font_id"), help="where the crops and shards go")
-    parser.add_argument("--train-per-class", type=int, default=200)
-    parser.add_argument("--test-per-class", type=int, default=50)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--width", type=int, default=48)
-    parser.add_argument("--depth", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--heads", nargs="+", default=["conv", "transformer"])
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few crops, one seed, two epochs")
-    parser.add_argument("--plot-only", action="store_true")
-    args = parser.parse_args()
-    out = _detail.RESULTS / "font_id.json"
+    args = _detail.arguments(__doc__, "font_id", "crops", train=200, test=50, epochs=12, batch_size=64, quick_train=12)
     title = "Font identification (20 families, 256x256 crops): same classifier on codec latents vs pixels"
+    pairs, full = {"gray-16x": "pixels 64x64", "gray-4x": "pixels 128x128"}, "pixels 256x256"
     if args.plot_only:
-        payload = json.loads(out.read_text())
-        _detail.plot(payload, out.with_suffix(".png"), title)
-        print(_detail.markdown(payload))
+        _detail.report(json.loads(args.out.read_text()), args.out, title, pairs, full)
         return
-    if args.quick:
-        args.train_per_class, args.test_per_class, args.seeds, args.epochs = 12, 4, 1, 2
-        args.work = args.work.with_name(args.work.name + "-quick")
-        out = args.work / "font_id-quick.json"
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     start = time.perf_counter()
     png = build(args.work / "png", {"train": args.train_per_class, "test": args.test_per_class}, args.seed)
@@ -214,27 +193,13 @@ def main() -> None:
             "PNG files -> 128x128": _detail.loader_rate(_detail.Limited(PngFolder(png / "train", 128), 2000), workers),
             "PNG files -> 256x256": _detail.loader_rate(_detail.Limited(PngFolder(png / "train", SIDE), 2000), workers),
         }
-    comparisons = {}
-    for model, reduced in (("gray-16x", "pixels 64x64"), ("gray-4x", "pixels 128x128")):
-        for head in args.heads:
-            a, b = results[f"{head}: latents {model}"], results[f"{head}: {reduced}"]
-            full = results[f"{head}: pixels 256x256"]
-            comparisons[f"{head}: {model}"] = {
-                "accuracy_margin_vs_equal_size_pixels": a["accuracy_mean"] - b["accuracy_mean"],
-                "margin_spread": (a["accuracy_std"] ** 2 + b["accuracy_std"] ** 2) ** 0.5,
-                "accuracy_gap_to_full_resolution": a["accuracy_mean"] - full["accuracy_mean"],
-                "epoch_speedup_vs_full_resolution": full["epoch_seconds_median"] / a["epoch_seconds_median"],
-            }
     payload = {"task": "font identification", "config": {k: str(v) for k, v in vars(args).items()},
                "families": list(FAMILIES), "num_classes": len(FAMILIES), "train_samples": len(y_train),
                "test_samples": len(y_test), "build_seconds": build_seconds, "codecs": codecs,
                "latent_read_samples_per_s": latent_read, "time_to_accuracy_targets": targets,
-               "results": results, "comparisons": comparisons, "loader_samples_per_s": loaders,
+               "results": results, "loader_samples_per_s": loaders,
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
-    write_json(out, payload)
-    _detail.plot(payload, out.with_suffix(".png"), title)
-    print(json.dumps(comparisons, indent=2))
-    print(_detail.markdown(payload))
+    _detail.report(payload, args.out, title, pairs, full)
 
 
 if __name__ == "__main__":

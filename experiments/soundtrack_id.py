@@ -22,7 +22,6 @@ Writes ``experiments/results/soundtrack_id.{json,png}`` and prints the tables of
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -37,7 +36,6 @@ from torch.utils.data import Dataset
 
 import _detail
 from wavecodec.audio import read_float, resample
-from wavecodec.benchmarking import write_json
 from wavecodec.data import LatentDataset, LatentShards
 from wavecodec.learn import matched_samples
 
@@ -139,31 +137,13 @@ def read_audio_split(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/soundtrack_id"), help="where the clips and shards go")
-    parser.add_argument("--train-per-class", type=int, default=150)
-    parser.add_argument("--test-per-class", type=int, default=60)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--width", type=int, default=48)
-    parser.add_argument("--depth", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--heads", nargs="+", default=["conv", "transformer"])
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few clips, one seed, two epochs")
-    parser.add_argument("--plot-only", action="store_true")
-    args = parser.parse_args()
-    out = _detail.RESULTS / "soundtrack_id.json"
+    args = _detail.arguments(__doc__, "soundtrack_id", "clips", train=150, test=60, epochs=12, batch_size=32, quick_train=8)
     title = "Soundtrack identification (6 game soundtracks, 3 s stereo clips): same classifier on latents vs audio"
+    full = "audio 44.1 kHz"
     if args.plot_only:
-        payload = json.loads(out.read_text())
-        _detail.plot(payload, out.with_suffix(".png"), title)
-        print(_detail.markdown(payload))
+        payload = json.loads(args.out.read_text())
+        _detail.report(payload, args.out, title, payload["pairs"], full)
         return
-    if args.quick:
-        args.train_per_class, args.test_per_class, args.seeds, args.epochs = 8, 4, 1, 2
-        args.work = args.work.with_name(args.work.name + "-quick")
-        out = args.work / "soundtrack_id-quick.json"
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     start = time.perf_counter()
     flac = build(args.work / "flac", {"train": args.train_per_class, "test": args.test_per_class}, args.seed)
@@ -220,30 +200,16 @@ def main() -> None:
             "FLAC files -> 1/4.74 rate": _detail.loader_rate(_detail.Limited(FlacFolder(flac / "train", reduced_lengths["stereo-5x"].side), n), workers, limit=n),
             "FLAC files -> 44.1 kHz": _detail.loader_rate(_detail.Limited(FlacFolder(flac / "train", LENGTH), n), workers, limit=n),
         }
-    comparisons = {}
-    for model in ("stereo-5x", "stereo-20x"):
-        reduced = order[order.index(f"latents {model}") + 1]
-        for head in args.heads:
-            a, b = results[f"{head}: latents {model}"], results[f"{head}: {reduced}"]
-            full = results[f"{head}: audio 44.1 kHz"]
-            comparisons[f"{head}: {model}"] = {
-                "accuracy_margin_vs_equal_size_audio": a["accuracy_mean"] - b["accuracy_mean"],
-                "margin_spread": (a["accuracy_std"] ** 2 + b["accuracy_std"] ** 2) ** 0.5,
-                "accuracy_gap_to_full_rate": a["accuracy_mean"] - full["accuracy_mean"],
-                "epoch_speedup_vs_full_rate": full["epoch_seconds_median"] / a["epoch_seconds_median"],
-            }
+    pairs = {model: order[order.index(f"latents {model}") + 1] for model in ("stereo-5x", "stereo-20x")}
     tracks = json.loads((flac / ".complete").read_text())["tracks"]
     payload = {"task": "soundtrack identification", "config": {k: str(v) for k, v in vars(args).items()},
                "soundtracks": {n: {"package": SOUNDTRACKS[n][0], "tracks": tracks[n]} for n in SOUNDTRACKS},
                "num_classes": len(names), "class_names": names, "train_samples": len(labels["train"]),
                "test_samples": len(labels["test"]), "build_seconds": build_seconds, "codecs": codecs,
-               "time_to_accuracy_targets": targets, "results": results, "comparisons": comparisons,
+               "time_to_accuracy_targets": targets, "results": results, "pairs": pairs,
                "loader_samples_per_s": loaders,
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
-    write_json(out, payload)
-    _detail.plot(payload, out.with_suffix(".png"), title)
-    print(json.dumps(comparisons, indent=2))
-    print(_detail.markdown(payload))
+    _detail.report(payload, args.out, title, pairs, full)
 
 
 if __name__ == "__main__":
