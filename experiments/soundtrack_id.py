@@ -137,7 +137,7 @@ def read_audio_split(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.
 
 
 def main() -> None:
-    args = _detail.arguments(__doc__, "soundtrack_id", "clips", train=150, test=60, epochs=12, batch_size=32, quick_train=8)
+    args = _detail.arguments(__doc__, "soundtrack_id", "clips", train=120, test=50, epochs=10, batch_size=32, quick_train=8)
     title = "Soundtrack identification (6 game soundtracks, 3 s stereo clips): same classifier on latents vs audio"
     full = "audio 44.1 kHz"
     if args.plot_only:
