@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -54,6 +55,25 @@ class Variant:
     @property
     def tokens(self) -> int:
         return int(np.prod([n // self.patch for n in self.train.shape[2:]]))
+
+
+def up_to_date(root: Path, recipe: dict[str, Any]) -> bool:
+    """Whether ``root`` holds a complete build of ``recipe`` (its ``.complete`` marker says so).
+
+    If not, the whole work folder above it (sources and the shards converted from them) is
+    removed, so a build for other counts or another seed never mixes with an old one.
+    """
+    marker = root / ".complete"
+    if marker.exists() and json.loads(marker.read_text()).get("recipe") == recipe:
+        return True
+    if root.parent.exists():
+        shutil.rmtree(root.parent)
+    return False
+
+
+def mark_complete(root: Path, recipe: dict[str, Any], **facts: Any) -> None:
+    """Record that ``root`` holds a complete build of ``recipe`` (and ``facts`` about it)."""
+    (root / ".complete").write_text(json.dumps({"recipe": recipe, **facts}))
 
 
 def convert_splits(src: Path, dst: Path, model: str, workers: int = 2) -> dict[str, float]:

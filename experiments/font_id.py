@@ -86,9 +86,9 @@ def render(words: list[str], font: ImageFont.FreeTypeFont, rng: random.Random) -
 
 
 def build(root: Path, per_class: dict[str, int], seed: int) -> Path:
-    """Write ``root/{split}/{family}/{i}.png`` (once; a marker records completion)."""
-    marker = root / ".complete"
-    if marker.exists() and json.loads(marker.read_text()) == {"per_class": per_class, "seed": seed}:
+    """Write ``root/{split}/{family}/{i}.png`` (once: a rerun with the same counts and seed reuses them)."""
+    recipe = {"per_class": per_class, "seed": seed}
+    if _detail.up_to_date(root, recipe):
         return root
     files = {family: font_file(family) for family in FAMILIES}
     words = words_by_split(seed)
@@ -100,7 +100,7 @@ def build(root: Path, per_class: dict[str, int], seed: int) -> Path:
                 rng = random.Random(f"{seed}:{split}:{family}:{i}")
                 font = ImageFont.truetype(files[family], rng.randint(*SIZES))
                 render(words[split], font, rng).save(folder / f"{i:05d}.png")
-    marker.write_text(json.dumps({"per_class": per_class, "seed": seed}))
+    _detail.mark_complete(root, recipe)
     return root
 
 

@@ -75,9 +75,9 @@ def _track(path: str) -> np.ndarray:
 
 
 def build(root: Path, per_class: dict[str, int], seed: int) -> Path:
-    """Write ``root/{split}/{soundtrack}/{track}-{i}.flac`` (once; a marker records completion)."""
-    marker = root / ".complete"
-    if marker.exists() and json.loads(marker.read_text())["per_class"] == per_class:
+    """Write ``root/{split}/{soundtrack}/{track}-{i}.flac`` (once: a rerun with the same counts and seed reuses them)."""
+    recipe = {"per_class": per_class, "seed": seed}
+    if _detail.up_to_date(root, recipe):
         return root
     splits = tracks_by_split(seed)
     for name, by_split in splits.items():
@@ -97,8 +97,7 @@ def build(root: Path, per_class: dict[str, int], seed: int) -> Path:
                     if clip.shape[1] < LENGTH:
                         clip = np.pad(clip, ((0, 0), (0, LENGTH - clip.shape[1])))
                     sf.write(folder / f"{Path(path).stem.replace(' ', '_')}-{i:04d}.flac", clip.T, RATE, subtype="PCM_16")
-    marker.write_text(json.dumps({"per_class": per_class, "seed": seed,
-                                  "tracks": {n: {s: [Path(p).name for p in v] for s, v in d.items()} for n, d in splits.items()}}))
+    _detail.mark_complete(root, recipe, tracks={n: {s: [Path(p).name for p in v] for s, v in d.items()} for n, d in splits.items()})
     return root
 
 
