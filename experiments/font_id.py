@@ -13,7 +13,7 @@ is rendered from a seed, so the dataset is the same on every machine. The crops 
 as PNG, converted with ``wavecodec convert`` and read back with ``LatentDataset``.
 
 Needs (Debian): wamerican and the font packages in ``FONT_PACKAGES``.
-Run (CPU, about 35 minutes with the defaults; ``--quick`` for a smoke run):
+Run (CPU, about 75 minutes on 2 cores with the defaults; ``--quick`` for a smoke run):
     .venv/bin/python experiments/font_id.py
 Writes ``experiments/results/font_id.{json,png}`` and prints the tables of ``docs/learning.md``;
 ``--plot-only`` redraws the plot and the tables from the JSON.

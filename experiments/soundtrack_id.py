@@ -14,7 +14,7 @@ with ``wavecodec convert`` and read back with ``LatentDataset``. Note: ``stereo-
 ``stereo-20x`` were trained on the Wesnoth soundtrack, one of the six classes.
 
 Needs (Debian): the packages in ``SOUNDTRACKS``.
-Run (CPU, about 35 minutes with the defaults; ``--quick`` for a smoke run):
+Run (CPU, about 15 minutes on 2 cores with the defaults; ``--quick`` for a smoke run):
     .venv/bin/python experiments/soundtrack_id.py
 Writes ``experiments/results/soundtrack_id.{json,png}`` and prints the tables of ``docs/learning.md``;
 ``--plot-only`` redraws the plot and the tables from the JSON.
