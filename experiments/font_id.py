@@ -181,7 +181,6 @@ def main() -> None:
 
     results = _detail.run_variants(variants, y_train, y_test, len(FAMILIES), args.heads, args.seeds, args.epochs,
                                    args.width, args.depth, args.batch_size)
-    targets = _detail.add_time_to_accuracy(results)
 
     loaders = {}
     for workers in (0, 1, 2):
@@ -196,7 +195,7 @@ def main() -> None:
     payload = {"task": "font identification", "config": {k: str(v) for k, v in vars(args).items()},
                "families": list(FAMILIES), "num_classes": len(FAMILIES), "train_samples": len(y_train),
                "test_samples": len(y_test), "build_seconds": build_seconds, "codecs": codecs,
-               "latent_read_samples_per_s": latent_read, "time_to_accuracy_targets": targets,
+               "latent_read_samples_per_s": latent_read,
                "results": results, "loader_samples_per_s": loaders,
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
     _detail.report(payload, args.out, title, pairs, full)

@@ -187,7 +187,6 @@ def main() -> None:
 
     results = _detail.run_variants(variants, labels["train"], labels["test"], len(names), args.heads, args.seeds,
                                    args.epochs, args.width, args.depth, args.batch_size)
-    targets = _detail.add_time_to_accuracy(results)
 
     loaders = {}
     for workers in (0, 1, 2):
@@ -205,7 +204,7 @@ def main() -> None:
                "soundtracks": {n: {"package": SOUNDTRACKS[n][0], "tracks": tracks[n]} for n in SOUNDTRACKS},
                "num_classes": len(names), "class_names": names, "train_samples": len(labels["train"]),
                "test_samples": len(labels["test"]), "build_seconds": build_seconds, "codecs": codecs,
-               "time_to_accuracy_targets": targets, "results": results, "pairs": pairs,
+               "results": results, "pairs": pairs,
                "loader_samples_per_s": loaders,
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
     _detail.report(payload, args.out, title, pairs, full)
