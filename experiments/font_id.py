@@ -22,6 +22,7 @@ Writes ``experiments/results/font_id.{json,png}`` and prints the tables of ``doc
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -34,6 +35,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import Dataset
 
 import _detail
+import wavecodec
 from wavecodec.data import LatentDataset, LatentShards
 from wavecodec.learn import downsample, matched_pixels
 
@@ -131,12 +133,38 @@ def read_pixels(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tenso
     return torch.from_numpy(np.stack(xs))[:, None], torch.tensor(ys)
 
 
+def low_band_share(model: str) -> dict[str, float]:
+    """How much of a gray codec's encoder looks at what area-downsampling to the same number of values keeps.
+
+    For a 16x codec (J=3, 64 subbands) that is the 4 lowest subbands (the frequencies a 4x area
+    reduction keeps): the share of the 1x1 encoder's weight energy on them, against the share
+    an even spread would give, and (as a check of which subbands those are) the share of a
+    band-limited noise image's energy they hold.
+    """
+    codec = wavecodec.load(model)
+    weights = codec.encoder.proj.weight.detach().double().flatten(1)
+    subbands = weights.shape[1]
+    side = 2 ** codec.config.levels
+    keep = codec.config.latent_dim  # as many subbands as latent channels: the same number of values
+    factor = side / math.isqrt(keep)  # the area reduction with as many values: sqrt(keep) subbands a side
+    energy = weights**2 / (weights**2).sum(dim=1, keepdim=True)
+    noise = torch.randn(1, 1, 256, 256, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    freqs = torch.fft.fftfreq(256).abs()
+    mask = (freqs[:, None] < 0.5 / factor) & (freqs[None, :] < 0.5 / factor)
+    limited = torch.fft.ifft2(torch.fft.fft2(noise) * mask).real.float()
+    band = (codec.wpt(limited).double() ** 2).sum(dim=(0, 2, 3))
+    return {"subbands": subbands, "kept_subbands": keep, "weight_energy_share": float(energy[:, :keep].sum(1).mean()),
+            "even_spread_share": keep / subbands, "band_limited_energy_share": float(band[:keep].sum() / band.sum())}
+
+
 def main() -> None:
     args = _detail.arguments(__doc__, "font_id", "crops", train=200, test=50, epochs=12, batch_size=64, quick_train=12)
     title = "Font identification (20 families, 256x256 crops): same classifier on codec latents vs pixels"
     pairs, full = {"gray-16x": "pixels 64x64", "gray-4x": "pixels 128x128"}, "pixels 256x256"
     if args.plot_only:
-        _detail.report(json.loads(args.out.read_text()), args.out, title, pairs, full)
+        payload = json.loads(args.out.read_text())
+        payload["encoder_low_band_share"] = {m: low_band_share(m) for m in pairs}
+        _detail.report(payload, args.out, title, pairs, full)
         return
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     start = time.perf_counter()
@@ -197,6 +225,7 @@ def main() -> None:
                "test_samples": len(y_test), "build_seconds": build_seconds, "codecs": codecs,
                "latent_read_samples_per_s": latent_read,
                "results": results, "loader_samples_per_s": loaders,
+               "encoder_low_band_share": {m: low_band_share(m) for m in pairs},
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}
     _detail.report(payload, args.out, title, pairs, full)
 
