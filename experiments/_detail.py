@@ -262,6 +262,7 @@ def arguments(doc: str, name: str, items: str, train: int, test: int, epochs: in
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: few {items}, one seed, two epochs")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot and tables from the saved JSON")
+    parser.add_argument("--only", nargs="+", metavar="INPUT", help="train on these inputs only, keeping the saved results of the others")
     args = parser.parse_args()
     args.out = RESULTS / f"{name}.json"
     if args.quick:
@@ -291,9 +292,28 @@ def comparisons(results: dict[str, dict[str, Any]], pairs: dict[str, str], full:
 
 def report(payload: dict[str, Any], out: Path, title: str, pairs: dict[str, str], full: str) -> None:
     """Add the comparisons and times to a fixed accuracy, write the JSON and the plot, print them and the Markdown tables."""
+    payload["pairs"], payload["full_input"] = pairs, full
     payload["comparisons"] = comparisons(payload["results"], pairs, full)
     payload["time_to_accuracy_targets"] = add_time_to_accuracy(payload["results"])
     write_json(out, payload)
     plot(payload, out.with_suffix(".png"), title)
     print(json.dumps(payload["comparisons"], indent=2))
     print(markdown(payload))
+
+
+def rerun_only(args: argparse.Namespace, variants: dict[str, Variant], order: list[str], y_train: torch.Tensor,
+               y_test: torch.Tensor, num_classes: int, title: str, full: str) -> bool:
+    """With ``--only``: train those inputs, merge them into the saved results (in ``order``), report; False without it."""
+    if not args.only:
+        return False
+    unknown = set(args.only) - set(order)
+    if unknown:
+        raise SystemExit(f"unknown inputs {sorted(unknown)}; choose from {order}")
+    saved = json.loads(args.out.read_text())
+    fresh = run_variants({k: variants[k] for k in args.only}, y_train, y_test, num_classes, args.heads, args.seeds,
+                         args.epochs, args.width, args.depth, args.batch_size)
+    merged = {**saved["results"], **fresh}
+    heads = list(dict.fromkeys(r["head"] for r in merged.values()))
+    saved["results"] = {f"{h}: {k}": merged[f"{h}: {k}"] for h in heads for k in order if f"{h}: {k}" in merged}
+    report(saved, args.out, title, saved["pairs"], full)
+    return True

@@ -205,6 +205,8 @@ def main() -> None:
     variants["pixels 256x256"] = _detail.Variant(downsample(px_train, SIDE), downsample(px_test, SIDE), 16,
                                                  "full-resolution pixels, 16x16 patches", "full")
     order = ["latents gray-16x", "pixels 64x64", "latents gray-4x", "pixels 128x128", "pixels 256x256"]
+    if _detail.rerun_only(args, variants, order, y_train, y_test, len(FAMILIES), title, full):
+        return
     variants = {k: variants[k] for k in order}
 
     results = _detail.run_variants(variants, y_train, y_test, len(FAMILIES), args.heads, args.seeds, args.epochs,

@@ -36,7 +36,8 @@ from torch.utils.data import Dataset
 
 import _detail
 from wavecodec.audio import read_float, resample
-from wavecodec.data import LatentDataset, LatentShards
+import wavecodec
+from wavecodec.data import LatentDataset, LatentShards, OnTheFlyLatents
 from wavecodec.learn import matched_samples
 
 SOUNDTRACKS = {  # name: (Debian package, tracks)
@@ -181,8 +182,17 @@ def main() -> None:
                                              f"patches of {m.patch} samples", "reduced")
     variants["audio 44.1 kHz"] = _detail.Variant(a_train, a_test, LENGTH // (516 // LATENT_PATCH),
                                                  "full-rate audio, patches of 512 samples", "full")
+    # the same stereo-5x latents before rounding: does the rounding noise of low-variance channels cost accuracy?
+    unrounded = OnTheFlyLatents(wavecodec.load("stereo-5x"), quantize=False)
+    variants["unrounded latents stereo-5x"] = _detail.Variant(
+        torch.cat([unrounded(a_train[i : i + 64]) for i in range(0, len(a_train), 64)]),
+        torch.cat([unrounded(a_test[i : i + 64]) for i in range(0, len(a_test), 64)]), LATENT_PATCH,
+        "stereo-5x latents before rounding (codec.encode), patches of 2 frames", "latents")
     order = ["latents stereo-5x", f"audio 1/{LENGTH / reduced_lengths['stereo-5x'].side:.2f} rate",
-             "latents stereo-20x", f"audio 1/{LENGTH / reduced_lengths['stereo-20x'].side:.2f} rate", "audio 44.1 kHz"]
+             "latents stereo-20x", f"audio 1/{LENGTH / reduced_lengths['stereo-20x'].side:.2f} rate", "audio 44.1 kHz",
+             "unrounded latents stereo-5x"]
+    if _detail.rerun_only(args, variants, order, labels["train"], labels["test"], len(names), title, full):
+        return
     variants = {k: variants[k] for k in order}
 
     results = _detail.run_variants(variants, labels["train"], labels["test"], len(names), args.heads, args.seeds,
