@@ -96,7 +96,9 @@ def interpolate(curve: list[dict], kbps: float, key: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["stereo-5x", "stereo-20x"])
+    parser.add_argument("--models", nargs="*", default=["stereo-5x", "stereo-20x"], help="shipped names or checkpoint paths (none: baselines only)")
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES))
+    parser.add_argument("-o", "--output", type=Path, default=RESULTS / "audio_rd.json", help="the JSON (the PNG goes beside it)")
     parser.add_argument("--steps", nargs="+", type=float, default=[1, 2, 4])
     parser.add_argument("--tracks", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -106,7 +108,7 @@ def main() -> None:
     torch.set_num_threads(2)
     paths = dev_audio(args.tracks, args.seconds, Path("../runs/audio-dev"))
     audio = [(np.ascontiguousarray(d.T), r) for d, r in (sf.read(p, dtype="float32", always_2d=True) for p in paths)]
-    baselines = {name: [run_baseline(name, level, audio) for level in args.levels] for name in BASELINES}
+    baselines = {name: [run_baseline(name, level, audio) for level in args.levels] for name in args.baselines}
     for name, curve in baselines.items():
         for r in curve:
             print(f"{name:8s} level {r['setting']:.2f}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}"
@@ -136,12 +138,12 @@ def main() -> None:
     speed = {name: {"encode_realtime": statistics.median(r["encode_realtime"] for r in curve),
                     "decode_realtime": statistics.median(r["decode_realtime"] for r in curve)}
              for name, curve in {**baselines, **ours}.items()}
-    path = write_json(RESULTS / "audio_rd.json", {"dev_audio": [str(p) for p in paths], "seconds_each": args.seconds, "baselines": baselines,
+    path = write_json(args.output, {"dev_audio": [str(p) for p in paths], "seconds_each": args.seconds, "baselines": baselines,
                                    "ours": ours, "table_at_our_kbps": table, "speed": speed, "machine": machine()})
-    plot(baselines, ours, RESULTS / "audio_rd.png")
+    plot(baselines, ours, args.output.with_suffix(".png"))
     for row in table:
         parts = " ".join(f"{b}: SNR {row[f'{b}_snr']:.2f} MOS {row[f'{b}_visqol']:.2f}" if row[f"{b}_snr"] is not None
-                         else f"{b}: (out of range)" for b in BASELINES)
+                         else f"{b}: (out of range)" for b in baselines)
         print(f"{row['model']:10s} step {row['step']:g} {row['kbps']:6.1f} kbps SNR {row['snr']:.2f} MOS {row['visqol']:.2f} | {parts}")
     print(f"wrote {path}")
     if args.register:
