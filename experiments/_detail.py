@@ -178,6 +178,32 @@ def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
+class SourceFolder(Dataset):
+    """The source path a model without a codec trains from: ``root/<class>/*<suffix>`` files, each read by ``load``."""
+
+    def __init__(self, root: Path, suffix: str, load: Callable[[Path], torch.Tensor]) -> None:
+        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        self.items = [(p, k) for k, c in enumerate(self.classes) for p in sorted((root / c).glob(f"*{suffix}"))]
+        self.load = load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[i]
+        return self.load(path), label
+
+
+def read_split(root: Path, names: list[str], suffix: str, read: Callable[[Path], np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every ``root/<name>/*<suffix>`` file read by ``read`` and stacked, with labels in ``names``' order."""
+    xs, ys = [], []
+    for k, name in enumerate(names):
+        for p in sorted((root / name).glob(f"*{suffix}")):
+            xs.append(read(p))
+            ys.append(k)
+    return torch.from_numpy(np.stack(xs)), torch.tensor(ys)
+
+
 class Limited(torch.utils.data.IterableDataset):
     """The first ``n`` items of a map-style dataset, in a random order split across workers (for throughput)."""
 

@@ -27,12 +27,12 @@ import os
 import random
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torch.utils.data import Dataset
 
 import _detail
 import wavecodec
@@ -106,31 +106,20 @@ def build(root: Path, per_class: dict[str, int], seed: int) -> Path:
     return root
 
 
-class PngFolder(Dataset):
-    """The source path a pixel model would train from: decode each PNG with Pillow, area-reduce to ``side``."""
+def read_gray(path: Path) -> np.ndarray:
+    """A crop as uint8 ``(H, W)``."""
+    return np.asarray(Image.open(path).convert("L"))
 
-    def __init__(self, root: Path, side: int) -> None:
-        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        self.items = [(p, k) for k, c in enumerate(self.classes) for p in sorted((root / c).glob("*.png"))]
-        self.side = side
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        path, label = self.items[i]
-        x = torch.from_numpy(np.asarray(Image.open(path).convert("L")))[None, None]
-        return downsample(x, self.side)[0], label
+def reduced_gray(path: Path, side: int) -> torch.Tensor:
+    """What a pixel model trains from: the crop decoded and area-reduced to ``side`` (unit-range float ``(1, side, side)``)."""
+    return downsample(torch.from_numpy(read_gray(path))[None, None], side)[0]
 
 
 def read_pixels(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """All crops of a split as uint8 ``(N, 1, SIDE, SIDE)`` with labels in ``names``' order."""
-    xs, ys = [], []
-    for k, name in enumerate(names):
-        for p in sorted((root / name).glob("*.png")):
-            xs.append(np.asarray(Image.open(p).convert("L")))
-            ys.append(k)
-    return torch.from_numpy(np.stack(xs))[:, None], torch.tensor(ys)
+    x, y = _detail.read_split(root, names, ".png", read_gray)
+    return x[:, None], y
 
 
 def low_band_share(model: str) -> dict[str, float]:
@@ -218,9 +207,9 @@ def main() -> None:
             "LatentDataset gray-16x": _detail.loader_rate(_detail.Limited(LatentDataset(args.work / "gray-16x" / "train"), 2000), workers),
             "LatentShards gray-16x": _detail.loader_rate(LatentShards(args.work / "gray-16x" / "train"), workers),
             "LatentDataset gray-4x": _detail.loader_rate(_detail.Limited(LatentDataset(args.work / "gray-4x" / "train"), 2000), workers),
-            "PNG files -> 64x64": _detail.loader_rate(_detail.Limited(PngFolder(png / "train", 64), 2000), workers),
-            "PNG files -> 128x128": _detail.loader_rate(_detail.Limited(PngFolder(png / "train", 128), 2000), workers),
-            "PNG files -> 256x256": _detail.loader_rate(_detail.Limited(PngFolder(png / "train", SIDE), 2000), workers),
+            "PNG files -> 64x64": _detail.loader_rate(_detail.Limited(_detail.SourceFolder(png / "train", ".png", partial(reduced_gray, side=64)), 2000), workers),
+            "PNG files -> 128x128": _detail.loader_rate(_detail.Limited(_detail.SourceFolder(png / "train", ".png", partial(reduced_gray, side=128)), 2000), workers),
+            "PNG files -> 256x256": _detail.loader_rate(_detail.Limited(_detail.SourceFolder(png / "train", ".png", partial(reduced_gray, side=SIDE)), 2000), workers),
         }
     payload = {"task": "font identification", "config": {k: str(v) for k, v in vars(args).items()},
                "families": list(FAMILIES), "num_classes": len(FAMILIES), "train_samples": len(y_train),

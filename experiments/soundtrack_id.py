@@ -26,13 +26,13 @@ import json
 import os
 import random
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 from scipy.signal import resample as fft_resample
-from torch.utils.data import Dataset
 
 import _detail
 from wavecodec.audio import read_float, resample
@@ -109,31 +109,19 @@ def reduce(x: torch.Tensor, length: int) -> torch.Tensor:
     return torch.from_numpy(fft_resample(x.numpy(), length, axis=-1).astype(np.float32))
 
 
-class FlacFolder(Dataset):
-    """The source path an audio model would train from: decode each FLAC clip, resample to ``length`` samples."""
+def read_clip(path: Path) -> np.ndarray:
+    """A clip as float32 ``(2, LENGTH)``."""
+    return np.ascontiguousarray(sf.read(path, dtype="float32", always_2d=True)[0].T)
 
-    def __init__(self, root: Path, length: int) -> None:
-        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        self.items = [(p, k) for k, c in enumerate(self.classes) for p in sorted((root / c).glob("*.flac"))]
-        self.length = length
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        path, label = self.items[i]
-        x, _ = sf.read(path, dtype="float32", always_2d=True)
-        return reduce(torch.from_numpy(np.ascontiguousarray(x.T)), self.length), label
+def resampled_clip(path: Path, length: int) -> torch.Tensor:
+    """What an audio model trains from: the clip decoded and resampled to ``length`` samples."""
+    return reduce(torch.from_numpy(read_clip(path)), length)
 
 
 def read_audio_split(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """All clips of a split as float ``(N, 2, LENGTH)`` with labels in ``names``' order."""
-    xs, ys = [], []
-    for k, name in enumerate(names):
-        for p in sorted((root / name).glob("*.flac")):
-            xs.append(sf.read(p, dtype="float32", always_2d=True)[0].T)
-            ys.append(k)
-    return torch.from_numpy(np.stack(xs)), torch.tensor(ys)
+    return _detail.read_split(root, names, ".flac", read_clip)
 
 
 def main() -> None:
@@ -205,8 +193,8 @@ def main() -> None:
             "LatentDataset stereo-5x": _detail.loader_rate(_detail.Limited(LatentDataset(args.work / "stereo-5x" / "train"), n), workers, limit=n),
             "LatentShards stereo-5x": _detail.loader_rate(LatentShards(args.work / "stereo-5x" / "train"), workers, limit=n),
             "LatentDataset stereo-20x": _detail.loader_rate(_detail.Limited(LatentDataset(args.work / "stereo-20x" / "train"), n), workers, limit=n),
-            "FLAC files -> 1/4.74 rate": _detail.loader_rate(_detail.Limited(FlacFolder(flac / "train", reduced_lengths["stereo-5x"].side), n), workers, limit=n),
-            "FLAC files -> 44.1 kHz": _detail.loader_rate(_detail.Limited(FlacFolder(flac / "train", LENGTH), n), workers, limit=n),
+            "FLAC files -> 1/4.74 rate": _detail.loader_rate(_detail.Limited(_detail.SourceFolder(flac / "train", ".flac", partial(resampled_clip, length=reduced_lengths["stereo-5x"].side)), n), workers, limit=n),
+            "FLAC files -> 44.1 kHz": _detail.loader_rate(_detail.Limited(_detail.SourceFolder(flac / "train", ".flac", partial(resampled_clip, length=LENGTH)), n), workers, limit=n),
         }
     pairs = {model: order[order.index(f"latents {model}") + 1] for model in ("stereo-5x", "stereo-20x")}
     tracks = json.loads((flac / ".complete").read_text())["tracks"]
