@@ -57,6 +57,14 @@ class Variant:
         return int(np.prod([n // self.patch for n in self.train.shape[2:]]))
 
 
+def build_sources(args: argparse.Namespace, build: Callable[[Path, dict[str, int], int], Path], folder: str) -> tuple[Path, float]:
+    """Set the thread count, then build (or reuse) the sources in ``args.work / folder``; returns the folder and the seconds."""
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    start = time.perf_counter()
+    root = build(args.work / folder, {"train": args.train_per_class, "test": args.test_per_class}, args.seed)
+    return root, time.perf_counter() - start
+
+
 def up_to_date(root: Path, recipe: dict[str, Any]) -> bool:
     """Whether ``root`` holds a complete build of ``recipe`` (its ``.complete`` marker says so).
 
@@ -92,6 +100,24 @@ def read_latents(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str], flo
     start = time.perf_counter()
     x, y, names = read_all(root, _bar("sample", f"read {root.parent.name}/{root.name}"))
     return x, y, names, time.perf_counter() - start
+
+
+def latents(sources: Path, work: Path, model: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str], dict[str, Any]]:
+    """Convert both splits of ``sources`` with ``model`` and read them back: train and test latents and labels, class names, facts.
+
+    The facts: conversion and read seconds, samples read per second, bytes per sample of the
+    shards and of the sources, the latent shape.
+    """
+    convert_seconds = convert_splits(sources, work / model, model)
+    x, y, names, t_train = read_latents(work / model / "train")
+    x_test, y_test, test_names, t_test = read_latents(work / model / "test")
+    assert names == test_names
+    index = json.loads((work / model / "train" / "index.json").read_text())
+    facts = {"convert_seconds": convert_seconds, "read_seconds": {"train": t_train, "test": t_test},
+             "read_samples_per_s": (len(x) + len(x_test)) / (t_train + t_test),
+             "bytes_per_sample": index["bytes"] / index["count"], "source_bytes_per_sample": index["source_bytes"] / index["count"],
+             "latent_shape": list(x.shape[1:])}
+    return x, x_test, y, y_test, names, facts
 
 
 def time_to_accuracy(history: dict[str, list[float]], target: float) -> float | None:

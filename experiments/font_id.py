@@ -26,7 +26,6 @@ import math
 import os
 import random
 import subprocess
-import time
 from functools import partial
 from pathlib import Path
 
@@ -155,23 +154,12 @@ def main() -> None:
         payload["encoder_low_band_share"] = {m: low_band_share(m) for m in pairs}
         _detail.report(payload, args.out, title, pairs, full)
         return
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    start = time.perf_counter()
-    png = build(args.work / "png", {"train": args.train_per_class, "test": args.test_per_class}, args.seed)
-    build_seconds = time.perf_counter() - start
+    png, build_seconds = _detail.build_sources(args, build, "png")
 
     variants: dict[str, _detail.Variant] = {}
-    codecs, latent_read = {}, {}
+    codecs = {}
     for model in ("gray-16x", "gray-4x"):
-        convert_seconds = _detail.convert_splits(png, args.work / model, model)
-        x, y_train, names, t_train = _detail.read_latents(args.work / model / "train")
-        x_test, y_test, test_names, t_test = _detail.read_latents(args.work / model / "test")
-        assert names == test_names
-        index = json.loads((args.work / model / "train" / "index.json").read_text())
-        codecs[model] = {"convert_seconds": convert_seconds, "read_seconds": {"train": t_train, "test": t_test},
-                         "bytes_per_sample": index["bytes"] / index["count"],
-                         "png_bytes_per_sample": index["source_bytes"] / index["count"], "latent_shape": list(x.shape[1:])}
-        latent_read[model] = (len(x) + len(x_test)) / (t_train + t_test)
+        x, x_test, y_train, y_test, names, codecs[model] = _detail.latents(png, args.work, model)
         variants[f"latents {model}"] = _detail.Variant(x, x_test, 2, f"{model} latents {tuple(x.shape[1:])}, 2x2 patches", "latents")
         side = matched_pixels(tuple(x.shape[1:]), 1).side
         variants[f"pixels {side}x{side}"] = (side, model)  # filled below, once the pixels are read
@@ -214,7 +202,7 @@ def main() -> None:
     payload = {"task": "font identification", "config": {k: str(v) for k, v in vars(args).items()},
                "families": list(FAMILIES), "num_classes": len(FAMILIES), "train_samples": len(y_train),
                "test_samples": len(y_test), "build_seconds": build_seconds, "codecs": codecs,
-               "latent_read_samples_per_s": latent_read,
+
                "results": results, "loader_samples_per_s": loaders,
                "encoder_low_band_share": {m: low_band_share(m) for m in pairs},
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import time
 from functools import partial
 from pathlib import Path
 
@@ -132,24 +131,13 @@ def main() -> None:
         payload = json.loads(args.out.read_text())
         _detail.report(payload, args.out, title, payload["pairs"], full)
         return
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    start = time.perf_counter()
-    flac = build(args.work / "flac", {"train": args.train_per_class, "test": args.test_per_class}, args.seed)
-    build_seconds = time.perf_counter() - start
+    flac, build_seconds = _detail.build_sources(args, build, "flac")
 
     variants: dict[str, _detail.Variant] = {}
     codecs, reduced_lengths = {}, {}
     labels: dict[str, torch.Tensor] = {}
     for model in ("stereo-5x", "stereo-20x"):
-        convert_seconds = _detail.convert_splits(flac, args.work / model, model)
-        x, y_train, names, t_train = _detail.read_latents(args.work / model / "train")
-        x_test, y_test, test_names, t_test = _detail.read_latents(args.work / model / "test")
-        assert names == test_names
-        index = json.loads((args.work / model / "train" / "index.json").read_text())
-        codecs[model] = {"convert_seconds": convert_seconds, "read_seconds": {"train": t_train, "test": t_test},
-                         "read_samples_per_s": (len(x) + len(x_test)) / (t_train + t_test),
-                         "bytes_per_sample": index["bytes"] / index["count"],
-                         "flac_bytes_per_sample": index["source_bytes"] / index["count"], "latent_shape": list(x.shape[1:])}
+        x, x_test, y_train, y_test, names, codecs[model] = _detail.latents(flac, args.work, model)
         # the latents follow the shards' order: sort by label (stably) so every input shares one label vector
         o, o_test = torch.argsort(y_train, stable=True), torch.argsort(y_test, stable=True)
         labels = {"train": y_train[o], "test": y_test[o_test]}
