@@ -18,6 +18,7 @@ from pathlib import Path
 
 import argparse
 import io
+import json
 import statistics
 import time
 
@@ -76,28 +77,39 @@ def curve_point(rows: list[dict]) -> dict:
     return {k: statistics.mean(r[k] for r in rows) for k in KEYS}
 
 
+def _around(curve: list[dict], key: str, lo: float, hi: float) -> list[dict]:
+    """The points of ``curve`` whose ``key`` lies in ``[lo, hi]``, plus the nearest one beyond each end."""
+    pts = sorted(curve, key=lambda p: p[key])
+    first = max((i for i, p in enumerate(pts) if p[key] <= lo), default=0)
+    last = min((i for i, p in enumerate(pts) if p[key] >= hi), default=len(pts) - 1)
+    return pts[first : last + 1]
+
+
 def bjontegaard(anchor: list[dict], test: list[dict]) -> dict[str, float | None]:
     """BD-rate at equal PSNR and at equal SSIMULACRA2, and BD-PSNR, of ``test`` against ``anchor``.
 
-    The anchor is cut to the points around the test curve's range (one more on each side), so the
-    cubic fits describe the same stretch of both curves; None where the curves do not overlap.
+    The anchor is cut to the stretch that faces the test curve (its quality range for a BD-rate,
+    its rate range for BD-PSNR, one more point on each side), so both cubic fits describe the same
+    stretch; None where the curves share no range.
     """
-    lo, hi = min(p["bpp"] for p in test), max(p["bpp"] for p in test)
-    pts = sorted(anchor, key=lambda p: p["bpp"])
-    first = max(0, max((i for i, p in enumerate(pts) if p["bpp"] <= lo), default=0))
-    last = min(len(pts) - 1, min((i for i, p in enumerate(pts) if p["bpp"] >= hi), default=len(pts) - 1))
-    near = pts[first : last + 1]
-    if len(near) < 2 or len(test) < 2:
-        return {"bd_rate_psnr": None, "bd_rate_ssimulacra2": None, "bd_psnr": None}
-
-    def delta(f, key: str) -> float | None:
+    def delta(f, along: str, key: str) -> float | None:
+        near = _around(anchor, along, min(p[along] for p in test), max(p[along] for p in test))
         try:
             return f([p["bpp"] for p in near], [p[key] for p in near], [p["bpp"] for p in test], [p[key] for p in test])
-        except ValueError:  # no shared range
+        except ValueError:  # too few points, or no shared range
             return None
 
-    return {"bd_rate_psnr": delta(bd_rate, "psnr"), "bd_rate_ssimulacra2": delta(bd_rate, "ssimulacra2"),
-            "bd_psnr": delta(bd_quality, "psnr")}
+    return {"bd_rate_psnr": delta(bd_rate, "psnr", "psnr"), "bd_rate_ssimulacra2": delta(bd_rate, "ssimulacra2", "ssimulacra2"),
+            "bd_psnr": delta(bd_quality, "bpp", "psnr")}
+
+
+def print_bjontegaard(ours: dict[str, dict]) -> None:
+    print(f"\n{'model':18s} {'vs':>7s} {'BD-rate PSNR':>13s} {'BD-rate SSIMU2':>15s} {'BD-PSNR':>8s}")
+    for name, m in ours.items():
+        for c, bd in m["bjontegaard"].items():
+            cells = [f"{bd[k]:+{w}.1f}" if bd[k] is not None else f"{'n/a':>{w}s}" for k, w in
+                     (("bd_rate_psnr", 12), ("bd_rate_ssimulacra2", 14), ("bd_psnr", 8))]
+            print(f"{name:18s} {c:>7s} {cells[0]}% {cells[1]}% {cells[2]}")
 
 
 def interp(curve: list[dict], bpp: float, key: str) -> float | None:
@@ -118,7 +130,15 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="model name or path (default: every shipped image model)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", default="1,1.5,2,3,4,6", help="quantization steps giving each model its RD curve")
+    parser.add_argument("--bd-only", action="store_true", help="recompute the Bjontegaard deltas from the saved curves")
     args = parser.parse_args()
+    if args.bd_only:
+        report = json.loads((RESULTS / "image_rd.json").read_text())
+        for m in report["models"].values():
+            m["bjontegaard"] = {c: bjontegaard(curve, m["curve"]) for c, curve in report["curves"].items()}
+        write_json(RESULTS / "image_rd.json", report)
+        print_bjontegaard(report["models"])
+        return
     photos = dev_photos()
     started = time.time()
     curves: dict[str, list[dict]] = {}
@@ -181,12 +201,7 @@ def main() -> None:
         for p in m["curve"]:
             diffs = " ".join(f"{d:+10.2f}" if d is not None else f"{'n/a':>10s}" for d in p["psnr_minus"].values())
             print(f"{name:18s} {p['step']:5g} {p['bpp']:6.3f} {p['psnr']:6.2f} {diffs}")
-    print(f"\n{'model':18s} {'vs':>7s} {'BD-rate PSNR':>13s} {'BD-rate SSIMU2':>15s} {'BD-PSNR':>8s}")
-    for name, m in ours.items():
-        for c, bd in m["bjontegaard"].items():
-            cells = [f"{bd[k]:+{w}.1f}" if bd[k] is not None else f"{'n/a':>{w}s}" for k, w in
-                     (("bd_rate_psnr", 12), ("bd_rate_ssimulacra2", 14), ("bd_psnr", 8))]
-            print(f"{name:18s} {c:>7s} {cells[0]}% {cells[1]}% {cells[2]}")
+    print_bjontegaard(ours)
     print(f"\n{'codec':18s} {'enc MP/s':>9s} {'dec MP/s':>9s}  (768x512)")
     for name, s in speed.items():
         print(f"{name:18s} {s['encode_mpix_s']:9.2f} {s['decode_mpix_s']:9.2f}")
