@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from wavecodec.benchmarking import dev_audio, machine, write_json
+from wavecodec.benchmarking import dev_audio, machine, save_figure, write_json
 from wavecodec.registry import register
 import wavecodec
 from wavecodec.audio import resample
@@ -183,10 +183,7 @@ def plot(baselines: dict, ours: dict, path: Path) -> None:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle("Stereo 44.1 kHz music (hyperrogue-music excerpts)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, "Stereo 44.1 kHz music (hyperrogue-music excerpts)")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import wavecodec
-from wavecodec.benchmarking import dev_audio, machine, write_json
+from wavecodec.benchmarking import dev_audio, machine, save_figure, write_json
 from wavecodec.evaluation import evaluate_audio_file
 from wavecodec.progress import bar
 from wavecodec.training import TrainConfig, export, train
@@ -105,10 +105,7 @@ def plot(results: dict, path: Path) -> None:
         ax.bar(names, [results[n][key] for n in names], color=["tab:gray"] + ["tab:blue"] * (len(names) - 1))
         ax.set_ylabel(label)
         ax.tick_params(axis="x", rotation=30)
-    fig.suptitle("Audio training losses, one at a time (dev music)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, "Audio training losses, one at a time (dev music)")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import _fmnist
 import wavecodec
 from wavecodec.metrics import psnr_from_mse
 from wavecodec.progress import bar
-from wavecodec.benchmarking import write_json
+from wavecodec.benchmarking import save_figure, write_json
 from wavecodec.data import OnTheFlyLatents
 from wavecodec.learn import Classifier, activation_bytes, count_parameters, downsample, fit_classifier, matched_pixels
 
@@ -170,10 +170,7 @@ def plot(results: dict, path: Path) -> None:
     axes[2].legend(fontsize=7)
     for ax in axes[:2]:
         ax.tick_params(axis="x", rotation=35, labelsize=8)
-    fig.suptitle("Fashion-MNIST: same classifier on codec latents vs pixels")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, "Fashion-MNIST: same classifier on codec latents vs pixels")
 
 
 if __name__ == "__main__":

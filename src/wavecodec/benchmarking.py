@@ -146,3 +146,13 @@ def dev_audio(count: int, seconds: float, out: str | os.PathLike[str]) -> list[P
             sf.write(path, data, rate, subtype="PCM_16")
         paths.append(path)
     return paths
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], title: str, dpi: int = 110) -> None:
+    """Title a Matplotlib figure, lay it out, write it as PNG and close it (the ending every plot script shares)."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
