@@ -84,7 +84,7 @@ def main() -> None:
         axes[0].set_ylabel("kHz")
         fig.suptitle(f"{path.stem} (log power, 90 dB range)", fontsize=10)
         fig.tight_layout()
-        fig.savefig(OUT / f"{path.stem}.png", dpi=80)
+        fig.savefig(OUT / f"{path.stem}.png", dpi=70)
         plt.close(fig)
     write_json(OUT / "listening.json", {"clips": [str(p) for p in paths], "models": args.models, "figures": figures})
     for clip, rows in figures.items():
