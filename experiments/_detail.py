@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from wavecodec.benchmarking import write_json
+from wavecodec.benchmarking import save_figure, write_json
 from wavecodec.convert import convert
 from wavecodec.learn import Classifier, activation_bytes, count_parameters, fit_classifier
 from wavecodec.learn.classify import read_all
@@ -105,13 +105,17 @@ def read_latents(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str], flo
 def latents(sources: Path, work: Path, model: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str], dict[str, Any]]:
     """Convert both splits of ``sources`` with ``model`` and read them back: train and test latents and labels, class names, facts.
 
-    The facts: conversion and read seconds, samples read per second, bytes per sample of the
-    shards and of the sources, the latent shape.
+    The shards mix the classes; the latents come back stably sorted by label, the order in
+    which :func:`read_split` reads the sources, so every input of an experiment shares one
+    label vector. The facts: conversion and read seconds, samples read per second, bytes per
+    sample of the shards and of the sources, the latent shape.
     """
     convert_seconds = convert_splits(sources, work / model, model)
     x, y, names, t_train = read_latents(work / model / "train")
     x_test, y_test, test_names, t_test = read_latents(work / model / "test")
     assert names == test_names
+    order, order_test = torch.argsort(y, stable=True), torch.argsort(y_test, stable=True)
+    x, y, x_test, y_test = x[order], y[order], x_test[order_test], y_test[order_test]
     index = json.loads((work / model / "train" / "index.json").read_text())
     facts = {"convert_seconds": convert_seconds, "read_seconds": {"train": t_train, "test": t_test},
              "read_samples_per_s": (len(x) + len(x_test)) / (t_train + t_test),
@@ -272,10 +276,7 @@ def plot(payload: dict[str, Any], path: Path, title: str) -> None:
     ax.set_xticks(range(len(inputs)), inputs, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("seconds per training epoch (median)")
     ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
 def markdown(payload: dict[str, Any]) -> str:

@@ -165,13 +165,7 @@ def main() -> None:
         variants[f"pixels {side}x{side}"] = (side, model)  # filled below, once the pixels are read
     px_train, y_px = read_pixels(png / "train", names)
     px_test, y_px_test = read_pixels(png / "test", names)
-    assert torch.equal(torch.sort(y_px).values, torch.sort(y_train).values)
-    # the latent tensors follow the shards' order; line the pixels up with the same labels by sorting both
-    order_lat, order_lat_test = torch.argsort(y_train, stable=True), torch.argsort(y_test, stable=True)
-    for name, v in list(variants.items()):
-        if isinstance(v, _detail.Variant):
-            variants[name] = _detail.Variant(v.train[order_lat], v.test[order_lat_test], v.patch, v.description, v.kind)
-    y_train, y_test = y_train[order_lat], y_test[order_lat_test]
+    assert torch.equal(y_px, y_train) and torch.equal(y_px_test, y_test)  # one label vector for every input
     for name, v in list(variants.items()):
         if isinstance(v, tuple):
             side, model = v
@@ -202,7 +196,6 @@ def main() -> None:
     payload = {"task": "font identification", "config": {k: str(v) for k, v in vars(args).items()},
                "families": list(FAMILIES), "num_classes": len(FAMILIES), "train_samples": len(y_train),
                "test_samples": len(y_test), "build_seconds": build_seconds, "codecs": codecs,
-
                "results": results, "loader_samples_per_s": loaders,
                "encoder_low_band_share": {m: low_band_share(m) for m in pairs},
                "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}}

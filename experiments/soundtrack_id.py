@@ -138,10 +138,8 @@ def main() -> None:
     labels: dict[str, torch.Tensor] = {}
     for model in ("stereo-5x", "stereo-20x"):
         x, x_test, y_train, y_test, names, codecs[model] = _detail.latents(flac, args.work, model)
-        # the latents follow the shards' order: sort by label (stably) so every input shares one label vector
-        o, o_test = torch.argsort(y_train, stable=True), torch.argsort(y_test, stable=True)
-        labels = {"train": y_train[o], "test": y_test[o_test]}
-        variants[f"latents {model}"] = _detail.Variant(x[o], x_test[o_test], LATENT_PATCH,
+        labels = {"train": y_train, "test": y_test}
+        variants[f"latents {model}"] = _detail.Variant(x, x_test, LATENT_PATCH,
                                                        f"{model} latents {tuple(x.shape[1:])}, patches of {LATENT_PATCH} frames", "latents")
         m = matched_samples(tuple(x.shape[1:]), 2, LATENT_PATCH)
         reduced_lengths[model] = m
