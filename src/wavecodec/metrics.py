@@ -117,7 +117,7 @@ def ssimulacra2(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> f
 
     score = need("ssimulacra2", "metrics", "SSIMULACRA2 scores").compute_ssimulacra2
 
-    def png(a: torch.Tensor | np.ndarray) -> io.BytesIO:
+    def image(a: torch.Tensor | np.ndarray) -> np.ndarray:
         a = a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
         if a.ndim == 4:
             a = a[0].transpose(1, 2, 0)
@@ -125,17 +125,18 @@ def ssimulacra2(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> f
             a = a[:, :, 0]
         if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
             raise ValueError(f"SSIMULACRA2 needs 8-bit grey or RGB images, not {a.dtype} of shape {a.shape}")
+        return a
+
+    def png(a: np.ndarray) -> io.BytesIO:  # the package reads files (or file objects) only
         buf = io.BytesIO()
         Image.fromarray(a).save(buf, format="PNG", compress_level=0)
         buf.seek(0)
         return buf
 
-    a, b = png(x), png(y)
-    if Image.open(a).size != Image.open(b).size:
+    a, b = image(x), image(y)
+    if a.shape[:2] != b.shape[:2]:
         raise ValueError("SSIMULACRA2 needs two images of one size")
-    a.seek(0)
-    b.seek(0)
-    return float(score(a, b))
+    return float(score(png(a), png(b)))
 
 
 def _bd_fit(x: np.ndarray, y: np.ndarray) -> np.polynomial.Polynomial:

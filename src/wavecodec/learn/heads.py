@@ -20,10 +20,21 @@ from ..layers import count_parameters
 __all__ = ["Classifier", "ConvBlock", "DenseHead", "PatchEmbed", "TransformerBlock", "count_parameters"]
 
 
-def _conv(dims: int) -> type[nn.Module]:
-    if dims not in (1, 2):
+_LAYERS = {  # dims -> (convolution, batch norm, adaptive average pooling)
+    1: (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d),
+    2: (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d),
+}
+
+
+def _layers(dims: int) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
+    """The convolution, batch norm and pooling classes for 1-D sequences or 2-D grids."""
+    if dims not in _LAYERS:
         raise ValueError(f"dims must be 1 (sequences) or 2 (images), got {dims!r}")
-    return nn.Conv1d if dims == 1 else nn.Conv2d
+    return _LAYERS[dims]
+
+
+def _conv(dims: int) -> type[nn.Module]:
+    return _layers(dims)[0]
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -80,8 +91,9 @@ class PatchEmbed(nn.Module):
     def __init__(self, in_channels: int, width: int, patch: int = 1, dims: int = 2) -> None:
         super().__init__()
         self.patch = patch
-        self.norm = (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(in_channels, affine=False)
-        self.proj = _conv(dims)(in_channels, width, patch, stride=patch)
+        conv, norm, _ = _layers(dims)
+        self.norm = norm(in_channels, affine=False)
+        self.proj = conv(in_channels, width, patch, stride=patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.norm(x.float()))
@@ -98,8 +110,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.embed = PatchEmbed(in_channels, width, patch, dims)
         self.body = _body(kind, width, depth, dims)
-        pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Sequential(pool, nn.Flatten(), nn.LayerNorm(width), nn.Linear(width, num_classes))
+        self.head = nn.Sequential(_layers(dims)[2](1), nn.Flatten(), nn.LayerNorm(width), nn.Linear(width, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.embed(x)))
