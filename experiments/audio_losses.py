@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 
 import wavecodec
 from wavecodec.benchmarking import dev_audio, machine, save_figure, write_json
-from wavecodec.evaluation import evaluate_audio_file
+from wavecodec.evaluation import evaluate
 from wavecodec.progress import bar
 from wavecodec.training import TrainConfig, export, train
 from wavecodec.training.state import CHECKPOINT
@@ -52,8 +51,9 @@ def config(model: str, variant: str, steps: int, work: Path) -> TrainConfig:
 
 
 def measure(codec: wavecodec.Codec, paths: list[Path]) -> dict[str, float]:
-    rows = [evaluate_audio_file(codec, p, perceptual=True) for p in paths]
-    return {k: statistics.mean(r[k] for r in rows) for k in KEYS}
+    """The mean of each figure over the dev excerpts, through ``wavecodec eval``'s evaluation."""
+    means = evaluate(codec, paths, perceptual=True)["results"]
+    return {k: means[k][0] for k in KEYS}
 
 
 def main() -> None:

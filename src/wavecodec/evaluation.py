@@ -4,8 +4,9 @@ Rates come from the bytes of the whole ``.wvc`` file (header included); quality 
 decoded file against the original (PSNR over the full sample range of the dtype, MS-SSIM
 for images; with the ``metrics`` extra also SSIMULACRA2 for 8-bit images and ViSQOL
 MOS-LQO for audio, the perceptual scores the field reports); speed from ``compress`` and
-``decompress`` alone (model load and one warm-up on the first file excluded). The JSON follows CompressAI's results files: a ``results``
-mapping of metric name to values, plus the per-file rows.
+``decompress`` alone (model load and one warm-up on the first file excluded). The JSON
+follows CompressAI's results files: a ``results`` mapping of metric name to values, plus
+the per-file rows.
 """
 
 from __future__ import annotations
