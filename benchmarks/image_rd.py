@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="model name or path (default: every shipped image model)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", default="1,1.5,2,3,4,6", help="quantization steps giving each model its RD curve")
+    parser.add_argument("--qualities", default="0,10,20,30,40,50,60,70,80,90,100",
+                        help="qualities giving a variable-rate model its RD curve (instead of steps)")
     parser.add_argument("--bd-only", action="store_true", help="recompute the Bjontegaard deltas from the saved curves")
     args = parser.parse_args()
     if args.bd_only:
@@ -156,22 +158,27 @@ def main() -> None:
     ours: dict[str, dict] = {}
     for ref in models:
         codec = wavecodec.load(ref)
+        # a variable-rate model's curve runs over its quality knob, a fixed-rate model's over quantization steps
+        settings = ([{"step": 1.0, "quality": float(q)} for q in args.qualities.split(",")] if codec.rates is not None
+                    else [{"step": s} for s in steps])
         points = []
-        for step in steps:
+        for setting in settings:
             rows = []
             for img in photos.values():
                 x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
-                data = codec.compress(x, quant_step=step)
+                data = codec.compress(x, quant_step=setting["step"], quality=setting.get("quality"))
                 rec = codec.decompress(data)[0].permute(1, 2, 0).numpy()
                 rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), **quality(img, rec)})
-            point = {"step": step, **curve_point(rows)}
+            point = {**setting, **curve_point(rows)}
             for key in ("psnr", "ms_ssim", "ssimulacra2"):
                 point[f"{key}_minus"] = {c: (None if (v := interp(curves[c], point["bpp"], key)) is None else point[key] - v)
                                          for c in curves}
             points.append(point)
-            print(f"{codec.config.name} step {step:g}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} "
+            label = f"quality {setting['quality']:g}" if "quality" in setting else f"step {setting['step']:g}"
+            print(f"{codec.config.name} {label}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} "
                   f"MS-SSIM {point['ms_ssim']:.4f} SSIMULACRA2 {point['ssimulacra2']:.2f}", flush=True)
-        ours[codec.config.name or ref] = {**points[0], "curve": points,
+        points.sort(key=lambda p: p["bpp"])
+        ours[codec.config.name or ref] = {**points[-1], "curve": points,
                                           "bjontegaard": {c: bjontegaard(curves[c], points) for c in curves}}
 
     # speed on a 768x512 photo, each codec at a mid setting, medians
@@ -200,7 +207,8 @@ def main() -> None:
     for name, m in ours.items():
         for p in m["curve"]:
             diffs = " ".join(f"{d:+10.2f}" if d is not None else f"{'n/a':>10s}" for d in p["psnr_minus"].values())
-            print(f"{name:18s} {p['step']:5g} {p['bpp']:6.3f} {p['psnr']:6.2f} {diffs}")
+            knob = f"q{p['quality']:g}" if "quality" in p else f"{p['step']:g}"
+            print(f"{name:18s} {knob:>5s} {p['bpp']:6.3f} {p['psnr']:6.2f} {diffs}")
     print_bjontegaard(ours)
     print(f"\n{'codec':18s} {'enc MP/s':>9s} {'dec MP/s':>9s}  (768x512)")
     for name, s in speed.items():
@@ -221,9 +229,10 @@ def plot(curves: dict[str, list[dict]], ours: dict[str, dict]) -> None:
             ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "o-", markersize=3, label=name)
         for name, m in ours.items():
             pts = sorted(m["curve"], key=lambda p: p["bpp"])
-            steps = sorted(p["step"] for p in pts)
+            knob = "quality" if "quality" in pts[0] else "step"
+            values = sorted(p[knob] for p in pts)
             ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], "*-", markersize=10, linewidth=2,
-                    label=f"{name} (quantization step {steps[0]:g}-{steps[-1]:g})")
+                    label=f"{name} ({'quality' if knob == 'quality' else 'quantization step'} {values[0]:g}-{values[-1]:g})")
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(label)
         ax.set_xlim(0, 1.05 * max(p["bpp"] for m in ours.values() for p in m["curve"]))

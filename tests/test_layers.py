@@ -25,7 +25,8 @@ MODULES = sorted(
     for p in PACKAGE.rglob("*.py")
 )
 #: the stages: they compute, and know nothing of files, bitstreams or commands
-CORE = ["atomic", "bottleneck", "config", "context", "decoder", "encoder", "entropy", "errors", "layers", "schedule", "wpt"]
+CORE = ["atomic", "bottleneck", "config", "context", "decoder", "encoder", "entropy", "errors", "layers", "lifting", "rates",
+        "schedule", "wpt"]
 OUTER = {"compression", "coders", "container", "streaming", "files", "audio", "audio_coding", "images", "rasters", "cli",
          "convert", "data", "evaluation", "registry", "checkpoint", "training", "learn", "progress"}
 
@@ -46,7 +47,8 @@ def _imports(module: str) -> set[str]:
             base = package[: len(package) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
             if target.startswith("wavecodec"):
-                found.add(target)
+                if node.module:  # `from . import x` imports the submodule x, not the package's own code
+                    found.add(target)
                 found.update(f"{target}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("wavecodec"))

@@ -29,8 +29,10 @@ def _model(model: str | Codec) -> Codec:
 
 
 def compress(x: Any, model: str | Codec | None = None, coder: str = "ans", *, quant_step: float = 1.0,
-             sample_rate: int | None = None) -> bytes:
+             sample_rate: int | None = None, quality: float | None = None) -> bytes:
     """Compress ``x`` into ``.wvc`` bytes with ``model`` (default: the shipped model for images of its channel count).
+
+    ``quality`` (0-100, higher is better) sets the rate of a variable-rate model.
 
     Raises:
         ShapeError: an input the model cannot code. CheckpointError: no shipped model fits.
@@ -40,7 +42,7 @@ def compress(x: Any, model: str | Codec | None = None, coder: str = "ans", *, qu
     if codec is None:
         channels = t.shape[0] if t.dim() == 3 else t.shape[1]
         codec = _shipped(model_for("image", int(channels)))
-    return codec.compress(t, coder=coder, quant_step=quant_step, sample_rate=sample_rate)
+    return codec.compress(t, coder=coder, quant_step=quant_step, sample_rate=sample_rate, quality=quality)
 
 
 def decompress(data: bytes, model: str | Codec | None = None) -> torch.Tensor:

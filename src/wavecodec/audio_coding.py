@@ -26,11 +26,12 @@ from .streaming import DEFAULT_CHUNK_FRAMES
 
 
 def encode_file(codec: Codec, path: str | os.PathLike[str], coder: str = "ans", quant_step: float = 1.0,
-                chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: Callable[[int], None] | None = None) -> bytes:
+                chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: Callable[[int], None] | None = None,
+                quality: float | None = None) -> bytes:
     """Compress an audio file into ``.wvc`` bytes, streaming it when it is at the model's rate.
 
     Args:
-        codec: an audio model. path: the audio file. coder, quant_step, chunk_frames: as in
+        codec: an audio model. path: the audio file. coder, quant_step, chunk_frames, quality: as in
         :func:`wavecodec.compression.compress`. progress: called with the samples done.
 
     Returns:
@@ -55,7 +56,7 @@ def encode_file(codec: Codec, path: str | os.PathLike[str], coder: str = "ans", 
         x, _ = read_audio(path)
         if facts_in.samplerate != rate:
             x = torch.from_numpy(resample(as_float(x[0]), facts_in.samplerate, rate))[None]
-        return compress(codec, x, coder=coder, sample_rate=rate, quant_step=quant_step, chunk_frames=chunk_frames,
+        return compress(codec, x, coder=coder, sample_rate=rate, quant_step=quant_step, chunk_frames=chunk_frames, quality=quality,
                         extra=facts)
     with sf.SoundFile(str(path)) as f:
         def read(start: int, stop: int) -> torch.Tensor:
@@ -67,7 +68,7 @@ def encode_file(codec: Codec, path: str | os.PathLike[str], coder: str = "ans", 
             return t.expand(cfg.channels, -1) if facts_in.channels == 1 else t
 
         return compress_reader(codec, read, facts_in.frames, getattr(torch, dtype), facts_in.channels, coder=coder,
-                               sample_rate=rate, quant_step=quant_step, chunk_frames=chunk_frames, progress=progress,
+                               sample_rate=rate, quant_step=quant_step, chunk_frames=chunk_frames, quality=quality, progress=progress,
                                extra=facts)
 
 

@@ -16,6 +16,18 @@ import torch
 from torch import nn
 
 _EPS = 1e-6
+Step = float | torch.Tensor  # one quantization step, or one per latent channel
+
+
+def _per_channel(step: Step, v: torch.Tensor) -> Step:
+    """A ``(C,)`` step shaped to broadcast over ``(B, C, *S)`` latents; a float as it is."""
+    if isinstance(step, torch.Tensor):
+        return step.to(device=v.device, dtype=v.dtype if v.is_floating_point() else torch.float32).view(1, -1, *[1] * (v.dim() - 2))
+    return step
+
+
+def _scales(step: Step) -> bool:
+    return isinstance(step, torch.Tensor) or step != 1
 
 
 class Bottleneck(nn.Module):
@@ -49,19 +61,22 @@ class Bottleneck(nn.Module):
         """Additive uniform noise, the differentiable stand-in for rounding."""
         return v + torch.empty_like(v).uniform_(-0.5, 0.5)
 
-    def quantize(self, v: torch.Tensor, quant_step: float = 1.0) -> torch.Tensor:
+    def quantize(self, v: torch.Tensor, quant_step: Step = 1.0) -> torch.Tensor:
         """Round companded latents to multiples of ``quant_step``; returns the multiples (an integer tensor).
 
         ``quant_step`` >= 1 trades bits for quality in any model: fewer, coarser levels.
-        ``1`` is the model's native quantization. The symbols stay within ``max_symbol``.
+        ``1`` is the model's native quantization. A tensor ``(C,)`` gives each channel its own
+        step (variable-rate models, :mod:`wavecodec.rates`). The symbols stay within ``max_symbol``.
         """
         m = self.max_symbol
-        return torch.round(v / quant_step if quant_step != 1 else v).clamp_(-m, m).to(self.int_dtype)
+        step = _per_channel(quant_step, v)
+        return torch.round(v / step if _scales(step) else v).clamp_(-m, m).to(self.int_dtype)
 
-    def dequantize(self, q: torch.Tensor, quant_step: float = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def dequantize(self, q: torch.Tensor, quant_step: Step = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Inverse of :meth:`quantize`: integer symbols back to companded latents (floats of ``dtype``)."""
         v = q.to(dtype)
-        return v * quant_step if quant_step != 1 else v
+        step = _per_channel(quant_step, v)
+        return v * step if _scales(step) else v
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         """Noise while training, rounding (kept as float) at inference."""

@@ -13,13 +13,13 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from typing import TYPE_CHECKING
 
 from . import __version__
 from .atomic import atomic_write, write_bytes
-from .coder_names import CODERS
+from .coder_names import CODERS, DEFAULT_QUALITY
 from .errors import CheckpointError, ConfigError, InputError, WavecodecError
 from .paths import BUNDLED_PHOTO
 from .progress import bar, staged_bars
@@ -113,15 +113,26 @@ def _encode_one(src: Path, dst: Path, args: argparse.Namespace, store: _Models) 
     if kind_of(src) == "audio":  # streamed from the file: memory does not grow with its length
         from .audio_coding import encode_file
 
-        data = encode_file(store.for_input("audio", 2), src, coder=args.coder, quant_step=args.quant_step)
+        if args.bpp is not None:
+            raise InputError("--bpp is for images and arrays; use --quality or --step for audio")
+        data = encode_file(store.for_input("audio", 2), src, coder=args.coder, quant_step=args.quant_step, quality=args.quality)
     else:
         x, facts = read_input(src)
         codec = store.for_input(facts["kind"], x.shape[1])
         extra = {"affine": facts["affine"]} if "affine" in facts else None  # NIfTI volumes stay in place
-        data = codec.compress(x, coder=args.coder, quant_step=args.quant_step, extra=extra, progress=_tile_bar(args))
+        data = _compress(codec, x, args, extra=extra, progress=_tile_bar(args))
     write_bytes(dst, data)
     header = read_header(data)
     return {"bytes": len(data), **rate_of(len(data), header)}
+
+
+def _compress(codec: Any, x: Any, args: argparse.Namespace, **options: Any) -> bytes:
+    """One signal compressed as the flags say: at ``--quality``, or searched to ``--bpp``, with ``--coder`` and ``--step``."""
+    from .compression import compress_to_bpp
+
+    if args.bpp is not None:
+        return compress_to_bpp(codec, x, args.bpp, coder=args.coder, quant_step=args.quant_step, **options)[0]
+    return codec.compress(x, coder=args.coder, quant_step=args.quant_step, quality=args.quality, **options)
 
 
 def encoded_name(path: Path) -> str:
@@ -243,7 +254,7 @@ def _encode_stdin(args: argparse.Namespace) -> int:
     except (UnidentifiedImageError, OSError):
         raise InputError("standard input is not a readable image") from None
     store = _Models(args.model, args.device)
-    data = store.for_input("image", x.shape[1]).compress(x, coder=args.coder, quant_step=args.quant_step)
+    data = _compress(store.for_input("image", x.shape[1]), x, args)
     if args.output in (None, "-"):
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -330,6 +341,11 @@ def add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coder", choices=CODERS, default="ans", help="entropy coder (default ans)")
     p.add_argument("--quant-step", "--step", dest="quant_step", type=float, default=1.0,
                    help="quantization step >= 1: larger means fewer bits, lower quality (default 1)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", "-q", type=float, help="0-100, higher is better, for a variable-rate model such as "
+                      f"rgb-storage (default {DEFAULT_QUALITY:g})")
+    rate.add_argument("--bpp", type=float, help="target bits per pixel: the quality is searched per file to come within 3%% "
+                      "(variable-rate models)")
     _common_flags(p)
     _device_flag(p)
     p.set_defaults(func=cmd_encode)

@@ -22,6 +22,7 @@ from .coders import CODERS, LEGACY_NAMES, decode_symbols, encode_symbols
 from .config import MODALITIES
 from .container import pack, unpack
 from .errors import FormatError, ShapeError
+from .rates import DEFAULT_QUALITY
 from .streaming import (DEFAULT_CHUNK_FRAMES, ChunkedLatents, Reader, chunk_count, chunks_per_window, decode_chunks,
                         decode_tiles, encode_chunks, encode_tiles)
 
@@ -94,7 +95,7 @@ def _check_quant_step(quant_step: object) -> None:
 def compress(
     codec: Codec, x: torch.Tensor | np.ndarray, coder: str = "ans", sample_rate: int | None = None,
     quant_step: float = 1.0, chunk_frames: int = DEFAULT_CHUNK_FRAMES, extra: dict[str, Any] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, quality: float | None = None,
 ) -> bytes:
     """Encode ``x`` into the bytes of a ``.wvc`` file.
 
@@ -109,6 +110,8 @@ def compress(
             chunks (:mod:`wavecodec.streaming`): same latents, bounded memory.
         extra: more header fields to record.
         progress: called as ``progress(done, total)`` while a large image is encoded tile by tile.
+        quality: 0-100 (higher is better) for a variable-rate model (:mod:`wavecodec.rates`; default
+            :data:`~wavecodec.rates.DEFAULT_QUALITY`); a fixed-rate model refuses it.
 
     Returns:
         The file's bytes.
@@ -120,6 +123,7 @@ def compress(
         raise FormatError(f"unknown coder {coder!r}; choose one of {', '.join(CODERS)}")
     _check_quant_step(quant_step)
     _check_chunk_frames(chunk_frames)
+    steps = codec.quantization_step(quant_step, quality)  # refuses a quality the model cannot take
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
@@ -145,14 +149,15 @@ def compress(
         signal = x[0]
         extra = {**(extra or {}), "value_range": ranges} if ranges else extra
         return compress_reader(codec, lambda a, b: signal[:, a:b], size[0], dtype, input_channels, coder=coder,
-                               sample_rate=sample_rate, quant_step=quant_step, chunk_frames=chunk_frames, extra=extra)
+                               sample_rate=sample_rate, quant_step=quant_step, chunk_frames=chunk_frames, extra=extra,
+                               quality=quality)
     with torch.inference_mode():
         if cfg.ndim == 2 and max(x.shape[-2:]) > TILE * cfg.block:  # large images: memory for one tile, not the image
-            q = encode_tiles(codec, x, TILE, quant_step, progress)
+            q = encode_tiles(codec, x, TILE, steps, progress)
         else:
-            q = codec.quantize(codec.encode(x.to(codec.device)), quant_step).cpu()
+            q = codec.quantize(codec.encode(x.to(codec.device)), steps).cpu()
     payload = encode_symbols(coder, q.numpy().astype(np.int64), codec)
-    header = _header(codec, x.shape[0], input_channels, size, dtype, list(q.shape[1:]), coder, quant_step, sample_rate)
+    header = _header(codec, x.shape[0], input_channels, size, dtype, list(q.shape[1:]), coder, quant_step, sample_rate, quality)
     header["alpha"] = alpha is not None
     header["value_range"] = ranges
     header.update(extra or {})
@@ -160,6 +165,51 @@ def compress(
     if alpha is not None:
         sections["alpha"] = zlib.compress(alpha.cpu().contiguous().numpy().tobytes(), 9)
     return pack(header, sections)
+
+
+def compress_to_bpp(codec: Codec, x: torch.Tensor | np.ndarray, bpp: float, tolerance: float = 0.03,
+                    **options: Any) -> tuple[bytes, float]:
+    """Compress with a variable-rate model at the quality whose file comes nearest ``bpp`` bits per sample position.
+
+    The size grows with the quality, so a bisection over 0..100 finds it; it stops once the
+    file is within ``tolerance`` (relative) of the target, else returns the nearest of at
+    most :data:`BPP_SEARCH_STEPS` tries. Bits count the whole file, header included.
+
+    Returns:
+        ``(file bytes, the quality used)``.
+
+    Raises:
+        ShapeError: a fixed-rate model, or a target outside what the model reaches for this signal.
+    """
+    if codec.rates is None:
+        raise ShapeError(f"model {codec.config.name or 'unnamed'!r} has a single rate; a bit-rate target needs a variable-rate model")
+    if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not bpp > 0:
+        raise ShapeError(f"the bit-rate target must be a positive number, got {bpp!r}")
+    signal = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    positions = math.prod(signal.shape[-codec.config.ndim:]) * (signal.shape[0] if signal.dim() == codec.config.ndim + 2 else 1)
+
+    def rate(q: float) -> tuple[bytes, float]:
+        data = compress(codec, x, quality=q, **options)
+        return data, 8 * len(data) / positions
+
+    low, high = rate(0.0), rate(100.0)
+    if not low[1] * (1 - tolerance) <= bpp <= high[1] * (1 + tolerance):
+        raise ShapeError(f"{bpp:g} bpp is outside what model {codec.config.name!r} reaches for this input "
+                         f"({low[1]:.3g}-{high[1]:.3g} bpp)")
+    best = min(((low, 0.0), (high, 100.0)), key=lambda t: abs(t[0][1] - bpp))
+    lo, hi = 0.0, 100.0
+    for _ in range(BPP_SEARCH_STEPS):
+        if abs(best[0][1] - bpp) <= tolerance * bpp:
+            break
+        mid = (lo + hi) / 2
+        tried = rate(mid)
+        if abs(tried[1] - bpp) < abs(best[0][1] - bpp):
+            best = (tried, mid)
+        lo, hi = (mid, hi) if tried[1] < bpp else (lo, mid)
+    return best[0][0], best[1]
+
+
+BPP_SEARCH_STEPS = 14  # bisection steps over quality 0..100: a resolution of 0.006
 
 
 FLOAT_TOLERANCE = 1e-3  # share of the value range a float may stray past it (rounding in the caller's pipeline)
@@ -212,8 +262,9 @@ def denormalize(x: torch.Tensor, ranges: list[list[float]], value_range: tuple[f
 
 
 def _header(codec: Codec, batch: int, input_channels: int, size: list[int], dtype: torch.dtype, latent_shape: list[int],
-            coder: str, quant_step: float, sample_rate: int | None) -> dict[str, Any]:
+            coder: str, quant_step: float, sample_rate: int | None, quality: float | None = None) -> dict[str, Any]:
     cfg = codec.config
+    rate = {"quality": DEFAULT_QUALITY if quality is None else float(quality)} if codec.rates is not None else {}
     return {
         "model": cfg.name,
         "model_hash": codec.fingerprint(),
@@ -233,12 +284,14 @@ def _header(codec: Codec, batch: int, input_channels: int, size: list[int], dtyp
         "chunk_frames": None,
         "chunk_bytes": None,
         "value_range": None,
+        **rate,  # variable-rate models only: the quality the steps were taken at
     }
 
 
 def compress_reader(codec: Codec, read: Reader, length: int, dtype: torch.dtype, input_channels: int, coder: str = "ans",
                     sample_rate: int | None = None, quant_step: float = 1.0, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                    progress: Callable[[int], None] | None = None, extra: dict[str, Any] | None = None) -> bytes:
+                    progress: Callable[[int], None] | None = None, extra: dict[str, Any] | None = None,
+                    quality: float | None = None) -> bytes:
     """Compress one long 1-D signal read window by window, in chunks.
 
     Memory stays bounded by the chunk size whatever ``length`` is (only the coded bytes grow).
@@ -264,13 +317,14 @@ def compress_reader(codec: Codec, read: Reader, length: int, dtype: torch.dtype,
         raise ShapeError("the signal is empty")
     if dtype not in _DTYPE_NAMES:
         raise ShapeError(f"unsupported dtype {dtype}")
+    steps = codec.quantization_step(quant_step, quality)
     payloads = []
-    for q in encode_chunks(codec, read, length, chunk_frames, quant_step):
+    for q in encode_chunks(codec, read, length, chunk_frames, steps):
         payloads.append(encode_symbols(coder, q.cpu().numpy().astype(np.int64), codec))
         if progress is not None:
             progress(q.shape[-1] * cfg.block)
     frames = -(-length // cfg.block)
-    header = _header(codec, 1, input_channels, [length], dtype, [cfg.latent_dim, frames], coder, quant_step, sample_rate)
+    header = _header(codec, 1, input_channels, [length], dtype, [cfg.latent_dim, frames], coder, quant_step, sample_rate, quality)
     header["chunk_frames"] = chunk_frames
     header["chunk_bytes"] = [len(p) for p in payloads]
     header.update(extra or {})
@@ -302,6 +356,9 @@ def validate_header(header: dict[str, Any], max_samples: int = MAX_SAMPLES) -> d
     step = header.get("step")
     if type(step) not in (int, float) or not 1.0 <= step <= MAX_STEP:
         raise FormatError("the header's quantization step is missing or out of range")
+    quality = header.get("quality")
+    if quality is not None and (type(quality) not in (int, float) or not 0 <= quality <= 100):
+        raise FormatError("the header's quality is out of range")
     shape = header.get("shape")
     side = max_samples if isinstance(shape, list) and len(shape) == 1 else MAX_SIDE
     if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(type(s) is int and 1 <= s <= side for s in shape):
@@ -383,6 +440,8 @@ def check_model(header: dict[str, Any], codec: Codec, digest: str | None = None)
         or header["latent_shape"] != expected_latent
     ):
         raise FormatError("the header's shapes do not match the model it names")
+    if (header.get("quality") is None) != (codec.rates is None):
+        raise FormatError("the header's quality does not match the model's kind (variable or fixed rate)")
     colour = header["input_channels"] - int(header["alpha"])
     if colour != cfg.channels and not (colour == 1 and cfg.channels > 1):
         raise FormatError(f"the header declares {header['input_channels']} input channels, which the model cannot have coded")
@@ -400,7 +459,8 @@ class LatentSymbols:
     def __init__(self, codec: Codec, header: dict[str, Any], payload: bytes) -> None:
         self.codec, self.header, self.payload = codec, header, payload
         self.shape: tuple[int, ...] = (header["batch"], *header["latent_shape"])
-        self.quant_step: float = header["step"]
+        #: the step(s) the latents were rounded with: a float, or per channel for a variable-rate model
+        self.quant_step: float | torch.Tensor = codec.quantization_step(header["step"], header.get("quality"))
         self.chunk_frames: int | None = header.get("chunk_frames")
         self._whole: np.ndarray | None = None
         self._chunks: ChunkedLatents | None = None

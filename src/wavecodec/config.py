@@ -55,6 +55,9 @@ class CodecConfig:
     # "per_channel": each file's per-channel min..max recorded in its header and mapped to
     # value_range (16-bit sensor data, MRI, any float data whose range is not known in advance).
     normalize: str = "dtype"
+    # a variable-rate model (wavecodec.rates): the rate weights of the rungs it is trained at, finest
+    # first; empty for a fixed-rate model
+    rate_lambdas: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -64,6 +67,12 @@ class CodecConfig:
                 raise ConfigError("a 'signal' codec needs ndim set to 1, 2 or 3")
             object.__setattr__(self, "ndim", _DEFAULT_NDIM[self.modality])
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+        if not isinstance(self.rate_lambdas, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e3 for v in self.rate_lambdas):
+            raise ConfigError(f"rate_lambdas must be a list of positive numbers, got {self.rate_lambdas!r}")
+        object.__setattr__(self, "rate_lambdas", tuple(float(v) for v in self.rate_lambdas))
+        if list(self.rate_lambdas) != sorted(set(self.rate_lambdas)) or len(self.rate_lambdas) > 64:
+            raise ConfigError("rate_lambdas must be at most 64 distinct values in increasing order (finest rate first)")
         checks = [
             (self.ndim in (1, 2, 3), f"ndim must be 1, 2 or 3, got {self.ndim}"),
             (self.normalize in ("dtype", "per_channel"), f"normalize must be 'dtype' or 'per_channel', got {self.normalize!r}"),
@@ -114,6 +123,10 @@ class CodecConfig:
         d["value_range"] = list(self.value_range)
         if self.normalize == "dtype":  # the default is left out so that older models keep their fingerprints
             del d["normalize"]
+        if self.rate_lambdas:
+            d["rate_lambdas"] = list(self.rate_lambdas)
+        else:
+            del d["rate_lambdas"]
         d["config_version"] = CONFIG_VERSION
         return d
 

@@ -71,9 +71,13 @@ def fit_entropy(codec: Codec, batches: Iterable[torch.Tensor], iid: bool = True,
     """
     was_training = codec.training
     codec.eval()
-    q = torch.cat([codec.quantize(codec.encode(x)) for x in batches])
+    latents = torch.cat([codec.encode(x) for x in batches])
+    q = codec.quantize(latents)
     if iid:
         codec.entropy.fit(q)
+        if codec.rates is not None:  # a variable-rate model: each rung's rate model, on the latents at its steps
+            for rung, entropy in enumerate(codec.rates.entropy):
+                entropy.fit(codec.quantize(latents, codec.rates.rung_steps(rung).detach()))
     if context:
         codec.context.fit(q)
     codec.train(was_training)

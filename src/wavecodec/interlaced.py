@@ -135,140 +135,38 @@ def schedule(rows: int, cols: int) -> tuple[Step, ...]:
     return tuple(step for step in steps if step.lattices)
 
 
-def _view(grid: np.ndarray, i0: int, j0: int, s: int, di: int = 0, dj: int = 0) -> np.ndarray:
-    """The strided view ``grid[..., i0 + di + s*a, j0 + dj + s*b]`` over the sub-lattice's positions (padded grid)."""
-    rows, cols = grid.shape[-2] - 2 * PAD, grid.shape[-1] - 2 * PAD
-    na, nb = -(-(rows - i0) // s), -(-(cols - j0) // s)
-    a, b = PAD + i0 + di, PAD + j0 + dj
-    return grid[..., a : a + s * (na - 1) + 1 : s, b : b + s * (nb - 1) + 1 : s]
-
-
-# -- contexts: integer arithmetic shared by encoder and decoder -----------------------------
-@dataclass
-class _Context:
-    """One step's contexts in every channel, flattened over its positions: pair sums and ``V, X, R`` ``(C, n)``."""
-
-    pair1: np.ndarray
-    pair2: np.ndarray
-    spread: np.ndarray
-    others: np.ndarray
-    own: np.ndarray
-
-
-def _context(grid: np.ndarray, resid: np.ndarray, activity: np.ndarray, step: Step) -> _Context:
-    parts = []
-    for i0, j0 in step.lattices:
-        nb = [_view(grid, i0, j0, step.spacing, di, dj) for di, dj in step.offsets]
-        rb = [np.abs(_view(resid, i0, j0, step.spacing, di, dj)) for di, dj in step.offsets]
-        ab = [_view(activity, i0, j0, step.spacing, di, dj) for di, dj in step.offsets]
-        pair1, pair2 = nb[0] + nb[3], nb[1] + nb[2]
-        total4 = 4 * nb[0], 4 * nb[1], 4 * nb[2], 4 * nb[3]
-        total = pair1 + pair2
-        spread = (np.abs(total4[0] - total) + np.abs(total4[1] - total) + np.abs(total4[2] - total)
-                  + np.abs(total4[3] - total)) >> 2
-        own_abs = np.abs(nb[0]) + np.abs(nb[1]) + np.abs(nb[2]) + np.abs(nb[3])
-        own_abs[0] = 0  # channel 0 is not in the activity
-        others = (ab[0] + ab[1] + ab[2] + ab[3])[None] - own_abs
-        own = rb[0] + rb[1] + rb[2] + rb[3]
-        parts.append([x.reshape(x.shape[0], -1) for x in (pair1, pair2, spread, others, own)])
-    if len(parts) == 1:
-        return _Context(*parts[0])
-    return _Context(*(np.concatenate(column, axis=1) for column in zip(*parts)))
-
-
-def _values(grid: np.ndarray, step: Step) -> np.ndarray:
-    """The step's values ``(C, n)`` in the order of its contexts."""
-    return np.concatenate([_view(grid, i0, j0, step.spacing).reshape(grid.shape[0], -1) for i0, j0 in step.lattices], axis=1)
-
-
-def _store(grid: np.ndarray, step: Step, values: np.ndarray) -> None:
-    """Write ``(C, n)`` (or ``(n,)`` into a 2-D grid) values at the step's positions."""
-    start = 0
-    for i0, j0 in step.lattices:
-        view = _view(grid, i0, j0, step.spacing)
-        n = view.shape[-2] * view.shape[-1]
-        view[...] = values[..., start : start + n].reshape(view.shape)
-        start += n
-
-
-def _count(step: Step, rows: int, cols: int) -> int:
-    return sum(-(-(rows - i0) // step.spacing) * -(-(cols - j0) // step.spacing) for i0, j0 in step.lattices)
-
-
-def _mu(ctx: _Context, alpha: np.ndarray, max_symbol: int) -> np.ndarray:
-    """``(C, n)`` predictions; ``alpha`` ``(C, 2)`` in units of ``2^-ALPHA_SHIFT``."""
-    raw = ctx.pair1 * alpha[:, :1] + ctx.pair2 * alpha[:, 1:]  # alpha is int64: the products are too
-    return np.clip((raw + (1 << ALPHA_SHIFT)) >> (ALPHA_SHIFT + 1), -max_symbol, max_symbol)
-
-
-def _magnitude(ctx: _Context | None, w: np.ndarray, channels: int, n: int) -> np.ndarray:
-    """``(C, n)`` predicted magnitudes in units of ``2^-M_SHIFT``; ``w`` ``(C, 4)`` = ``a, wV, wX, wR``."""
-    a = (w[:, 0] << _M_SCALE["a"])[:, None]
-    if ctx is None:
-        return np.broadcast_to(a, (channels, n))
-    return (a + ctx.spread * (w[:, 1:2] << _M_SCALE["wV"]) + ctx.others * (w[:, 2:3] << _M_SCALE["wX"])
-            + ctx.own * (w[:, 3:4] << _M_SCALE["wR"]))
-
-
-def _split(w: np.ndarray, kind: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(alpha (C, 2), magnitude weights (C, 4))`` of one step kind from the ``(C, WEIGHTS)`` weights."""
-    if kind == 0:
-        return np.zeros((w.shape[0], 2), dtype=np.int64), np.concatenate([w[:, :1], np.zeros((w.shape[0], 3), dtype=np.int64)], 1)
-    base = 1 + 6 * (kind - 1)
-    return w[:, base : base + 2], w[:, base + 2 : base + 6]
-
-
 # -- fitting (encoder only) -----------------------------------------------------------------
 def _to_fixed(values: np.ndarray, unit_shift: int) -> np.ndarray:
     return np.clip(np.round(values * 2.0**unit_shift), -32767, 32767).astype(np.int64)
 
 
-def _fit(grid: np.ndarray, steps: tuple[Step, ...], max_symbol: int) -> tuple[np.ndarray, list[_Context | None]]:
+def _fit(grid: np.ndarray, steps: np.ndarray, max_symbol: int) -> np.ndarray:
     """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's padded grid ``(C, H + 2P, W + 2P)``.
 
-    Also returns each step's contexts (``None`` for the first step): the encoder codes with
-    them as they are, since every neighbour a context reads is decoded before its step.
+    First the predictions' ``alpha`` (from the neighbours' values), then, with those fixed,
+    the magnitude models (from the residuals they leave). The sums run compiled
+    (:func:`wavecodec.rans.alpha_sums`, :func:`~wavecodec.rans.magnitude_sums`).
     """
-    channels = grid.shape[0]
-    w = np.zeros((channels, WEIGHTS), dtype=np.int64)
-    zeros = np.zeros_like(grid)
-    # 1. the predictions (they need only the neighbours' values, so contexts without residuals serve)
-    plain = [_context(grid, zeros, zeros[0], s) if s.kind else None for s in steps]
+    w = np.zeros((grid.shape[0], WEIGHTS), dtype=np.int64)
+    gram, rhs = rans.alpha_sums(grid, steps, PAD)
     for kind in (1, 2):
-        chosen = [i for i, s in enumerate(steps) if s.kind == kind]
-        if not chosen:
-            continue
-        p1 = np.concatenate([plain[i].pair1 for i in chosen], axis=1) / 2.0
-        p2 = np.concatenate([plain[i].pair2 for i in chosen], axis=1) / 2.0
-        q = np.concatenate([_values(grid, steps[i]) for i in chosen], axis=1).astype(np.float64)
         base = 1 + 6 * (kind - 1)
-        for c in range(channels):
-            coef = np.linalg.lstsq(np.stack([p1[c], p2[c]], axis=1), q[c], rcond=None)[0]
-            w[c, base : base + 2] = _to_fixed(np.clip(coef, -2, 2), ALPHA_SHIFT)
-    # 2. the residuals those predictions leave, then 3. the magnitude models
-    resid = np.zeros_like(grid)
-    for s, ctx in zip(steps, plain):
-        mu = _mu(ctx, _split(w, s.kind)[0], max_symbol) if ctx is not None else 0
-        _store(resid, s, _values(grid, s) - mu)
-    activity = np.abs(grid[1:]).sum(axis=0)
-    contexts = [_context(grid, resid, activity, s) if s.kind else None for s in steps]
-    for kind in (0, 1, 2):
-        chosen = [i for i, s in enumerate(steps) if s.kind == kind]
-        if not chosen:
-            continue
-        target = np.concatenate([np.abs(_values(resid, steps[i])) for i in chosen], axis=1).astype(np.float64)
-        if kind == 0:
-            w[:, 0] = _to_fixed(target.mean(axis=1), M_SHIFT - _M_SCALE["a"])
-            continue
-        feats = [np.concatenate([getattr(contexts[i], name) for i in chosen], axis=1).astype(np.float64)
-                 for name in ("spread", "others", "own")]
-        base = 1 + 6 * (kind - 1) + 2
-        for c in range(channels):
-            A = np.stack([np.ones_like(feats[0][c])] + [f[c] for f in feats], axis=1)
-            coef = np.linalg.lstsq(A, target[c], rcond=None)[0]
-            for slot, (name, value) in enumerate(zip(("a", "wV", "wX", "wR"), coef)):
-                w[c, base + slot] = _to_fixed(np.array(value), M_SHIFT - _M_SCALE[name])
-    return w, contexts
+        w[:, base : base + 2] = _to_fixed(np.clip(_solve(gram[kind - 1], rhs[kind - 1]), -2, 2), ALPHA_SHIFT)
+    first, gram, rhs = rans.magnitude_sums(grid, w, steps, PAD, max_symbol, ALPHA_SHIFT)
+    w[:, 0] = _to_fixed(first, M_SHIFT - _M_SCALE["a"])
+    for kind in (1, 2):
+        coef = _solve(gram[kind - 1], rhs[kind - 1])
+        for slot, name in enumerate(("a", "wV", "wX", "wR")):
+            w[:, 1 + 6 * (kind - 1) + 2 + slot] = _to_fixed(coef[:, slot], M_SHIFT - _M_SCALE[name])
+    return w
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Per channel, the least-squares solution from normal equations ``(C, k, k)``, ``(C, k)``: returns ``(C, k)``.
+
+    The pseudo-inverse gives a constant or empty feature (a silent channel, a missing step) weight 0.
+    """
+    return (np.linalg.pinv(gram) @ rhs[:, :, None])[:, :, 0]
 
 
 # -- coding --------------------------------------------------------------------------------
@@ -305,25 +203,14 @@ def _steps_array(steps: tuple[Step, ...]) -> np.ndarray:
 
 def encode(q: np.ndarray, max_symbol: int) -> bytes:
     """Code integer latents ``(B, C, *S)`` (``|q| <= max_symbol``) into bytes."""
-    radii, edges, _, _ = ladder()
-    tables, ks, rs, values = [], [], [], []
-    for item in q:
-        grid = _grid(item)
-        channels, rows, cols = grid.shape[0], grid.shape[1] - 2 * PAD, grid.shape[2] - 2 * PAD
-        steps = schedule(rows, cols)
-        w, contexts = _fit(grid, steps, max_symbol)
-        tables.append(w)
-        for s, ctx in zip(steps, contexts):
-            alpha, mw = _split(w, s.kind)
-            n = _count(s, rows, cols)
-            mu = _mu(ctx, alpha, max_symbol) if ctx is not None else np.zeros((channels, n), np.int64)
-            v = _values(grid, s)
-            ks.append(np.searchsorted(edges, _magnitude(ctx, mw, channels, n).ravel(), side="right"))
-            rs.append((v - mu).ravel())
-            values.append(v.ravel())
-    k, r, v = (np.concatenate(a).astype(np.int64) for a in (ks, rs, values))
-    head = np.concatenate(tables).astype("<i2").tobytes()
-    return head + rans.encode_symbols(k, r, v, max_symbol, *ladder()).astype("<u2").tobytes()
+    grid = np.stack([_grid(item) for item in q])
+    rows, cols = grid.shape[2] - 2 * PAD, grid.shape[3] - 2 * PAD
+    steps = _steps_array(schedule(rows, cols))
+    weights = np.stack([_fit(item, steps, max_symbol) for item in grid])
+    radii, edges, tables, cum = ladder()
+    k, r, v = rans.code_interlaced(grid, weights, steps, max_symbol, edges, _decoder_tables()[5], PAD, ALPHA_SHIFT)
+    head = weights.astype("<i2").tobytes()
+    return head + rans.encode_symbols(k, r, v, max_symbol, radii, tables, cum).astype("<u2").tobytes()
 
 
 def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from .entropy import EntropyModel
 from .errors import ShapeError
 from .images import as_signal
 from .layers import count_parameters
+from .rates import DEFAULT_QUALITY, RateLadder, check_quality
 from .wpt import WaveletPacket
 
 
@@ -49,6 +50,7 @@ class Codec(nn.Module):
         self.decoder = Decoder(config)
         self.entropy = EntropyModel(config.latent_dim, config.latent_bits)
         self.context = ContextModel(config.latent_dim, config.latent_bits)
+        self.rates = RateLadder(config.rate_lambdas, config.latent_dim, config.latent_bits) if config.rate_lambdas else None
         self._fingerprint_cache: tuple[Any, str] | None = None
         #: decode (not train) with the decoder's residual in bfloat16 where the CPU has it: about 1.7x
         #: faster, within 0.01 dB, but the pixels then depend on the CPU; off by default (bit-exact decoding)
@@ -156,11 +158,27 @@ class Codec(nn.Module):
         subbands = self.wpt(self.pad(self.to_unit(x)))
         return self.bottleneck.compand(self.encoder(subbands))
 
-    def quantize(self, latents: torch.Tensor, quant_step: float = 1.0) -> torch.Tensor:
+    def quantization_step(self, quant_step: float = 1.0, quality: float | None = None) -> float | torch.Tensor:
+        """The step(s) :meth:`quantize` takes: ``quant_step`` for a fixed-rate model; for a
+        variable-rate one, its per-channel steps at ``quality`` (default
+        :data:`~wavecodec.rates.DEFAULT_QUALITY`) times ``quant_step``.
+
+        Raises:
+            ShapeError: a quality for a fixed-rate model, or one outside 0..100.
+        """
+        if self.rates is None:
+            if quality is not None:
+                raise ShapeError(f"model {self.config.name or 'unnamed'!r} has a single rate; use a variable-rate model "
+                                 "(see `wavecodec models`) for a quality setting, or a quantization step")
+            return quant_step
+        steps = self.rates.steps(DEFAULT_QUALITY if quality is None else check_quality(quality))
+        return steps * quant_step
+
+    def quantize(self, latents: torch.Tensor, quant_step: float | torch.Tensor = 1.0) -> torch.Tensor:
         """Round latents to ``latent_bits``-bit integer symbols (int8/int16), in steps of ``quant_step``."""
         return self.bottleneck.quantize(latents, quant_step)
 
-    def dequantize(self, symbols: torch.Tensor, quant_step: float = 1.0) -> torch.Tensor:
+    def dequantize(self, symbols: torch.Tensor, quant_step: float | torch.Tensor = 1.0) -> torch.Tensor:
         """Integer symbols back to latents the decoder takes (floats in the model's dtype)."""
         return self.bottleneck.dequantize(symbols, quant_step, self.param_dtype)
 
@@ -185,7 +203,7 @@ class Codec(nn.Module):
     def _decode_unit(self, v: torch.Tensor) -> torch.Tensor:
         return self.wpt.inverse(self.decoder(self.bottleneck.expand(v), fast=self.fast_decode))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, x: torch.Tensor, rung: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training pass: noise instead of rounding when ``self.training``; returns ``(x_hat, losses)``.
 
         ``losses["mse"]`` is the mean squared error with the value range scaled to 1 (so
@@ -200,18 +218,25 @@ class Codec(nn.Module):
         size = x.shape[2:]
         u = self.pad(self.to_unit(x))
         subbands = self.wpt(u)
-        v = self.bottleneck(self.bottleneck.compand(self.encoder(subbands)))
-        subbands_hat = self.decoder(self.bottleneck.expand(v))
+        entropy, step = self.entropy, None
+        if self.rates is not None:  # a variable-rate model at one rung (the middle one unless told)
+            rung = self.rates.rungs // 2 if rung is None else rung
+            entropy, step = self.rates.entropy[rung], self.rates.rung_steps(rung).view(1, -1, *[1] * self.config.ndim)
+        latents = self.bottleneck.compand(self.encoder(subbands))
+        v = self.bottleneck(latents if step is None else latents / step)  # noise or rounding, in units of the step
+        subbands_hat = self.decoder(self.bottleneck.expand(v if step is None else v * step))
         u_hat = self.crop(self.wpt.inverse(subbands_hat), size)
-        bits = self.entropy.bits_noisy(v) if self.training else self.entropy.bits_integer(v.to(torch.int32))
+        bits = entropy.bits_noisy(v) if self.training else entropy.bits_integer(v.to(torch.int32))
         positions = x.shape[0] * math.prod(size)
         losses = {
             "mse": F.mse_loss(u_hat, self.crop(u, size)),
             "subband_mse": F.mse_loss(subbands_hat, subbands),
             "bpp": bits.sum().to(u_hat.dtype) / positions,
         }
+        if self.rates is not None:
+            losses["lmbda"] = torch.tensor(self.rates.lambdas[rung])
         if self.training:
-            losses["entropy_fit"] = self.entropy.bits_noisy(v.detach()).sum().to(u_hat.dtype) / positions
+            losses["entropy_fit"] = entropy.bits_noisy(v.detach()).sum().to(u_hat.dtype) / positions
         x_hat = self.from_unit(u_hat, x.dtype) if not x.is_floating_point() else self._unit_to_range(u_hat, x.dtype)
         return x_hat, losses
 
@@ -227,15 +252,16 @@ class Codec(nn.Module):
 
     def compress(self, x: torch.Tensor | np.ndarray | Any, coder: str = "ans", *, quant_step: float = 1.0,
                  sample_rate: int | None = None, extra: dict[str, Any] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> bytes:
+                 progress: Callable[[int, int], None] | None = None, quality: float | None = None) -> bytes:
         """Encode ``x`` into the bytes of a ``.wvc`` file.
 
         ``x`` is a tensor ``(B, C, *S)`` or ``(C, *S)``, a NumPy array (an image may be
         ``(H, W, C)``, as Pillow lays it out) or a Pillow image. See
-        :func:`wavecodec.compression.compress` for the other arguments and the errors.
+        :func:`wavecodec.compression.compress` for the other arguments and the errors;
+        ``quality`` (0-100, higher is better) is for variable-rate models.
         """
         return compression.compress(self, as_signal(x, self.config.ndim), coder=coder, quant_step=quant_step, sample_rate=sample_rate,
-                                    extra=extra, progress=progress)
+                                    extra=extra, progress=progress, quality=quality)
 
     def decompress(self, data: bytes) -> torch.Tensor:
         """Decode the bytes of a ``.wvc`` file made with this model; raises :class:`FormatError` otherwise."""

@@ -11,8 +11,9 @@ the same symbols on every machine.
 Why compiled: the interlaced coder's contexts are whole-tensor passes, but after each symbol
 the decoder's state changes, so a symbol loop is inherent to entropy decoding. Compiling
 that loop together with the context arithmetic of :mod:`wavecodec.interlaced` makes a
-sample of latents decode in about a millisecond. The context arithmetic here must match
-:func:`wavecodec.interlaced._context`, ``_mu`` and ``_magnitude`` exactly (tested).
+sample of latents decode in about a millisecond. The context arithmetic lives here once
+(:func:`_step_contexts`), and the encoder's passes (:func:`alpha_sums`, :func:`magnitude_sums`,
+:func:`code_interlaced`) run the same code as the decoder, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -51,20 +52,29 @@ def _encode_kernel(starts: np.ndarray, freqs: np.ndarray) -> np.ndarray:  # prag
     return out[:n][::-1].copy()
 
 
+@njit(cache=True, nogil=True)
+def _intervals(k: np.ndarray, r: np.ndarray, values: np.ndarray, max_symbol: int, radii: np.ndarray, tables: np.ndarray,
+               cum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Each symbol's cumulative frequency and frequency, an escape followed by its raw value."""
+    starts = np.empty(2 * k.size, dtype=np.int64)
+    freqs = np.empty(2 * k.size, dtype=np.int64)
+    n = 0
+    for t in range(k.size):
+        window = radii[k[t]]
+        if abs(r[t]) > window:
+            starts[n], freqs[n] = cum[k[t], 2 * window + 1], tables[k[t], 2 * window + 1]
+            starts[n + 1], freqs[n + 1] = values[t] + max_symbol, 1
+            n += 2
+        else:
+            starts[n], freqs[n] = cum[k[t], r[t] + window], tables[k[t], r[t] + window]
+            n += 1
+    return starts[:n], freqs[:n]
+
+
 def encode_symbols(k: np.ndarray, r: np.ndarray, values: np.ndarray, max_symbol: int, radii: np.ndarray,
-                   edges: np.ndarray, tables: np.ndarray, cum: np.ndarray) -> np.ndarray:
+                   tables: np.ndarray, cum: np.ndarray) -> np.ndarray:
     """16-bit words coding residuals ``r`` under ladder tables ``k`` (escaped values as raw ``values``), in order."""
-    window = radii[k]
-    escaped = np.abs(r) > window
-    symbol = np.where(escaped, 2 * window + 1, r + window)
-    count = k.size + int(escaped.sum())
-    starts = np.empty(count, dtype=np.int64)
-    freqs = np.empty(count, dtype=np.int64)
-    slot = np.arange(k.size) + np.concatenate([[0], np.cumsum(escaped)[:-1]])  # each escape is followed by its raw value
-    starts[slot], freqs[slot] = cum[k, symbol], tables[k, symbol]
-    raw_slot = slot[escaped] + 1
-    starts[raw_slot], freqs[raw_slot] = values[escaped] + max_symbol, 1
-    return _encode_kernel(starts, freqs)
+    return _encode_kernel(*_intervals(k, r, values, max_symbol, radii, tables, cum))
 
 
 COARSE = 6  # the slot lookup table has one entry per 2^COARSE slots
@@ -106,6 +116,225 @@ def _find(cum: np.ndarray, lookup: np.ndarray, k: int, slot: int) -> int:  # pra
     return s
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _neighbours(kind: int, h: int) -> tuple[int, int, int, int, int, int, int, int]:  # pragma: no cover - compiled
+    """Row and column offsets of a step's four neighbours (pairs 0-3 and 1-2): diagonal for kind 1, axial for kind 2."""
+    if kind == 1:
+        return -h, -h, -h, h, h, -h, h, h
+    return 0, -h, -h, 0, h, 0, 0, h
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _features(gc: np.ndarray, rc: np.ndarray, activity: np.ndarray, c: int, i: int, j: int,
+              nb: tuple[int, int, int, int, int, int, int, int]) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
+    """The context of position ``(i, j)`` of channel ``c``: the two pair sums, the spread ``V`` of the four
+    neighbours, the other channels' activity ``X`` there and the neighbours' own residual magnitudes ``R``."""
+    a0, b0, a1, b1, a2, b2, a3, b3 = nb
+    n0, n1, n2, n3 = gc[i + a0, j + b0], gc[i + a1, j + b1], gc[i + a2, j + b2], gc[i + a3, j + b3]
+    p1 = n0 + n3
+    p2 = n1 + n2
+    total = p1 + p2
+    spread = (abs(4 * n0 - total) + abs(4 * n1 - total) + abs(4 * n2 - total) + abs(4 * n3 - total)) >> 2
+    own_abs = 0 if c == 0 else abs(n0) + abs(n1) + abs(n2) + abs(n3)
+    act = activity[i + a0, j + b0] + activity[i + a1, j + b1] + activity[i + a2, j + b2] + activity[i + a3, j + b3]
+    own = abs(rc[i + a0, j + b0]) + abs(rc[i + a1, j + b1]) + abs(rc[i + a2, j + b2]) + abs(rc[i + a3, j + b3])
+    return p1, p2, spread, act - own_abs, own
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prediction(p1: int, p2: int, alpha1: int, alpha2: int, alpha_shift: int, max_symbol: int) -> int:  # pragma: no cover - compiled
+    """``mu = alpha1 * p1 / 2 + alpha2 * p2 / 2`` in fixed point, rounded, within the symbol range."""
+    mu = (p1 * alpha1 + p2 * alpha2 + (1 << alpha_shift)) >> (alpha_shift + 1)
+    return min(max(mu, -max_symbol), max_symbol)
+
+
+@njit(cache=True, nogil=True)
+def _step_contexts(g: np.ndarray, resid: np.ndarray, activity: np.ndarray, w: np.ndarray, step: np.ndarray, pad: int,
+                   max_symbol: int, alpha_shift: int, edges: np.ndarray, cells: np.ndarray, fbuf: np.ndarray,
+                   ks: np.ndarray, mus: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Table index ``ks`` and prediction ``mus`` of every symbol of one step, channel by channel in raster order.
+
+    They read only positions of earlier steps, so encoder and decoder compute them alike.
+    Returns the step's symbol count.
+    """
+    channels, height, width = g.shape
+    rows, cols = height - 2 * pad, width - 2 * pad
+    i0, j0, s, kind, h = step[0], step[1], step[2], step[3], step[4]
+    nb = _neighbours(kind, h)
+    base = 1 + 6 * (kind - 1)
+    n_edges = edges.size
+    fbits = fbuf.view(np.int64)
+    t = 0
+    for c in range(channels):
+        gc = g[c]
+        rc = resid[c]
+        wc = w[c]
+        if kind == 0:
+            alpha1, alpha2, a, wv, wx, wr = 0, 0, wc[0], 0, 0, 0
+        else:
+            alpha1, alpha2, a, wv, wx, wr = wc[base], wc[base + 1], wc[base + 2], wc[base + 3], wc[base + 4], wc[base + 5]
+        for i in range(pad + i0, pad + rows, s):
+            for j in range(pad + j0, pad + cols, s):
+                mu = 0
+                m = a << 6
+                if kind != 0:
+                    p1, p2, spread, others, own = _features(gc, rc, activity, c, i, j, nb)
+                    mu = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
+                    m += spread * (wv << 2) + others * wx + own * (wr << 2)
+                # k = the number of edges <= m: the float's exponent and top mantissa bits pick a
+                # cell holding at most one edge (cells are 1/64 of an octave, edges 1/4 apart),
+                # one exact integer comparison decides
+                if m < 1:
+                    k = 0
+                elif m >= CELL_LIMIT:
+                    k = n_edges
+                else:
+                    fbuf[0] = m
+                    cell = (fbits[0] >> 46) - (1023 << 6)
+                    k = cells[cell]
+                    if k < n_edges and edges[k] <= m:
+                        k += 1
+                ks[t] = k
+                mus[t] = mu
+                t += 1
+    return t
+
+
+@njit(cache=True, nogil=True)
+def _activity(g: np.ndarray, activity: np.ndarray, step: np.ndarray, pad: int) -> None:  # pragma: no cover - compiled
+    """``activity = sum of |values|`` of channels 1.. at the step's positions (channel 0 is left out)."""
+    channels, height, width = g.shape
+    i0, j0, s = step[0], step[1], step[2]
+    for i in range(pad + i0, height - pad, s):
+        for j in range(pad + j0, width - pad, s):
+            total_abs = 0
+            for c in range(1, channels):
+                total_abs += abs(g[c, i, j])
+            activity[i, j] = total_abs
+
+
+@njit(cache=True, nogil=True)
+def alpha_sums(g: np.ndarray, steps: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Normal equations of the predictions, per step kind (1, 2) and channel: ``(2, C, 2, 2)`` and ``(2, C, 2)``.
+
+    The features are the half pair sums ``p1 / 2, p2 / 2``, the target the value itself.
+    """
+    channels, height, width = g.shape
+    gram = np.zeros((2, channels, 2, 2))
+    rhs = np.zeros((2, channels, 2))
+    for st in range(steps.shape[0]):
+        i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
+        if kind == 0:
+            continue
+        a0, b0, a1, b1, a2, b2, a3, b3 = _neighbours(kind, h)
+        for c in range(channels):
+            gc = g[c]
+            G = gram[kind - 1, c]
+            r = rhs[kind - 1, c]
+            for i in range(pad + i0, height - pad, s):
+                for j in range(pad + j0, width - pad, s):
+                    x1 = 0.5 * (gc[i + a0, j + b0] + gc[i + a3, j + b3])
+                    x2 = 0.5 * (gc[i + a1, j + b1] + gc[i + a2, j + b2])
+                    q = float(gc[i, j])
+                    G[0, 0] += x1 * x1
+                    G[0, 1] += x1 * x2
+                    G[1, 1] += x2 * x2
+                    r[0] += x1 * q
+                    r[1] += x2 * q
+            G[1, 0] = G[0, 1]
+    return gram, rhs
+
+
+@njit(cache=True, nogil=True)
+def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, max_symbol: int,
+                   alpha_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """With the predictions of ``w`` fixed: the mean ``|residual|`` of the first step ``(C,)`` and, per kind
+    (1, 2) and channel, the normal equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)``."""
+    channels, height, width = g.shape
+    resid = np.zeros_like(g)
+    activity = np.zeros((height, width), dtype=g.dtype)
+    for st in range(steps.shape[0]):  # the residuals every position leaves, and the activity
+        i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
+        _activity(g, activity, steps[st], pad)
+        nb = _neighbours(kind, h)
+        base = 1 + 6 * (kind - 1)
+        for c in range(channels):
+            for i in range(pad + i0, height - pad, s):
+                for j in range(pad + j0, width - pad, s):
+                    mu = 0
+                    if kind != 0:
+                        p1, p2, _, _, _ = _features(g[c], resid[c], activity, c, i, j, nb)
+                        mu = _prediction(p1, p2, w[c, base], w[c, base + 1], alpha_shift, max_symbol)
+                    resid[c, i, j] = g[c, i, j] - mu
+    first = np.zeros(channels)
+    count = 0
+    gram = np.zeros((2, channels, 4, 4))
+    rhs = np.zeros((2, channels, 4))
+    x = np.empty(4)
+    for st in range(steps.shape[0]):
+        i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
+        nb = _neighbours(kind, h)
+        for c in range(channels):
+            for i in range(pad + i0, height - pad, s):
+                for j in range(pad + j0, width - pad, s):
+                    target = float(abs(resid[c, i, j]))
+                    if kind == 0:
+                        first[c] += target
+                        if c == 0:
+                            count += 1
+                        continue
+                    _, _, spread, others, own = _features(g[c], resid[c], activity, c, i, j, nb)
+                    x[0], x[1], x[2], x[3] = 1.0, spread, others, own
+                    for u in range(4):
+                        rhs[kind - 1, c, u] += x[u] * target
+                        for v in range(u, 4):
+                            gram[kind - 1, c, u, v] += x[u] * x[v]
+    for u in range(4):
+        for v in range(u):
+            gram[:, :, u, v] = gram[:, :, v, u]
+    return first / max(count, 1), gram, rhs
+
+
+@njit(cache=True, nogil=True)
+def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, max_symbol: int, edges: np.ndarray,
+                    cells: np.ndarray, pad: int, alpha_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The encoder's side of :func:`decode_interlaced`: table indices, residuals and values of every symbol, in coding order.
+
+    ``grid`` ``(B, C, rows + 2P, cols + 2P)`` holds every value; the contexts read only the
+    positions of earlier steps, as the decoder's do.
+    """
+    batch, channels, height, width = grid.shape
+    total = batch * channels * (height - 2 * pad) * (width - 2 * pad)
+    k_out = np.empty(total, dtype=np.int64)
+    r_out = np.empty(total, dtype=np.int64)
+    v_out = np.empty(total, dtype=np.int64)
+    resid = np.zeros((channels, height, width), dtype=grid.dtype)
+    activity = np.zeros((height, width), dtype=grid.dtype)
+    fbuf = np.empty(1, dtype=np.float64)
+    most = channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2)
+    ks = np.empty(most, dtype=np.int64)
+    mus = np.empty(most, dtype=np.int64)
+    n = 0
+    for b in range(batch):
+        g = grid[b]
+        resid[:] = 0
+        activity[:] = 0
+        for st in range(steps.shape[0]):
+            step = steps[st]
+            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, fbuf, ks, mus)
+            u = 0
+            for c in range(channels):
+                for i in range(pad + step[0], height - pad, step[2]):
+                    for j in range(pad + step[1], width - pad, step[2]):
+                        value = g[c, i, j]
+                        resid[c, i, j] = value - mus[u]
+                        k_out[n], r_out[n], v_out[n] = ks[u], value - mus[u], value
+                        u += 1
+                        n += 1
+            _activity(g, activity, step, pad)
+    return k_out[:n], r_out[:n], v_out[:n]
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid: np.ndarray, steps: np.ndarray, max_symbol: int,
                       radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, lookup: np.ndarray,
@@ -117,7 +346,6 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
     bounded by construction (the last cumulative frequency exceeds every slot).
     """
     batch, channels, height, width = grid.shape
-    rows, cols = height - 2 * pad, width - 2 * pad
     if n_words < 4:
         return 1
     x = (np.int64(words[0]) << 16) | np.int64(words[1])  # the state of the next symbol
@@ -128,10 +356,8 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
     bad = 0
     resid = np.zeros((channels, height, width), dtype=grid.dtype)
     activity = np.zeros((height, width), dtype=grid.dtype)
-    n_edges = edges.size
     fbuf = np.empty(1, dtype=np.float64)
-    fbits = fbuf.view(np.int64)
-    most = channels * (-(-rows // 2)) * (-(-cols // 2))  # the largest step (the first edge lattice)
+    most = channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2)  # the largest step (the first edge lattice)
     ks = np.empty(most, dtype=np.int64)
     mus = np.empty(most, dtype=np.int64)
     values = np.empty(most, dtype=np.int64)
@@ -140,62 +366,9 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
         resid[:] = 0
         activity[:] = 0
         for st in range(steps.shape[0]):
-            i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
-            # the four neighbours as scalars (arrays would be reloaded after every store)
-            if kind == 1:
-                a0, b0, a1, b1, a2, b2, a3, b3 = -h, -h, -h, h, h, -h, h, h
-            else:
-                a0, b0, a1, b1, a2, b2, a3, b3 = 0, -h, -h, 0, h, 0, 0, h
-            base = 1 + 6 * (kind - 1)
+            step = steps[st]
             # 1. every context of the step (they read only earlier steps): table index and prediction
-            t = 0
-            for c in range(channels):
-                gc = g[c]
-                rc = resid[c]
-                w = weights[b, c]
-                if kind == 0:
-                    alpha1, alpha2, a, wv, wx, wr = 0, 0, w[0], 0, 0, 0
-                else:
-                    alpha1, alpha2, a, wv, wx, wr = w[base], w[base + 1], w[base + 2], w[base + 3], w[base + 4], w[base + 5]
-                for i in range(pad + i0, pad + rows, s):
-                    for j in range(pad + j0, pad + cols, s):
-                        mu = 0
-                        m = a << 6
-                        if kind != 0:
-                            n0 = gc[i + a0, j + b0]
-                            n1 = gc[i + a1, j + b1]
-                            n2 = gc[i + a2, j + b2]
-                            n3 = gc[i + a3, j + b3]
-                            p1 = n0 + n3
-                            p2 = n1 + n2
-                            total = p1 + p2
-                            spread = (abs(4 * n0 - total) + abs(4 * n1 - total) + abs(4 * n2 - total) + abs(4 * n3 - total)) >> 2
-                            own_abs = 0 if c == 0 else abs(n0) + abs(n1) + abs(n2) + abs(n3)
-                            act = activity[i + a0, j + b0] + activity[i + a1, j + b1] + activity[i + a2, j + b2] + activity[i + a3, j + b3]
-                            own = (abs(rc[i + a0, j + b0]) + abs(rc[i + a1, j + b1]) + abs(rc[i + a2, j + b2])
-                                   + abs(rc[i + a3, j + b3]))
-                            mu = (p1 * alpha1 + p2 * alpha2 + (1 << alpha_shift)) >> (alpha_shift + 1)
-                            if mu > max_symbol:
-                                mu = max_symbol
-                            elif mu < -max_symbol:
-                                mu = -max_symbol
-                            m += spread * (wv << 2) + (act - own_abs) * wx + own * (wr << 2)
-                        # k = the number of edges <= m: the float's exponent and top mantissa bits pick a
-                        # cell holding at most one edge (cells are 1/64 of an octave, edges 1/4 apart),
-                        # one exact integer comparison decides
-                        if m < 1:
-                            k = 0
-                        elif m >= CELL_LIMIT:
-                            k = n_edges
-                        else:
-                            fbuf[0] = m
-                            cell = (fbits[0] >> 46) - (1023 << 6)
-                            k = cells[cell]
-                            if k < n_edges and edges[k] <= m:
-                                k += 1
-                        ks[t] = k
-                        mus[t] = mu
-                        t += 1
+            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, fbuf, ks, mus)
             # 2. the entropy decoding: a tight loop over the step's symbols
             for u in range(t):
                 k = ks[u]
@@ -224,21 +397,14 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
                     value = 0
                 values[u] = value
             # 3. store the values, residuals and the channels' activity
-            t = 0
+            u = 0
             for c in range(channels):
-                gc = g[c]
-                rc = resid[c]
-                for i in range(pad + i0, pad + rows, s):
-                    for j in range(pad + j0, pad + cols, s):
-                        gc[i, j] = values[t]
-                        rc[i, j] = values[t] - mus[t]
-                        t += 1
-            for i in range(pad + i0, pad + rows, s):
-                for j in range(pad + j0, pad + cols, s):
-                    total_abs = 0
-                    for c in range(1, channels):
-                        total_abs += abs(g[c, i, j])
-                    activity[i, j] = total_abs
+                for i in range(pad + step[0], height - pad, step[2]):
+                    for j in range(pad + step[1], width - pad, step[2]):
+                        g[c, i, j] = values[u]
+                        resid[c, i, j] = values[u] - mus[u]
+                        u += 1
+            _activity(g, activity, step, pad)
     if ptr > n_words:
         return 1
     if bad:

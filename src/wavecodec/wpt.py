@@ -29,6 +29,10 @@ are computed once, in float64, from impulse responses of the level-by-level tran
 (kept as the reference: two-filter banks as depthwise convolutions over all subbands),
 and deeper trees are fused in stages of at most :data:`STAGE` levels because the
 composite filters grow as ``2^J``. ``benchmarks/wpt_speed.py`` compares the two.
+
+On the CPU, for ``bior4.4`` tensors that need no gradient (every encode and decode), both
+functions run the lifting scheme of :mod:`wavecodec.lifting` instead: the same map in about
+a tenth of the arithmetic. The convolution form stays for autograd, GPUs and other wavelets.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import pywt
 import torch
 import torch.nn.functional as F
 
+from . import lifting
 from .errors import ShapeError
 
 __all__ = ["analysis", "synthesis", "WaveletPacket", "spatial_dims", "check_divisible"]
@@ -271,6 +276,38 @@ def _synthesis_axis(y: torch.Tensor, axis: int, levels: int, wavelet: str) -> to
     return moved.reshape(y.shape[0], 1, *size)
 
 
+def _by_lifting(x: torch.Tensor, wavelet: str) -> bool:
+    """Whether :mod:`wavecodec.lifting` computes this transform: CPU, float32/64, CDF 9/7, no gradient needed."""
+    return (wavelet == "bior4.4" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and not (x.requires_grad and torch.is_grad_enabled()))
+
+
+def _band_order(d: int, levels: int) -> list[int]:
+    """Permutation of ``(B, C, [bits of axis a (first level first), small_a] for each axis)`` to ``(B, C, bits in channel order, *small)``."""
+    bits = [2 + a * (levels + 1) + level for level in range(levels) for a in reversed(range(d))]
+    return [0, 1] + bits + [2 + a * (levels + 1) + levels for a in range(d)]
+
+
+def _lifting_analysis(x: torch.Tensor, levels: int) -> torch.Tensor:
+    B, C, *size = x.shape
+    d, small = len(size), [n >> levels for n in size]
+    a = lifting.analysis(x.detach().numpy().copy(order="C"), levels)
+    # numpy's strided copy is some 20x faster than torch's for this many small dimensions (1 thread)
+    split = [B, C] + [m for n in small for m in [2] * levels + [n]]
+    out = np.ascontiguousarray(a.reshape(split).transpose(_band_order(d, levels)))
+    return torch.from_numpy(out.reshape(B, C * 2 ** (d * levels), *small))
+
+
+def _lifting_synthesis(X: torch.Tensor, levels: int, channels: int) -> torch.Tensor:
+    B, _, *small = X.shape
+    d = len(small)
+    order = _band_order(d, levels)
+    a = X.detach().numpy().reshape([B, channels] + [2] * (d * levels) + small)
+    inverse_order = [order.index(i) for i in range(len(order))]
+    split = a.transpose(inverse_order).copy(order="C").reshape(B, channels, *[n << levels for n in small])
+    return torch.from_numpy(lifting.synthesis(split, levels))
+
+
 def analysis(x: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.Tensor:
     """Forward wavelet packet transform of ``x`` with ``levels`` full-tree levels.
 
@@ -284,6 +321,14 @@ def analysis(x: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.Te
     check_divisible(x.shape, levels)
     if levels == 0:
         return x
+    if _by_lifting(x, wavelet):
+        return _lifting_analysis(x, levels)
+    return _convolution_analysis(x, levels, wavelet)
+
+
+def _convolution_analysis(x: torch.Tensor, levels: int, wavelet: str) -> torch.Tensor:
+    """:func:`analysis` by the fused filter banks (differentiable, any device and wavelet)."""
+    d = spatial_dims(x)
     B, C, *size = x.shape
     block = 2**levels
     t = x.reshape(B * C, 1, *size)
@@ -309,8 +354,16 @@ def synthesis(X: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.T
         )
     if levels == 0:
         return X
-    B, small = X.shape[0], list(X.shape[2:])
-    C, block = channels // bands, 2**levels
+    if _by_lifting(X, wavelet):
+        return _lifting_synthesis(X, levels, channels // bands)
+    return _convolution_synthesis(X, levels, wavelet)
+
+
+def _convolution_synthesis(X: torch.Tensor, levels: int, wavelet: str) -> torch.Tensor:
+    """:func:`synthesis` by the polyphase filter banks (differentiable, any device and wavelet)."""
+    d = spatial_dims(X)
+    B, channels, *small = X.shape
+    C, block = channels // 2 ** (d * levels), 2**levels
     t = X.reshape(B, C, *([2] * (d * levels)), *small)
     bits = [2 + a * levels + level for level in range(levels) for a in reversed(range(d))]
     forward = [0, 1] + bits + list(range(2 + d * levels, 2 + d * levels + d))

@@ -151,6 +151,22 @@ def _loader(cfg: TrainConfig, train_ds: CropDataset, start: int, stop: int, rank
     )
 
 
+STEP_LR_SCALE = 20.0  # a variable-rate model's log-steps move this much faster than the weights
+
+
+def _parameter_groups(codec: Codec) -> list[dict[str, Any]]:
+    """The optimiser's groups: a variable-rate model's rung steps get a larger learning rate.
+
+    They are a handful of log-scale numbers that must travel several units (the coarsest rung
+    ends up tens of times coarser than the finest) in a few thousand steps; at the weights'
+    learning rate they would still be moving when training ends.
+    """
+    if codec.rates is None:
+        return [{"params": list(codec.parameters())}]
+    steps = codec.rates.log_steps
+    return [{"params": [p for p in codec.parameters() if p is not steps]}, {"params": [steps], "lr_scale": STEP_LR_SCALE}]
+
+
 class _Stepper:
     """One optimisation step: schedule, loss, (scaled) backward, clipping, EMA."""
 
@@ -167,10 +183,14 @@ class _Stepper:
     def __call__(self, step: int, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg)
+            group["lr"] = cfg.lr * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            x_hat, losses = self.model(batch)
-            loss = losses["mse"] + cfg.lmbda * losses["bpp"]
+            if self.codec.rates is not None:  # a variable-rate model: the rungs take turns, each with its own lambda
+                x_hat, losses = self.model(batch, step % self.codec.rates.rungs)
+                loss = losses["mse"] + losses["lmbda"] * losses["bpp"]
+            else:
+                x_hat, losses = self.model(batch)
+                loss = losses["mse"] + cfg.lmbda * losses["bpp"]
             if cfg.subband_weight:
                 loss = loss + cfg.subband_weight * losses["subband_mse"]
             if self.stft is not None:
@@ -224,7 +244,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
     codec = Codec(cfg.codec).to(device)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "world_size": world, "rank": rank}
     start = 0
-    optimizer = torch.optim.AdamW(codec.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(_parameter_groups(codec), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema: dict[str, torch.Tensor] | None = None
     if resume:
         start, ema = load_state(ckpt, codec, optimizer, device)
@@ -262,6 +282,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
                 row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse, "psnr": psnr_from_mse(max(mse, 1e-12)),
                        "bpp": losses["bpp"].item(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
                 row.update({k: losses[k].item() for k in ("stft", "mel") if k in losses})
+                if codec.rates is not None:  # which rung this step trained (they take turns)
+                    row["rung"] = step % codec.rates.rungs
                 log.write(json.dumps(row) + "\n")
                 log.flush()
             if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):

@@ -1,0 +1,151 @@
+"""Variable-rate models: the quality knob, its file field, the bit-rate search, and training at every rung."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import wavecodec
+from helpers import synthetic_images
+from wavecodec import CodecConfig, ConfigError, FormatError, ShapeError
+from wavecodec.cli import main
+from wavecodec.compression import compress, compress_to_bpp, decompress, read_header
+from wavecodec.container import pack, unpack
+from wavecodec.fitting import pca_init
+from wavecodec.model import Codec
+
+
+@pytest.fixture(scope="module")
+def ladder() -> Codec:
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(channels=3, levels=2, latent_dim=6, latent_bits=10, decoder_width=8, decoder_depth=1,
+                              rate_lambdas=(0.001, 0.01, 0.1), name="test-ladder"))
+    pca_init(codec, synthetic_images(16, seed=1).split(8))
+    with torch.no_grad():  # rungs 1x, 8x and 64x coarser, channel 5 coarser still (a trained ladder looks like this)
+        codec.rates.log_steps.copy_(torch.log(torch.tensor([[1.0], [8.0], [64.0]])).repeat(1, 6))
+        codec.rates.log_steps[:, 5] += 1.0
+    return codec.eval()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(255.0**2 / ((a.double() - b.double()) ** 2).mean()))
+
+
+def test_quality_moves_rate_and_distortion_the_same_way(ladder: Codec) -> None:
+    x = synthetic_images(1, size=64, seed=3)
+    sizes, scores = [], []
+    for q in (0, 30, 60, 75, 100):
+        data = ladder.compress(x, quality=q)
+        assert read_header(data)["quality"] == q
+        y = ladder.decompress(data)
+        sizes.append(len(data))
+        scores.append(psnr(x, y))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert scores[-1] > scores[0] + 3
+    # no quality given: the default, recorded in the file
+    assert read_header(ladder.compress(x))["quality"] == wavecodec.rates.DEFAULT_QUALITY
+
+
+def test_steps_interpolate_geometrically_between_rungs(ladder: Codec) -> None:
+    assert torch.allclose(ladder.quantization_step(1.0, 100), torch.tensor([1.0] * 5 + [np.e]))
+    assert torch.allclose(ladder.quantization_step(1.0, 50)[:5], torch.full((5,), 8.0))
+    assert torch.allclose(ladder.quantization_step(1.0, 75)[:5], torch.full((5,), 8**0.5))  # halfway in log
+    assert torch.allclose(ladder.quantization_step(2.0, 0)[:5], torch.full((5,), 128.0))  # --step multiplies
+    for bad in (-1, 100.5, "high", True):
+        with pytest.raises(ShapeError, match="quality must be a number from 0 to 100"):
+            ladder.quantization_step(1.0, bad)
+
+
+def test_a_fixed_rate_model_refuses_a_quality(fitted: Codec) -> None:
+    x = synthetic_images(1, size=32)
+    with pytest.raises(ShapeError, match="single rate"):
+        fitted.compress(x, quality=50)
+    with pytest.raises(ShapeError, match="single rate"):
+        compress_to_bpp(fitted, x, 1.0)
+    assert "quality" not in read_header(fitted.compress(x))  # fixed-rate files stay as they were
+
+
+def test_the_quality_field_is_checked(ladder: Codec, fitted: Codec) -> None:
+    x = synthetic_images(1, size=32)
+    header, sections = unpack(ladder.compress(x, quality=40))
+    for bad in (101, -3, "40", None):
+        forged = dict(header)
+        if bad is None:
+            del forged["quality"]
+        else:
+            forged["quality"] = bad
+        with pytest.raises(FormatError):
+            decompress(ladder, pack(forged, sections))
+    header, sections = unpack(fitted.compress(x))
+    with pytest.raises(FormatError, match="quality"):
+        decompress(fitted, pack({**header, "quality": 50.0}, sections))
+
+
+def test_bpp_search_lands_within_three_percent(ladder: Codec) -> None:
+    x = synthetic_images(1, size=96, seed=5)
+    low = 8 * len(ladder.compress(x, quality=0)) / 96**2
+    high = 8 * len(ladder.compress(x, quality=100)) / 96**2
+    for target in (low + 0.3 * (high - low), low + 0.7 * (high - low)):
+        data, quality = compress_to_bpp(ladder, x, target)
+        assert abs(8 * len(data) / 96**2 - target) <= 0.03 * target
+        assert read_header(data)["quality"] == pytest.approx(quality)
+        assert decompress(ladder, data).signal.shape == x.shape
+    with pytest.raises(ShapeError, match="outside what model"):
+        compress_to_bpp(ladder, x, 10 * high)
+
+
+def test_cli_quality_and_bpp(ladder: Codec, fitted: Codec, tmp_path: Path, capsys) -> None:
+    model, fixed = tmp_path / "ladder.safetensors", tmp_path / "fixed.safetensors"
+    wavecodec.save(ladder, model)
+    wavecodec.save(fitted, fixed)
+    src = tmp_path / "p.png"
+    Image.fromarray(synthetic_images(1, size=96, seed=2)[0].permute(1, 2, 0).numpy()).save(src)
+    out = {q: tmp_path / f"q{q}.wvc" for q in (20, 90)}
+    for q, path in out.items():
+        assert main(["encode", str(src), "--model", str(model), "-o", str(path), "--quality", str(q), "--quiet"]) == 0
+        assert read_header(path.read_bytes())["quality"] == q
+    assert out[20].stat().st_size < out[90].stat().st_size
+    target = 8 * (out[20].stat().st_size + out[90].stat().st_size) / 2 / 96**2
+    assert main(["encode", str(src), "--model", str(model), "-o", str(tmp_path / "b.wvc"), "--bpp", f"{target:.4f}", "--quiet"]) == 0
+    assert abs(8 * (tmp_path / "b.wvc").stat().st_size / 96**2 - target) <= 0.03 * target
+    assert main(["decode", str(tmp_path / "b.wvc"), "--model", str(model), "-o", str(tmp_path / "b.png"), "--quiet"]) == 0
+    assert np.asarray(Image.open(tmp_path / "b.png")).shape == (96, 96, 3)
+    capsys.readouterr()
+    assert main(["encode", str(src), "--model", str(fixed), "-o", str(tmp_path / "f.wvc"), "--quality", "50"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "single rate" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_config_checks_the_ladder() -> None:
+    for bad in ((0.01, 0.001), (0.001, 0.001), (-1.0,), ("a",)):
+        with pytest.raises(ConfigError, match="rate_lambdas"):
+            CodecConfig(rate_lambdas=bad)
+    assert "rate_lambdas" not in CodecConfig().to_dict()  # fixed-rate configs (and fingerprints) are unchanged
+    cfg = CodecConfig(rate_lambdas=[0.001, 0.01])
+    assert CodecConfig.from_json(json.dumps(cfg.to_dict())) == cfg
+
+
+def test_training_visits_every_rung_with_its_lambda(tmp_path: Path) -> None:
+    from wavecodec.training import TrainConfig, export, train
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i, img in enumerate(synthetic_images(6, size=64, seed=4)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(data / f"{i}.png")
+    cfg = TrainConfig.from_dict({
+        "run_dir": str(tmp_path / "run"), "train_data": str(data), "crop": 32, "batch_size": 2, "steps": 6, "workers": 0,
+        "log_every": 1, "val_every": 100, "checkpoint_every": 100, "pca_batches": 1, "val_count": 2,
+        "codec": {"channels": 3, "levels": 2, "latent_dim": 4, "latent_bits": 10, "decoder_width": 8, "decoder_depth": 1,
+                  "rate_lambdas": [0.001, 0.01, 0.1], "name": "t"}})
+    train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    rungs = [r["rung"] for r in rows if r["kind"] == "train"]
+    assert sorted(set(rungs)) == [0, 1, 2]
+    codec = export(tmp_path / "run", tmp_path / "t.safetensors", fit_batches=1)
+    assert wavecodec.load(tmp_path / "t.safetensors").config.rate_lambdas == (0.001, 0.01, 0.1)
+    assert codec.rates is not None and not torch.allclose(codec.rates.log_steps[0], codec.rates.log_steps[2])
