@@ -14,7 +14,7 @@ import wavecodec
 from helpers import synthetic_images
 from wavecodec import CodecConfig, ConfigError, FormatError, ShapeError
 from wavecodec.cli import main
-from wavecodec.compression import compress, compress_to_bpp, decompress, read_header
+from wavecodec.compression import compress_to_bpp, decompress, read_header
 from wavecodec.container import pack, unpack
 from wavecodec.fitting import pca_init
 from wavecodec.model import Codec

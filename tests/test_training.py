@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from PIL import Image
 
 import wavecodec
 import wavecodec.cli
 from helpers import synthetic_images
-from wavecodec import ConfigError, InputError
+from wavecodec import CodecConfig, ConfigError, InputError
 from wavecodec.training import TrainConfig, export, train
 from wavecodec.training.loop import lr_factor
 
@@ -194,3 +195,30 @@ def test_training_can_start_from_trained_weights(image_folder: Path, tmp_path: P
     with pytest.raises(ConfigError, match="architecture"):
         train(tiny(image_folder, tmp_path / "c", steps=5, codec=other, init_weights=str(tmp_path / "a.safetensors")))
     assert wavecodec.fingerprint(start) != wavecodec.fingerprint(export(tmp_path / "b", tmp_path / "b.safetensors"))
+    # noise fill may be added to trained weights (its level starts silent, and learns)
+    noisy = {"levels": 2, "latent_dim": 6, "decoder_width": 8, "decoder_depth": 1, "name": "tiny", "noise_fill": True}
+    summary = train(tiny(image_folder, tmp_path / "d", steps=10, codec=noisy, init_weights=str(tmp_path / "a.safetensors")))
+    assert abs(summary["init_weights"]["psnr"] - train(tiny(image_folder, tmp_path / "e", steps=0,
+               init_weights=str(tmp_path / "a.safetensors")))["init_weights"]["psnr"]) < 0.01
+    noisy_codec = export(tmp_path / "d", tmp_path / "d.safetensors")
+    assert noisy_codec.decoder.noise is not None and float(noisy_codec.decoder.noise.level.bias.mean()) != -8.0
+
+
+def test_noise_fill_is_local_deterministic_and_off_by_default() -> None:
+    from wavecodec.decoder import NoiseFill
+
+    assert "noise_fill" not in CodecConfig().to_dict()  # models without it keep their fingerprints
+    cfg = CodecConfig(channels=2, levels=3, latent_dim=4, modality="audio", sample_rate=8000, value_range=(-1, 1), noise_fill=True)
+    fill = NoiseFill(cfg)
+    with torch.no_grad():
+        fill.level.bias.fill_(0.0)
+        z = torch.randn(2, 4, 64, generator=torch.Generator().manual_seed(1))
+        n = fill(z)
+        assert n.shape == (2, 16, 64)
+        other = NoiseFill(cfg)
+        other.level.bias.fill_(0.0)
+        assert torch.equal(other(z), n)  # no random state: another decoder makes the same noise
+        assert torch.allclose(n[..., 10:30], fill(z[..., 10:30]))  # each position's noise depends on its own latents only
+        level = torch.nn.functional.softplus(torch.tensor(0.0))
+        assert 0.7 < float(n.pow(2).mean() / level**2) < 1.3  # unit power times the level
+        assert abs(float(torch.corrcoef(n.reshape(-1, 64))[0, 1])) < 0.5

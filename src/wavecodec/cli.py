@@ -436,8 +436,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .registry import models
     entries = models()
     if args.json:
-        print(json.dumps([{"name": m.name, "file": m.file, "modality": m.modality, "task": m.task, "description": m.description,
-                           "figures": m.figures} for m in entries], indent=2))
+        print(json.dumps([{"name": m.name, "file": m.file, "modality": m.modality, "task": m.task, "use": m.use,
+                           "description": m.description, "figures": m.figures} for m in entries], indent=2))
         return 0
     if not entries:
         print("no models shipped yet (train one, or pass --model with a checkpoint path)")
@@ -449,6 +449,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         task = f"  [made for {m.task}]" if m.task else ""
         print(f"{m.name:<16} {m.modality:<8} {f.get('channels', '?'):>8} {str(f.get('input', 'uint8/float')):<28} "
               f"{str(f.get('reduction', '?')) + 'x':>12}  {measured}{task}")
+        if m.use:
+            print(f"{'':<16} for {m.use}")
     return 0
 
 

@@ -58,6 +58,9 @@ class CodecConfig:
     # a variable-rate model (wavecodec.rates): the rate weights of the rungs it is trained at, finest
     # first; empty for a fixed-rate model
     rate_lambdas: tuple[float, ...] = ()
+    # the decoder adds noise of a learned level to every subband (wavecodec.decoder.NoiseFill): what a
+    # low-rate audio latent cannot carry (the high bands) comes back as noise of the right loudness
+    noise_fill: bool = False
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -89,6 +92,7 @@ class CodecConfig:
              f"sample_rate must be an integer in 1..{MAX_SAMPLE_RATE} or None, got {self.sample_rate!r}"),
             (math.isfinite(self.value_range[0]) and math.isfinite(self.value_range[1]), f"value_range must be finite, got {self.value_range}"),
             (self.decoder_width > 0 or self.decoder_depth == 0, "decoder_depth > 0 needs decoder_width > 0"),
+            (isinstance(self.noise_fill, bool), f"noise_fill must be true or false, got {self.noise_fill!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -127,6 +131,8 @@ class CodecConfig:
             d["rate_lambdas"] = list(self.rate_lambdas)
         else:
             del d["rate_lambdas"]
+        if not self.noise_fill:
+            del d["noise_fill"]
         d["config_version"] = CONFIG_VERSION
         return d
 

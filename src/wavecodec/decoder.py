@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import CodecConfig
@@ -36,6 +37,8 @@ class Decoder(nn.Module):
                 out,
             )
 
+        self.noise = NoiseFill(config) if config.noise_fill else None
+
     def forward(self, z: torch.Tensor, fast: bool = False) -> torch.Tensor:
         """Subbands from expanded latents; ``fast`` runs the residual in bfloat16 where the CPU has it.
 
@@ -51,7 +54,42 @@ class Decoder(nn.Module):
                 out = out + residual.float()
             else:
                 out = out + self.residual(z)
+        if self.noise is not None:
+            out = out + self.noise(z)
         return out
+
+
+class NoiseFill(nn.Module):
+    """Noise at a learned level in every subband: ``softplus(level(z)) * pseudo_noise(z)``.
+
+    A latent with few channels per band cannot carry a music track's high bands; a decoder
+    trained for MSE then leaves them silent, which listeners (and ViSQOL) hear at once.
+    Perceptual codecs fill such bands with noise of the right energy (Opus's CELT
+    does); here a 1x1 convolution predicts each subband's noise level from the latents, and
+    the noise itself is a deterministic function of the latents at the same position
+    (a sine of a fixed random projection at a high frequency), so decoding needs no random
+    state and a signal decoded in chunks gets the same noise as decoded whole. No gradient
+    flows through the noise, only through its level, which starts near zero.
+    """
+
+    FREQUENCY = 997.0  # turns the projection into phase-like values that change entirely between nearby latents
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        d = config.ndim
+        self.level = conv(d, config.latent_dim, config.subbands, 1)
+        nn.init.zeros_(self.level.weight)
+        nn.init.constant_(self.level.bias, -8.0)  # softplus(-8) = 3e-4: silence, until training raises it
+        gen = torch.Generator().manual_seed(0x5EED)
+        projection = torch.randn(config.subbands, config.latent_dim, *[1] * d, generator=gen)
+        self.register_buffer("projection", projection)
+        self.register_buffer("offset", torch.rand(config.subbands, generator=gen) * 2 * torch.pi)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        conv_nd = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[z.dim() - 2]
+        phase = conv_nd(z.detach(), self.projection.to(z.dtype), self.offset.to(z.dtype) / self.FREQUENCY)
+        noise = torch.sin(self.FREQUENCY * phase) * 2**0.5  # unit power
+        return F.softplus(self.level(z)) * noise
 
 
 @lru_cache(maxsize=1)

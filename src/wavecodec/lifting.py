@@ -194,21 +194,21 @@ def _copy(target: np.ndarray, source: np.ndarray, c: float) -> None:  # pragma: 
 
 def analysis(x: np.ndarray, levels: int) -> np.ndarray:
     """``(B, C, *S)`` contiguous float array to ``(B, C, [bands, small] per axis)``, transformed in place along every axis."""
-    _check_in_place(x)
-    batch, channels, *size = x.shape
-    for axis, n in enumerate(size):
-        outer = batch * channels * int(np.prod(size[:axis], dtype=np.int64))
-        forward(x.reshape(outer, n, -1), levels)
-    return x
+    return _each_axis(x, levels, forward)
 
 
 def synthesis(x: np.ndarray, levels: int) -> np.ndarray:
     """Inverse of :func:`analysis`, in place on the ``(B, C, *S)`` layout it returns."""
+    return _each_axis(x, levels, inverse)
+
+
+def _each_axis(x: np.ndarray, levels: int, kernel) -> np.ndarray:
+    """Run ``kernel`` (:func:`forward` or :func:`inverse`) along every spatial axis of ``(B, C, *S)``, in place."""
     _check_in_place(x)
     batch, channels, *size = x.shape
     for axis, n in enumerate(size):
         outer = batch * channels * int(np.prod(size[:axis], dtype=np.int64))
-        inverse(x.reshape(outer, n, -1), levels)
+        kernel(x.reshape(outer, n, -1), levels)
     return x
 
 

@@ -296,6 +296,15 @@ def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, ma
 
 
 @njit(cache=True, nogil=True)
+def _work_arrays(grid: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The per-item state of encoder and decoder: residuals, activity, the float scratch and one step's tables and predictions."""
+    _, channels, height, width = grid.shape
+    most = channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2)  # the largest step (the first edge lattice)
+    return (np.zeros((channels, height, width), dtype=grid.dtype), np.zeros((height, width), dtype=grid.dtype),
+            np.empty(1, dtype=np.float64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
 def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, max_symbol: int, edges: np.ndarray,
                     cells: np.ndarray, pad: int, alpha_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """The encoder's side of :func:`decode_interlaced`: table indices, residuals and values of every symbol, in coding order.
@@ -308,12 +317,7 @@ def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, ma
     k_out = np.empty(total, dtype=np.int64)
     r_out = np.empty(total, dtype=np.int64)
     v_out = np.empty(total, dtype=np.int64)
-    resid = np.zeros((channels, height, width), dtype=grid.dtype)
-    activity = np.zeros((height, width), dtype=grid.dtype)
-    fbuf = np.empty(1, dtype=np.float64)
-    most = channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2)
-    ks = np.empty(most, dtype=np.int64)
-    mus = np.empty(most, dtype=np.int64)
+    resid, activity, fbuf, ks, mus = _work_arrays(grid, pad)
     n = 0
     for b in range(batch):
         g = grid[b]
@@ -321,7 +325,7 @@ def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, ma
         activity[:] = 0
         for st in range(steps.shape[0]):
             step = steps[st]
-            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, fbuf, ks, mus)
+            _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, fbuf, ks, mus)
             u = 0
             for c in range(channels):
                 for i in range(pad + step[0], height - pad, step[2]):
@@ -354,13 +358,8 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
         return 4
     ptr = 4
     bad = 0
-    resid = np.zeros((channels, height, width), dtype=grid.dtype)
-    activity = np.zeros((height, width), dtype=grid.dtype)
-    fbuf = np.empty(1, dtype=np.float64)
-    most = channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2)  # the largest step (the first edge lattice)
-    ks = np.empty(most, dtype=np.int64)
-    mus = np.empty(most, dtype=np.int64)
-    values = np.empty(most, dtype=np.int64)
+    resid, activity, fbuf, ks, mus = _work_arrays(grid, pad)
+    values = np.empty_like(ks)
     for b in range(batch):
         g = grid[b]
         resid[:] = 0

@@ -40,6 +40,7 @@ class ModelInfo:
     channels: int = 0  # input channels the model codes
     figures: dict[str, Any] = field(default_factory=dict)
     task: str = ""  # a model made for one dataset (e.g. "fashion-mnist") is never picked by default
+    use: str = ""  # what the model is for, one short phrase; "storage ..." models are the defaults for coding files
 
     @property
     def path(self) -> Path:
@@ -87,7 +88,8 @@ def default_model(modality: str, channels: int | None = None) -> str:
     Raises:
         CheckpointError: no general model codes that modality and channel count.
     """
-    for info in _index():
+    storage_first = sorted(_index(), key=lambda info: not info.use.startswith("storage"))  # stable: else registry order
+    for info in storage_first:
         if not info.task and info.modality == modality and (channels is None or info.channels == channels):
             return info.name
     what = f"{channels}-channel {modality}" if channels is not None else modality
@@ -156,7 +158,7 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
     raise CheckpointError(f"{text!r} is neither a shipped model ({_known()}) nor a checkpoint file")
 
 
-def register(model: str, description: str, figures: dict[str, Any], task: str = "") -> Path:
+def register(model: str, description: str, figures: dict[str, Any], task: str = "", use: str = "") -> Path:
     """Record a model's figures in ``index.json`` (replacing its old entry); returns the index path.
 
     Args:
@@ -164,6 +166,8 @@ def register(model: str, description: str, figures: dict[str, Any], task: str = 
         description: one line for ``wavecodec models`` (empty: keep the registered one).
         figures: measured figures; the config's basics (channels, levels, ...) are added.
         task: set for models made for one dataset, which are never picked by default.
+        use: what the model is for (empty: keep the registered one); "storage ..." makes it
+            the default for files of its modality and channel count.
     """
     codec = load(model)
     cfg = codec.config
@@ -176,6 +180,8 @@ def register(model: str, description: str, figures: dict[str, Any], task: str = 
                              "modality": cfg.modality, "channels": cfg.channels, "figures": {**basics, **figures}}
     if task:
         entry["task"] = task
+    if use or old.get("use"):
+        entry["use"] = use or old["use"]
     names = [m["name"] for m in index["models"]]
     if cfg.name in names:  # in place: the order decides which model is a modality's default
         index["models"][names.index(cfg.name)] = entry

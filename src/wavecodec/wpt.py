@@ -317,7 +317,7 @@ def analysis(x: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.Te
     bank (one strided convolution), which is several times faster than level by level.
     Differentiable; works for any device and floating dtype.
     """
-    d = _check_common(x, levels)
+    _check_common(x, levels)
     check_divisible(x.shape, levels)
     if levels == 0:
         return x

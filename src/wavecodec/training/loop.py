@@ -124,10 +124,13 @@ def _initialise(codec: Codec, cfg: TrainConfig, train_ds: CropDataset, val_batch
     summary: dict[str, Any] = {"random_init": evaluate(codec, val_batch)[0]}
     if cfg.init_weights:  # fine-tuning: longer training, or another loss, from a trained model
         start = load(cfg.init_weights, device)
+        new = start.config.noise_fill is False and cfg.codec.noise_fill  # adding noise fill to a trained model
         try:
-            codec.load_state_dict(start.state_dict())
+            missing, unexpected = codec.load_state_dict(start.state_dict(), strict=not new)
         except RuntimeError:
-            raise ConfigError(f"init_weights {cfg.init_weights!r} has another architecture than the configured codec") from None
+            missing, unexpected = ["?"], []
+        if unexpected or any(not k.startswith("decoder.noise.") for k in missing):
+            raise ConfigError(f"init_weights {cfg.init_weights!r} has another architecture than the configured codec")
         summary["init_weights"] = evaluate(codec, val_batch)[0]
     elif cfg.pca_init:
         pca = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size))).to(device)
@@ -151,20 +154,22 @@ def _loader(cfg: TrainConfig, train_ds: CropDataset, start: int, stop: int, rank
     )
 
 
-STEP_LR_SCALE = 20.0  # a variable-rate model's log-steps move this much faster than the weights
+FAST_LR_SCALE = 20.0  # log-scale parameters (rung steps, noise levels) move this much faster than the weights
 
 
 def _parameter_groups(codec: Codec) -> list[dict[str, Any]]:
-    """The optimiser's groups: a variable-rate model's rung steps get a larger learning rate.
+    """The optimiser's groups: log-scale parameters get a larger learning rate.
 
-    They are a handful of log-scale numbers that must travel several units (the coarsest rung
-    ends up tens of times coarser than the finest) in a few thousand steps; at the weights'
+    A variable-rate model's rung steps and a noise fill's levels are a few numbers on a log
+    scale that must travel several units (the coarsest rung ends up tens of times coarser
+    than the finest; the noise starts 70 dB down) in a few thousand steps; at the weights'
     learning rate they would still be moving when training ends.
     """
-    if codec.rates is None:
-        return [{"params": list(codec.parameters())}]
-    steps = codec.rates.log_steps
-    return [{"params": [p for p in codec.parameters() if p is not steps]}, {"params": [steps], "lr_scale": STEP_LR_SCALE}]
+    fast = ([codec.rates.log_steps] if codec.rates is not None else []) + (
+        list(codec.decoder.noise.level.parameters()) if codec.decoder.noise is not None else [])
+    ids = {id(p) for p in fast}
+    groups: list[dict[str, Any]] = [{"params": [p for p in codec.parameters() if id(p) not in ids]}]
+    return groups + ([{"params": fast, "lr_scale": FAST_LR_SCALE}] if fast else [])
 
 
 class _Stepper:
