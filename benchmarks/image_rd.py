@@ -133,12 +133,13 @@ def main() -> None:
     parser.add_argument("--qualities", default="0,10,20,30,40,50,60,70,80,90,100",
                         help="qualities giving a variable-rate model its RD curve (instead of steps)")
     parser.add_argument("--bd-only", action="store_true", help="recompute the Bjontegaard deltas from the saved curves")
+    parser.add_argument("-o", "--output", type=Path, default=RESULTS / "image_rd.json", help="the JSON (the PNG goes beside it)")
     args = parser.parse_args()
     if args.bd_only:
-        report = json.loads((RESULTS / "image_rd.json").read_text())
+        report = json.loads(args.output.read_text())
         for m in report["models"].values():
             m["bjontegaard"] = {c: bjontegaard(curve, m["curve"]) for c, curve in report["curves"].items()}
-        write_json(RESULTS / "image_rd.json", report)
+        write_json(args.output, report)
         print_bjontegaard(report["models"])
         return
     photos = dev_photos()
@@ -201,8 +202,8 @@ def main() -> None:
 
     report = {"benchmark": "image rate-distortion and speed", "photos": list(photos), "curves": curves,
               "models": ours, "speed_768x512": speed, "machine": machine(), "seconds": time.time() - started}
-    path = write_json(RESULTS / "image_rd.json", report)
-    plot(curves, ours)
+    path = write_json(args.output, report)
+    plot(curves, ours, args.output.with_suffix(".png"))
     print(f"\n{'model':18s} {'step':>5s} {'bpp':>6s} {'PSNR':>6s} " + " ".join(f"{'vs ' + c:>10s}" for c in curves))
     for name, m in ours.items():
         for p in m["curve"]:
@@ -213,10 +214,10 @@ def main() -> None:
     print(f"\n{'codec':18s} {'enc MP/s':>9s} {'dec MP/s':>9s}  (768x512)")
     for name, s in speed.items():
         print(f"{name:18s} {s['encode_mpix_s']:9.2f} {s['decode_mpix_s']:9.2f}")
-    print(f"wrote {path} and {RESULTS / 'image_rd.png'}")
+    print(f"wrote {path} and {args.output.with_suffix('.png')}")
 
 
-def plot(curves: dict[str, list[dict]], ours: dict[str, dict]) -> None:
+def plot(curves: dict[str, list[dict]], ours: dict[str, dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -240,8 +241,8 @@ def plot(curves: dict[str, list[dict]], ours: dict[str, dict]) -> None:
         ax.legend(fontsize=8)
     fig.suptitle("dev evaluation photos (10), means per setting")
     fig.tight_layout()
-    RESULTS.mkdir(exist_ok=True)
-    fig.savefig(RESULTS / "image_rd.png", dpi=100)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -21,6 +21,7 @@ import torch
 import wavecodec
 from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
 from wavecodec.evaluation import evaluate_image
+from wavecodec.rates import DEFAULT_QUALITY
 from wavecodec.registry import register
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--register", action="store_true")
     parser.add_argument("--description", default="")
+    parser.add_argument("--use", default="", help="what the model is for, for `wavecodec models`")
     args = parser.parse_args()
     codec = wavecodec.load(args.model)
     cfg = codec.config
@@ -53,13 +55,14 @@ def main() -> None:
         "encode_mpix_s": round(statistics.median(r["encode_mpix_s"] for r in rows), 3),
         "decode_mpix_s": round(statistics.median(r["decode_mpix_s"] for r in rows), 3),
         "measured_with": "benchmarks/model_figures.py (10 dev photos, format 2 files (interlaced ans coder), 2-core CPU)",
+        **({"dev_quality": DEFAULT_QUALITY} if codec.rates is not None else {}),  # a variable-rate model: at its default
     }
     path = write_json(RESULTS / f"figures_{cfg.name or 'model'}.json", {"model": cfg.name, "figures": figures, "photos": rows, "machine": machine()})
     print(json.dumps(figures, indent=2))
     print(f"wrote {path}")
     if args.register:
         keep = {k: v for k, v in figures.items() if k not in ("channels", "levels", "latent_dim", "latent_bits", "parameters")}
-        print(f"registered {cfg.name} in {register(args.model, args.description, keep)}")
+        print(f"registered {cfg.name} in {register(args.model, args.description, keep, use=args.use)}")
 
 
 if __name__ == "__main__":

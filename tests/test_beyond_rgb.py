@@ -184,12 +184,13 @@ def test_registry_picks_the_model_made_for_each_input() -> None:
     from wavecodec.cli import _Models
     from wavecodec.registry import default_model, models
 
-    assert default_model("image") == default_model("image", 3) == "rgb-16x"
+    assert default_model("image") == default_model("image", 3) == "rgb-storage"  # files: the variable-rate model
+    assert default_model("image", 3, "latents") == "rgb-16x"  # datasets of latents: a fixed rate and shape
     assert default_model("image", 1) == "gray-16x"
     assert default_model("image", 7) == "ms7-16x"
     assert default_model("volume") == "mri-16x"
     assert default_model("audio") == "stereo-5x"
-    assert _Models(None).for_input("image", 4).config.name == "rgb-16x"  # RGBA: RGB plus lossless alpha
+    assert _Models(None).for_input("image", 4).config.name == "rgb-storage"  # RGBA: RGB plus lossless alpha
     assert _Models(None).for_input("audio", 1).config.name == "stereo-5x"  # mono through the stereo model
     assert _Models(None).for_input("volume", 1).config.name == "mri-16x"
     for info in models():  # every entry loads, and its listed figures describe the weights

@@ -30,7 +30,7 @@ def test_top_level_compress_and_decompress_pick_the_shipped_models() -> None:
 
     photo = Image.open(BUNDLED_PHOTO)
     data = wavecodec.compress(photo)
-    assert read_header(data)["model"] == "rgb-16x"
+    assert read_header(data)["model"] == "rgb-storage" and read_header(data)["quality"] == 75
     out = wavecodec.decompress(data)
     assert out.shape == (1, 3, photo.height, photo.width) and out.dtype == torch.uint8
     gray = wavecodec.compress(np.asarray(photo.convert("L")))

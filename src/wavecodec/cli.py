@@ -540,7 +540,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     args.dst = args.dst or args.output
     if args.shard_size < 1:
         raise InputError("--shard-size must be at least 1")
-    index = convert(args.src, args.dst, model=args.model or _default(lambda: model_for("image", 3)), labels=args.labels,
+    index = convert(args.src, args.dst, model=args.model or _default(lambda: model_for("image", 3, "latents")), labels=args.labels,
                     labels_from_folders=args.labels_from_folders, shard_size=args.shard_size, engine=args.engine,
                     workers=args.workers, coder=args.coder, progress=_bar(args.quiet, "item"),
                     shuffle_seed=None if args.sorted else args.seed)
@@ -673,6 +673,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from . import wpt
     from .files import write_output
     from .images import read_image, to_tensor
+    from .compression import read_header
     from .metrics import psnr
     from .registry import load, model_for
     image = read_image(args.image)
@@ -694,7 +695,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_bytes(out / f"{stem}.wvc", data)
     write_output(out / f"{stem}_decoded.png", decoded, {"sample_rate": None})
     latent = codec.latent_shape(pixels.shape[2:])
-    print(f"model:            {codec.config.name} ({codec.num_parameters():,} parameters, latents {latent} int8)")
+    kind = f", quality {read_header(data)['quality']:g} of 0-100" if codec.rates is not None else ""
+    print(f"model:            {codec.config.name} ({codec.num_parameters():,} parameters, latents {latent} "
+          f"{str(codec.bottleneck.int_dtype).removeprefix('torch.')}{kind})")
     print(f"compressed:       {len(data):,} bytes, {8 * len(data) / (h * w):.3f} bpp, "
           f"ratio {image.size / len(data):.1f}:1 against 8-bit pixels")
     print(f"decoded PSNR:     {quality:.2f} dB")

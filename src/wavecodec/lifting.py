@@ -43,7 +43,7 @@ def _predict(target: np.ndarray, source: np.ndarray, half: int, inner: int, c: f
     else:
         for i in range(half - 1):
             _axpy(target[i * inner : (i + 1) * inner], source[i * inner : (i + 1) * inner], source[(i + 1) * inner : (i + 2) * inner], c)
-    _axpy(target[last:], source[last:], source[:inner], c)
+    _axpy(target[last : last + inner], source[last : last + inner], source[:inner], c)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -109,7 +109,7 @@ class Codec(nn.Module):
             return (x.to(self.param_dtype) - lo) / (hi - lo) - 0.5
         if x.dtype in (torch.uint8, torch.uint16, torch.bool):
             top = 1.0 if x.dtype == torch.bool else float(torch.iinfo(x.dtype).max)
-            return x.to(self.param_dtype) / top - 0.5
+            return x.to(self.param_dtype).div_(top).sub_(0.5)  # in place: one float image allocated, not three
         if x.dtype in (torch.int8, torch.int16, torch.int32):
             scale = float(2 ** (torch.iinfo(x.dtype).bits - 1))
             return (x.to(self.param_dtype) / scale + 1) / 2 - 0.5

@@ -40,7 +40,12 @@ class ModelInfo:
     channels: int = 0  # input channels the model codes
     figures: dict[str, Any] = field(default_factory=dict)
     task: str = ""  # a model made for one dataset (e.g. "fashion-mnist") is never picked by default
-    use: str = ""  # what the model is for, one short phrase; "storage ..." models are the defaults for coding files
+    use: str = ""  # what the model is for, one short phrase (`wavecodec models` shows it)
+
+    @property
+    def variable_rate(self) -> bool:
+        """Whether the model has a quality knob (``rate_lambdas`` in its config)."""
+        return bool(self.figures.get("rate_lambdas"))
 
     @property
     def path(self) -> Path:
@@ -82,22 +87,31 @@ def is_shipped(name: str) -> bool:
     return any(info.name == name for info in _index())
 
 
-def default_model(modality: str, channels: int | None = None) -> str:
-    """Name of the first general-purpose shipped model for ``modality`` (and ``channels``, if given).
+def default_model(modality: str, channels: int | None = None, purpose: str = "files") -> str:
+    """Name of the shipped model for ``modality`` (and ``channels``, if given) and ``purpose``.
+
+    The one model-selection policy: among general-purpose models (no ``task``) of that
+    modality and channel count, coding ``files`` prefers a variable-rate model (it has a
+    quality knob), making ``latents`` for compressed-domain learning prefers a fixed-rate one
+    (a fixed latent shape and step); otherwise the registry's order decides.
 
     Raises:
         CheckpointError: no general model codes that modality and channel count.
     """
-    storage_first = sorted(_index(), key=lambda info: not info.use.startswith("storage"))  # stable: else registry order
-    for info in storage_first:
+    if purpose not in ("files", "latents"):
+        raise ValueError(f"purpose must be 'files' or 'latents', got {purpose!r}")
+    wanted = purpose == "files"
+    ranked = sorted(_index(), key=lambda info: info.variable_rate != wanted)  # stable: else registry order
+    for info in ranked:
         if not info.task and info.modality == modality and (channels is None or info.channels == channels):
             return info.name
     what = f"{channels}-channel {modality}" if channels is not None else modality
     raise CheckpointError(f"no shipped model codes {what} signals; name a model or checkpoint explicitly")
 
 
-def model_for(kind: str, channels: int) -> str:
-    """The shipped model an input of ``kind`` (``image``, ``audio``, ``volume``, ``array``) with ``channels`` gets.
+def model_for(kind: str, channels: int, purpose: str = "files") -> str:
+    """The shipped model an input of ``kind`` (``image``, ``audio``, ``volume``, ``array``) with ``channels`` gets
+    for ``purpose`` (``files``: coding it; ``latents``: a dataset for compressed-domain learning, see :func:`default_model`).
 
     Audio of any channel count gets the default audio model (mono is duplicated and folded
     back); images get a model made for their channel count, else gray and gray+alpha
@@ -111,13 +125,13 @@ def model_for(kind: str, channels: int) -> str:
     if kind not in KIND_MODALITY:
         raise CheckpointError(f"unknown input kind {kind!r}")
     if kind == "audio":
-        return default_model("audio")
+        return default_model("audio", purpose=purpose)
     try:
-        return default_model(KIND_MODALITY[kind], channels)
+        return default_model(KIND_MODALITY[kind], channels, purpose)
     except CheckpointError:
         if kind != "image" or channels not in (1, 2, 4):
             raise
-    return default_model("image", 3)
+    return default_model("image", 3, purpose)
 
 
 def model_for_header(header: dict[str, Any]) -> str:
@@ -166,15 +180,15 @@ def register(model: str, description: str, figures: dict[str, Any], task: str = 
         description: one line for ``wavecodec models`` (empty: keep the registered one).
         figures: measured figures; the config's basics (channels, levels, ...) are added.
         task: set for models made for one dataset, which are never picked by default.
-        use: what the model is for (empty: keep the registered one); "storage ..." makes it
-            the default for files of its modality and channel count.
+        use: what the model is for, one phrase (empty: keep the registered one).
     """
     codec = load(model)
     cfg = codec.config
     index = json.loads(INDEX_PATH.read_text())
     file = Path(model).name if Path(model).exists() else f"{cfg.name}.safetensors"
     basics = {"channels": cfg.channels, "levels": cfg.levels, "latent_dim": cfg.latent_dim, "latent_bits": cfg.latent_bits,
-              "reduction": round(cfg.reduction, 3), "parameters": codec.num_parameters(), "normalize": cfg.normalize}
+              "reduction": round(cfg.reduction, 3), "parameters": codec.num_parameters(), "normalize": cfg.normalize,
+              **({"rate_lambdas": list(cfg.rate_lambdas)} if cfg.rate_lambdas else {})}
     old = next((m for m in index["models"] if m["name"] == cfg.name), {})
     entry: dict[str, Any] = {"name": cfg.name, "file": file, "description": description or old.get("description", ""),
                              "modality": cfg.modality, "channels": cfg.channels, "figures": {**basics, **figures}}
