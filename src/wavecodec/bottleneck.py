@@ -19,7 +19,7 @@ _EPS = 1e-6
 Step = float | torch.Tensor  # one quantization step, or one per latent channel
 
 
-def _per_channel(step: Step, v: torch.Tensor) -> Step:
+def per_channel(step: Step, v: torch.Tensor) -> Step:
     """A ``(C,)`` step shaped to broadcast over ``(B, C, *S)`` latents; a float as it is."""
     if isinstance(step, torch.Tensor):
         return step.to(device=v.device, dtype=v.dtype if v.is_floating_point() else torch.float32).view(1, -1, *[1] * (v.dim() - 2))
@@ -69,13 +69,13 @@ class Bottleneck(nn.Module):
         step (variable-rate models, :mod:`wavecodec.rates`). The symbols stay within ``max_symbol``.
         """
         m = self.max_symbol
-        step = _per_channel(quant_step, v)
+        step = per_channel(quant_step, v)
         return torch.round(v / step if _scales(step) else v).clamp_(-m, m).to(self.int_dtype)
 
     def dequantize(self, q: torch.Tensor, quant_step: Step = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Inverse of :meth:`quantize`: integer symbols back to companded latents (floats of ``dtype``)."""
         v = q.to(dtype)
-        step = _per_channel(quant_step, v)
+        step = per_channel(quant_step, v)
         return v * step if _scales(step) else v
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:

@@ -185,12 +185,9 @@ def compress_to_bpp(codec: Codec, x: torch.Tensor | np.ndarray, bpp: float, tole
         raise ShapeError(f"model {codec.config.name or 'unnamed'!r} has a single rate; a bit-rate target needs a variable-rate model")
     if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not bpp > 0:
         raise ShapeError(f"the bit-rate target must be a positive number, got {bpp!r}")
-    signal = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
-    positions = math.prod(signal.shape[-codec.config.ndim:]) * (signal.shape[0] if signal.dim() == codec.config.ndim + 2 else 1)
-
     def rate(q: float) -> tuple[bytes, float]:
         data = compress(codec, x, quality=q, **options)
-        return data, 8 * len(data) / positions
+        return data, bits_per_sample(len(data), read_header(data))
 
     low, high = rate(0.0), rate(100.0)
     if not low[1] * (1 - tolerance) <= bpp <= high[1] * (1 + tolerance):

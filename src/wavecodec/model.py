@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import compression
-from .bottleneck import Bottleneck
+from .bottleneck import Bottleneck, per_channel
 from .config import CodecConfig
 from .context import ContextModel
 from .decoder import Decoder
@@ -29,7 +29,7 @@ from .entropy import EntropyModel
 from .errors import ShapeError
 from .images import as_signal
 from .layers import count_parameters
-from .rates import DEFAULT_QUALITY, RateLadder, check_quality
+from .rates import DEFAULT_QUALITY, RateLadder
 from .wpt import WaveletPacket
 
 
@@ -171,8 +171,7 @@ class Codec(nn.Module):
                 raise ShapeError(f"model {self.config.name or 'unnamed'!r} has a single rate; use a variable-rate model "
                                  "(see `wavecodec models`) for a quality setting, or a quantization step")
             return quant_step
-        steps = self.rates.steps(DEFAULT_QUALITY if quality is None else check_quality(quality))
-        return steps * quant_step
+        return self.rates.steps(DEFAULT_QUALITY if quality is None else quality) * quant_step  # steps() checks quality
 
     def quantize(self, latents: torch.Tensor, quant_step: float | torch.Tensor = 1.0) -> torch.Tensor:
         """Round latents to ``latent_bits``-bit integer symbols (int8/int16), in steps of ``quant_step``."""
@@ -218,11 +217,11 @@ class Codec(nn.Module):
         size = x.shape[2:]
         u = self.pad(self.to_unit(x))
         subbands = self.wpt(u)
+        latents = self.bottleneck.compand(self.encoder(subbands))
         entropy, step = self.entropy, None
         if self.rates is not None:  # a variable-rate model at one rung (the middle one unless told)
             rung = self.rates.rungs // 2 if rung is None else rung
-            entropy, step = self.rates.entropy[rung], self.rates.rung_steps(rung).view(1, -1, *[1] * self.config.ndim)
-        latents = self.bottleneck.compand(self.encoder(subbands))
+            entropy, step = self.rates.entropy[rung], per_channel(self.rates.rung_steps(rung), latents)
         v = self.bottleneck(latents if step is None else latents / step)  # noise or rounding, in units of the step
         subbands_hat = self.decoder(self.bottleneck.expand(v if step is None else v * step))
         u_hat = self.crop(self.wpt.inverse(subbands_hat), size)

@@ -124,12 +124,12 @@ def _initialise(codec: Codec, cfg: TrainConfig, train_ds: CropDataset, val_batch
     summary: dict[str, Any] = {"random_init": evaluate(codec, val_batch)[0]}
     if cfg.init_weights:  # fine-tuning: longer training, or another loss, from a trained model
         start = load(cfg.init_weights, device)
-        new = start.config.noise_fill is False and cfg.codec.noise_fill  # adding noise fill to a trained model
-        try:
-            missing, unexpected = codec.load_state_dict(start.state_dict(), strict=not new)
+        adding_noise = cfg.codec.noise_fill and not start.config.noise_fill  # its new levels start silent
+        try:  # shapes that differ raise even when keys may be missing
+            missing, unexpected = codec.load_state_dict(start.state_dict(), strict=False)
         except RuntimeError:
-            missing, unexpected = ["?"], []
-        if unexpected or any(not k.startswith("decoder.noise.") for k in missing):
+            missing, unexpected = [], ["?"]
+        if unexpected or any(not (adding_noise and k.startswith("decoder.noise.")) for k in missing):
             raise ConfigError(f"init_weights {cfg.init_weights!r} has another architecture than the configured codec")
         summary["init_weights"] = evaluate(codec, val_batch)[0]
     elif cfg.pca_init:
@@ -152,6 +152,11 @@ def _loader(cfg: TrainConfig, train_ds: CropDataset, start: int, stop: int, rank
         prefetch_factor=4 if cfg.workers else None,
         generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG (training noise) untouched
     )
+
+
+def _rung(codec: Codec, step: int) -> int | None:
+    """The rung a variable-rate model trains at ``step`` (they take turns); ``None`` for a fixed-rate model."""
+    return None if codec.rates is None else step % codec.rates.rungs
 
 
 FAST_LR_SCALE = 20.0  # log-scale parameters (rung steps, noise levels) move this much faster than the weights
@@ -190,12 +195,9 @@ class _Stepper:
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            if self.codec.rates is not None:  # a variable-rate model: the rungs take turns, each with its own lambda
-                x_hat, losses = self.model(batch, step % self.codec.rates.rungs)
-                loss = losses["mse"] + losses["lmbda"] * losses["bpp"]
-            else:
-                x_hat, losses = self.model(batch)
-                loss = losses["mse"] + cfg.lmbda * losses["bpp"]
+            rung = _rung(self.codec, step)
+            x_hat, losses = self.model(batch) if rung is None else self.model(batch, rung)
+            loss = losses["mse"] + losses.get("lmbda", cfg.lmbda) * losses["bpp"]  # a rung brings its own lambda
             if cfg.subband_weight:
                 loss = loss + cfg.subband_weight * losses["subband_mse"]
             if self.stft is not None:
@@ -287,8 +289,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
                 row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse, "psnr": psnr_from_mse(max(mse, 1e-12)),
                        "bpp": losses["bpp"].item(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
                 row.update({k: losses[k].item() for k in ("stft", "mel") if k in losses})
-                if codec.rates is not None:  # which rung this step trained (they take turns)
-                    row["rung"] = step % codec.rates.rungs
+                if (rung := _rung(codec, step)) is not None:
+                    row["rung"] = rung
                 log.write(json.dumps(row) + "\n")
                 log.flush()
             if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
