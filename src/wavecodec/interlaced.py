@@ -192,7 +192,8 @@ def max_symbols(payload_bytes: int) -> int:
 def _decoder_tables() -> tuple[np.ndarray, ...]:
     """The ladder in the compact types the compiled decoder reads (smaller tables stay in cache)."""
     radii, edges, tables, cum = ladder()
-    return (radii, edges, tables.astype(np.int32), cum.astype(np.int32), rans.slot_lookup(cum, radii).astype(np.uint16),
+    padded_edges = np.append(edges, np.int64(1) << 62)  # a sentinel above every magnitude: the lookup needs no bounds test
+    return (radii, padded_edges, tables.astype(np.int32), cum.astype(np.int32), rans.slot_lookup(cum, radii).astype(np.uint16),
             rans.edge_cells(edges))
 
 
@@ -207,10 +208,9 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     rows, cols = grid.shape[2] - 2 * PAD, grid.shape[3] - 2 * PAD
     steps = _steps_array(schedule(rows, cols))
     weights = np.stack([_fit(item, steps, max_symbol) for item in grid])
-    radii, edges, tables, cum = ladder()
-    k, r, v = rans.code_interlaced(grid, weights, steps, max_symbol, edges, _decoder_tables()[5], PAD, ALPHA_SHIFT)
-    head = weights.astype("<i2").tobytes()
-    return head + rans.encode_symbols(k, r, v, max_symbol, radii, tables, cum).astype("<u2").tobytes()
+    radii, edges, tables, cum, _, cells = _decoder_tables()
+    starts, freqs = rans.code_interlaced(grid, weights, steps, max_symbol, radii, edges, tables, cum, cells, PAD, ALPHA_SHIFT)
+    return weights.astype("<i2").tobytes() + rans.encode_symbols(starts, freqs).astype("<u2").tobytes()
 
 
 def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:

@@ -52,31 +52,6 @@ def _encode_kernel(starts: np.ndarray, freqs: np.ndarray) -> np.ndarray:  # prag
     return out[:n][::-1].copy()
 
 
-@njit(cache=True, nogil=True)
-def _intervals(k: np.ndarray, r: np.ndarray, values: np.ndarray, max_symbol: int, radii: np.ndarray, tables: np.ndarray,
-               cum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Each symbol's cumulative frequency and frequency, an escape followed by its raw value."""
-    starts = np.empty(2 * k.size, dtype=np.int64)
-    freqs = np.empty(2 * k.size, dtype=np.int64)
-    n = 0
-    for t in range(k.size):
-        window = radii[k[t]]
-        if abs(r[t]) > window:
-            starts[n], freqs[n] = cum[k[t], 2 * window + 1], tables[k[t], 2 * window + 1]
-            starts[n + 1], freqs[n + 1] = values[t] + max_symbol, 1
-            n += 2
-        else:
-            starts[n], freqs[n] = cum[k[t], r[t] + window], tables[k[t], r[t] + window]
-            n += 1
-    return starts[:n], freqs[:n]
-
-
-def encode_symbols(k: np.ndarray, r: np.ndarray, values: np.ndarray, max_symbol: int, radii: np.ndarray,
-                   tables: np.ndarray, cum: np.ndarray) -> np.ndarray:
-    """16-bit words coding residuals ``r`` under ladder tables ``k`` (escaped values as raw ``values``), in order."""
-    return _encode_kernel(*_intervals(k, r, values, max_symbol, radii, tables, cum))
-
-
 COARSE = 6  # the slot lookup table has one entry per 2^COARSE slots
 CELL_LIMIT = 1 << 48  # magnitudes from here on take the last table
 
@@ -108,13 +83,6 @@ def slot_lookup(cum: np.ndarray, radii: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _find(cum: np.ndarray, lookup: np.ndarray, k: int, slot: int) -> int:  # pragma: no cover - compiled
-    s = lookup[k, slot >> COARSE]  # then the symbol s with cum[k, s] <= slot < cum[k, s + 1]
-    while cum[k, s + 1] <= slot:
-        s += 1
-    return s
-
 
 @njit(cache=True, nogil=True, inline="always")
 def _neighbours(kind: int, h: int) -> tuple[int, int, int, int, int, int, int, int]:  # pragma: no cover - compiled
@@ -125,78 +93,119 @@ def _neighbours(kind: int, h: int) -> tuple[int, int, int, int, int, int, int, i
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _features(gc: np.ndarray, rc: np.ndarray, activity: np.ndarray, c: int, i: int, j: int,
-              nb: tuple[int, int, int, int, int, int, int, int]) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
-    """The context of position ``(i, j)`` of channel ``c``: the two pair sums, the spread ``V`` of the four
-    neighbours, the other channels' activity ``X`` there and the neighbours' own residual magnitudes ``R``."""
+def _views(plane: np.ndarray, i: int, jb: int, s: int,
+           nb: tuple[int, int, int, int, int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The four neighbours of the positions ``(i, jb + u * s)`` of ``plane``, as strided rows indexed by ``u``.
+
+    Every loop over a step's positions reads through such views with the bare loop counter:
+    Numba's negative-index wraparound on computed indices keeps LLVM from vectorising.
+    """
     a0, b0, a1, b1, a2, b2, a3, b3 = nb
-    n0, n1, n2, n3 = gc[i + a0, j + b0], gc[i + a1, j + b1], gc[i + a2, j + b2], gc[i + a3, j + b3]
+    return plane[i + a0, jb + b0 :: s], plane[i + a1, jb + b1 :: s], plane[i + a2, jb + b2 :: s], plane[i + a3, jb + b3 :: s]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_count(size: int, start: int, s: int) -> int:  # pragma: no cover - compiled
+    """Positions ``start, start + s, ...`` below ``size``."""
+    return (size - start + s - 1) // s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _features(v: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], r: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+              act: np.ndarray, u: int, others_flag: int) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
+    """The context of position ``u`` of a row: the two pair sums, the spread ``V`` of the four
+    neighbours ``v``, the other channels' activity ``X`` there (``act``, the four neighbours' summed
+    activity, less the channel's own magnitudes when ``others_flag``) and the neighbours' own
+    residual magnitudes ``R`` (``r``)."""
+    n0, n1, n2, n3 = np.int64(v[0][u]), np.int64(v[1][u]), np.int64(v[2][u]), np.int64(v[3][u])
     p1 = n0 + n3
     p2 = n1 + n2
     total = p1 + p2
     spread = (abs(4 * n0 - total) + abs(4 * n1 - total) + abs(4 * n2 - total) + abs(4 * n3 - total)) >> 2
-    own_abs = 0 if c == 0 else abs(n0) + abs(n1) + abs(n2) + abs(n3)
-    act = activity[i + a0, j + b0] + activity[i + a1, j + b1] + activity[i + a2, j + b2] + activity[i + a3, j + b3]
-    own = abs(rc[i + a0, j + b0]) + abs(rc[i + a1, j + b1]) + abs(rc[i + a2, j + b2]) + abs(rc[i + a3, j + b3])
-    return p1, p2, spread, act - own_abs, own
+    others = act[u] - others_flag * (abs(n0) + abs(n1) + abs(n2) + abs(n3))
+    own = abs(np.int64(r[0][u])) + abs(np.int64(r[1][u])) + abs(np.int64(r[2][u])) + abs(np.int64(r[3][u]))
+    return p1, p2, spread, others, own
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _prediction(p1: int, p2: int, alpha1: int, alpha2: int, alpha_shift: int, max_symbol: int) -> int:  # pragma: no cover - compiled
     """``mu = alpha1 * p1 / 2 + alpha2 * p2 / 2`` in fixed point, rounded, within the symbol range."""
-    mu = (p1 * alpha1 + p2 * alpha2 + (1 << alpha_shift)) >> (alpha_shift + 1)
+    mu = (p1 * alpha1 + p2 * alpha2 + (np.int64(1) << alpha_shift)) >> (alpha_shift + 1)
     return min(max(mu, -max_symbol), max_symbol)
 
 
 @njit(cache=True, nogil=True)
+def _activity_sums(activity: np.ndarray, step: np.ndarray, pad: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """The four neighbours' summed activity at every position of the step, in raster order (shared by all channels)."""
+    height, width = activity.shape
+    i0, j0, s, kind, h = step[0], step[1], step[2], step[3], step[4]
+    nb = _neighbours(kind, h)
+    n = _row_count(width - pad, pad + j0, s)
+    p = 0
+    for i in range(pad + i0, height - pad, s):
+        x = _views(activity, i, pad + j0, s, nb)
+        o = out[p : p + n]
+        for u in range(n):
+            o[u] = np.int64(x[0][u]) + np.int64(x[1][u]) + np.int64(x[2][u]) + np.int64(x[3][u])
+        p += n
+
+
+@njit(cache=True, nogil=True)
 def _step_contexts(g: np.ndarray, resid: np.ndarray, activity: np.ndarray, w: np.ndarray, step: np.ndarray, pad: int,
-                   max_symbol: int, alpha_shift: int, edges: np.ndarray, cells: np.ndarray, fbuf: np.ndarray,
+                   max_symbol: int, alpha_shift: int, edges: np.ndarray, cells: np.ndarray, work: tuple[np.ndarray, np.ndarray, np.ndarray],
                    ks: np.ndarray, mus: np.ndarray) -> int:  # pragma: no cover - compiled
     """Table index ``ks`` and prediction ``mus`` of every symbol of one step, channel by channel in raster order.
 
     They read only positions of earlier steps, so encoder and decoder compute them alike.
-    Returns the step's symbol count.
+    ``edges`` ends with a sentinel above every magnitude; ``work`` is scratch (see
+    :func:`_work_arrays`). Returns the step's symbol count. The magnitudes are computed in
+    vectorised passes over rows, then turned into table indices in one pass: a float's
+    exponent and top mantissa bits pick a cell holding at most one edge (cells are 1/64 of
+    an octave, edges 1/4 apart), one exact integer comparison decides.
     """
+    magnitudes, floats, act = work
     channels, height, width = g.shape
-    rows, cols = height - 2 * pad, width - 2 * pad
     i0, j0, s, kind, h = step[0], step[1], step[2], step[3], step[4]
     nb = _neighbours(kind, h)
     base = 1 + 6 * (kind - 1)
-    n_edges = edges.size
-    fbits = fbuf.view(np.int64)
+    n = _row_count(width - pad, pad + j0, s)
+    if kind != 0:
+        _activity_sums(activity, step, pad, act)
     t = 0
     for c in range(channels):
-        gc = g[c]
-        rc = resid[c]
         wc = w[c]
         if kind == 0:
-            alpha1, alpha2, a, wv, wx, wr = 0, 0, wc[0], 0, 0, 0
-        else:
-            alpha1, alpha2, a, wv, wx, wr = wc[base], wc[base + 1], wc[base + 2], wc[base + 3], wc[base + 4], wc[base + 5]
-        for i in range(pad + i0, pad + rows, s):
-            for j in range(pad + j0, pad + cols, s):
-                mu = 0
-                m = a << 6
-                if kind != 0:
-                    p1, p2, spread, others, own = _features(gc, rc, activity, c, i, j, nb)
-                    mu = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
-                    m += spread * (wv << 2) + others * wx + own * (wr << 2)
-                # k = the number of edges <= m: the float's exponent and top mantissa bits pick a
-                # cell holding at most one edge (cells are 1/64 of an octave, edges 1/4 apart),
-                # one exact integer comparison decides
-                if m < 1:
-                    k = 0
-                elif m >= CELL_LIMIT:
-                    k = n_edges
-                else:
-                    fbuf[0] = m
-                    cell = (fbits[0] >> 46) - (1023 << 6)
-                    k = cells[cell]
-                    if k < n_edges and edges[k] <= m:
-                        k += 1
-                ks[t] = k
-                mus[t] = mu
-                t += 1
+            for i in range(pad + i0, height - pad, s):
+                mo = magnitudes[t : t + n]
+                uo = mus[t : t + n]
+                for u in range(n):
+                    mo[u] = np.int64(wc[0]) << 6
+                    uo[u] = 0
+                t += n
+            continue
+        alpha1, alpha2, a = np.int64(wc[base]), np.int64(wc[base + 1]), np.int64(wc[base + 2]) << 6
+        wv, wx, wr = np.int64(wc[base + 3]) << 2, np.int64(wc[base + 4]), np.int64(wc[base + 5]) << 2
+        others_flag = 0 if c == 0 else 1
+        p = 0
+        for i in range(pad + i0, height - pad, s):
+            v = _views(g[c], i, pad + j0, s, nb)
+            r = _views(resid[c], i, pad + j0, s, nb)
+            ax = act[p : p + n]
+            mo = magnitudes[t : t + n]
+            uo = mus[t : t + n]
+            for u in range(n):
+                p1, p2, spread, others, own = _features(v, r, ax, u, others_flag)
+                uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
+                mo[u] = a + spread * wv + others * wx + own * wr
+            p += n
+            t += n
+    f = floats[:t]
+    for u in range(t):
+        f[u] = np.float64(min(max(magnitudes[u], 1), CELL_LIMIT - 1))
+    bits = floats.view(np.int64)
+    for u in range(t):
+        k = cells[(bits[u] >> 46) - (1023 << 6)]
+        ks[u] = k + (edges[k] <= magnitudes[u])
     return t
 
 
@@ -205,12 +214,15 @@ def _activity(g: np.ndarray, activity: np.ndarray, step: np.ndarray, pad: int) -
     """``activity = sum of |values|`` of channels 1.. at the step's positions (channel 0 is left out)."""
     channels, height, width = g.shape
     i0, j0, s = step[0], step[1], step[2]
+    n = _row_count(width - pad, pad + j0, s)
     for i in range(pad + i0, height - pad, s):
-        for j in range(pad + j0, width - pad, s):
-            total_abs = 0
-            for c in range(1, channels):
-                total_abs += abs(g[c, i, j])
-            activity[i, j] = total_abs
+        out = activity[i, pad + j0 :: s]
+        for u in range(n):
+            out[u] = 0
+        for c in range(1, channels):
+            row = g[c, i, pad + j0 :: s]
+            for u in range(n):
+                out[u] += abs(row[u])
 
 
 @njit(cache=True, nogil=True)
@@ -218,6 +230,7 @@ def alpha_sums(g: np.ndarray, steps: np.ndarray, pad: int) -> tuple[np.ndarray, 
     """Normal equations of the predictions, per step kind (1, 2) and channel: ``(2, C, 2, 2)`` and ``(2, C, 2)``.
 
     The features are the half pair sums ``p1 / 2, p2 / 2``, the target the value itself.
+    The sums are exact integers (in quarters), so their order does not matter.
     """
     channels, height, width = g.shape
     gram = np.zeros((2, channels, 2, 2))
@@ -226,22 +239,28 @@ def alpha_sums(g: np.ndarray, steps: np.ndarray, pad: int) -> tuple[np.ndarray, 
         i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
         if kind == 0:
             continue
-        a0, b0, a1, b1, a2, b2, a3, b3 = _neighbours(kind, h)
+        nb = _neighbours(kind, h)
+        n = _row_count(width - pad, pad + j0, s)
         for c in range(channels):
-            gc = g[c]
-            G = gram[kind - 1, c]
-            r = rhs[kind - 1, c]
+            s11, s12, s22, r1, r2 = 0, 0, 0, 0, 0
             for i in range(pad + i0, height - pad, s):
-                for j in range(pad + j0, width - pad, s):
-                    x1 = 0.5 * (gc[i + a0, j + b0] + gc[i + a3, j + b3])
-                    x2 = 0.5 * (gc[i + a1, j + b1] + gc[i + a2, j + b2])
-                    q = float(gc[i, j])
-                    G[0, 0] += x1 * x1
-                    G[0, 1] += x1 * x2
-                    G[1, 1] += x2 * x2
-                    r[0] += x1 * q
-                    r[1] += x2 * q
-            G[1, 0] = G[0, 1]
+                v = _views(g[c], i, pad + j0, s, nb)
+                q = g[c, i, pad + j0 :: s]
+                for u in range(n):
+                    x1 = np.int64(v[0][u]) + np.int64(v[3][u])
+                    x2 = np.int64(v[1][u]) + np.int64(v[2][u])
+                    s11 += x1 * x1
+                    s12 += x1 * x2
+                    s22 += x2 * x2
+                    r1 += x1 * np.int64(q[u])
+                    r2 += x2 * np.int64(q[u])
+            G = gram[kind - 1, c]
+            G[0, 0] += 0.25 * s11
+            G[0, 1] += 0.25 * s12
+            G[1, 0] += 0.25 * s12
+            G[1, 1] += 0.25 * s22
+            rhs[kind - 1, c, 0] += 0.5 * r1
+            rhs[kind - 1, c, 1] += 0.5 * r2
     return gram, rhs
 
 
@@ -249,75 +268,139 @@ def alpha_sums(g: np.ndarray, steps: np.ndarray, pad: int) -> tuple[np.ndarray, 
 def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, max_symbol: int,
                    alpha_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """With the predictions of ``w`` fixed: the mean ``|residual|`` of the first step ``(C,)`` and, per kind
-    (1, 2) and channel, the normal equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)``."""
+    (1, 2) and channel, the normal equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)``.
+
+    Sums of integer products, exact, so their order does not matter.
+    """
     channels, height, width = g.shape
     resid = np.zeros_like(g)
     activity = np.zeros((height, width), dtype=g.dtype)
+    act = np.empty(channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2), dtype=np.int64)
     for st in range(steps.shape[0]):  # the residuals every position leaves, and the activity
         i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
-        _activity(g, activity, steps[st], pad)
         nb = _neighbours(kind, h)
+        n = _row_count(width - pad, pad + j0, s)
         base = 1 + 6 * (kind - 1)
         for c in range(channels):
             for i in range(pad + i0, height - pad, s):
-                for j in range(pad + j0, width - pad, s):
-                    mu = 0
-                    if kind != 0:
-                        p1, p2, _, _, _ = _features(g[c], resid[c], activity, c, i, j, nb)
-                        mu = _prediction(p1, p2, w[c, base], w[c, base + 1], alpha_shift, max_symbol)
-                    resid[c, i, j] = g[c, i, j] - mu
+                q = g[c, i, pad + j0 :: s]
+                out = resid[c, i, pad + j0 :: s]
+                if kind == 0:
+                    for u in range(n):
+                        out[u] = q[u]
+                    continue
+                v = _views(g[c], i, pad + j0, s, nb)
+                for u in range(n):
+                    x1 = np.int64(v[0][u]) + np.int64(v[3][u])
+                    x2 = np.int64(v[1][u]) + np.int64(v[2][u])
+                    out[u] = q[u] - _prediction(x1, x2, np.int64(w[c, base]), np.int64(w[c, base + 1]), alpha_shift, max_symbol)
+        _activity(g, activity, steps[st], pad)
     first = np.zeros(channels)
     count = 0
     gram = np.zeros((2, channels, 4, 4))
     rhs = np.zeros((2, channels, 4))
-    x = np.empty(4)
     for st in range(steps.shape[0]):
         i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
         nb = _neighbours(kind, h)
+        n = _row_count(width - pad, pad + j0, s)
+        if kind == 0:
+            for c in range(channels):
+                total = 0
+                for i in range(pad + i0, height - pad, s):
+                    rr = resid[c, i, pad + j0 :: s]
+                    for u in range(n):
+                        total += abs(np.int64(rr[u]))
+                first[c] += total
+            count += n * _row_count(height - pad, pad + i0, s)
+            continue
+        _activity_sums(activity, steps[st], pad, act)
         for c in range(channels):
+            # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
+            s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r, ones = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            others_flag = 0 if c == 0 else 1
+            p = 0
             for i in range(pad + i0, height - pad, s):
-                for j in range(pad + j0, width - pad, s):
-                    target = float(abs(resid[c, i, j]))
-                    if kind == 0:
-                        first[c] += target
-                        if c == 0:
-                            count += 1
-                        continue
-                    _, _, spread, others, own = _features(g[c], resid[c], activity, c, i, j, nb)
-                    x[0], x[1], x[2], x[3] = 1.0, spread, others, own
-                    for u in range(4):
-                        rhs[kind - 1, c, u] += x[u] * target
-                        for v in range(u, 4):
-                            gram[kind - 1, c, u, v] += x[u] * x[v]
-    for u in range(4):
-        for v in range(u):
-            gram[:, :, u, v] = gram[:, :, v, u]
+                v = _views(g[c], i, pad + j0, s, nb)
+                r = _views(resid[c], i, pad + j0, s, nb)
+                target = resid[c, i, pad + j0 :: s]
+                ax = act[p : p + n]
+                for u in range(n):
+                    _, _, spread, others, own = _features(v, r, ax, u, others_flag)
+                    y = abs(np.int64(target[u]))
+                    s_v += spread
+                    s_x += others
+                    s_r += own
+                    s_vv += spread * spread
+                    s_vx += spread * others
+                    s_vr += spread * own
+                    s_xx += others * others
+                    s_xr += others * own
+                    s_rr += own * own
+                    t_1 += y
+                    t_v += spread * y
+                    t_x += others * y
+                    t_r += own * y
+                ones += n
+                p += n
+            G = gram[kind - 1, c]
+            entries = ((0, 0, ones), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
+                       (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
+            for a_, b_, value in entries:
+                G[a_, b_] += value
+                if a_ != b_:
+                    G[b_, a_] += value
+            rhs[kind - 1, c, 0] += t_1
+            rhs[kind - 1, c, 1] += t_v
+            rhs[kind - 1, c, 2] += t_x
+            rhs[kind - 1, c, 3] += t_r
     return first / max(count, 1), gram, rhs
 
 
 @njit(cache=True, nogil=True)
-def _work_arrays(grid: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The per-item state of encoder and decoder: residuals, activity, the float scratch and one step's tables and predictions."""
+def _work_arrays(grid: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The per-item state of encoder and decoder: residuals, activity, the contexts' scratch and one step's tables and predictions."""
     _, channels, height, width = grid.shape
     most = channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2)  # the largest step (the first edge lattice)
-    return (np.zeros((channels, height, width), dtype=grid.dtype), np.zeros((height, width), dtype=grid.dtype),
-            np.empty(1, dtype=np.float64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64))
+    work = (np.empty(most, dtype=np.int64), np.empty(most, dtype=np.float64), np.empty(most, dtype=np.int64))
+    return (np.zeros((channels, height, width), dtype=grid.dtype), np.zeros((height, width), dtype=grid.dtype), work,
+            np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store(g: np.ndarray, resid: np.ndarray, step: np.ndarray, pad: int, values: np.ndarray, mus: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Write a step's ``values`` (raster order, channel by channel) and their residuals into the planes."""
+    channels, height, width = g.shape
+    i0, j0, s = step[0], step[1], step[2]
+    n = _row_count(width - pad, pad + j0, s)
+    u = 0
+    for c in range(channels):
+        for i in range(pad + i0, height - pad, s):
+            gv = g[c, i, pad + j0 :: s]
+            rv = resid[c, i, pad + j0 :: s]
+            vals = values[u : u + n]
+            pred = mus[u : u + n]
+            for e in range(n):
+                gv[e] = vals[e]
+                rv[e] = vals[e] - pred[e]
+            u += n
 
 
 @njit(cache=True, nogil=True)
-def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, max_symbol: int, edges: np.ndarray,
-                    cells: np.ndarray, pad: int, alpha_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The encoder's side of :func:`decode_interlaced`: table indices, residuals and values of every symbol, in coding order.
+def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, max_symbol: int, radii: np.ndarray,
+                    edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray, pad: int,
+                    alpha_shift: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The encoder's side of :func:`decode_interlaced`: every symbol's cumulative frequency and frequency, in coding order
+    (an escape is followed by its raw value at frequency 1).
 
     ``grid`` ``(B, C, rows + 2P, cols + 2P)`` holds every value; the contexts read only the
     positions of earlier steps, as the decoder's do.
     """
     batch, channels, height, width = grid.shape
     total = batch * channels * (height - 2 * pad) * (width - 2 * pad)
-    k_out = np.empty(total, dtype=np.int64)
-    r_out = np.empty(total, dtype=np.int64)
-    v_out = np.empty(total, dtype=np.int64)
-    resid, activity, fbuf, ks, mus = _work_arrays(grid, pad)
+    starts = np.empty(2 * total, dtype=np.int64)
+    freqs = np.empty(2 * total, dtype=np.int64)
+    resid, activity, work, ks, mus = _work_arrays(grid, pad)
+    values = np.empty_like(ks)
     n = 0
     for b in range(batch):
         g = grid[b]
@@ -325,18 +408,36 @@ def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, ma
         activity[:] = 0
         for st in range(steps.shape[0]):
             step = steps[st]
-            _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, fbuf, ks, mus)
+            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, work, ks, mus)
+            i0, j0, s = step[0], step[1], step[2]
+            m = _row_count(width - pad, pad + j0, s)
             u = 0
-            for c in range(channels):
-                for i in range(pad + step[0], height - pad, step[2]):
-                    for j in range(pad + step[1], width - pad, step[2]):
-                        value = g[c, i, j]
-                        resid[c, i, j] = value - mus[u]
-                        k_out[n], r_out[n], v_out[n] = ks[u], value - mus[u], value
-                        u += 1
-                        n += 1
+            for c in range(channels):  # gather the step's values, raster order
+                for i in range(pad + i0, height - pad, s):
+                    row = g[c, i, pad + j0 :: s]
+                    out = values[u : u + m]
+                    for e in range(m):
+                        out[e] = row[e]
+                    u += m
+            for u in range(t):
+                k = ks[u]
+                window = radii[k]
+                r = values[u] - mus[u]
+                if abs(r) > window:
+                    starts[n], freqs[n] = cum[k, 2 * window + 1], tables[k, 2 * window + 1]
+                    starts[n + 1], freqs[n + 1] = values[u] + max_symbol, 1
+                    n += 2
+                else:
+                    starts[n], freqs[n] = cum[k, r + window], tables[k, r + window]
+                    n += 1
+            _store(g, resid, step, pad, values, mus)
             _activity(g, activity, step, pad)
-    return k_out[:n], r_out[:n], v_out[:n]
+    return starts[:n], freqs[:n]
+
+
+def encode_symbols(starts: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """16-bit words coding the intervals ``(starts, freqs)`` in order: what :func:`decode_interlaced` reads."""
+    return _encode_kernel(starts, freqs)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -358,7 +459,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
         return 4
     ptr = 4
     bad = 0
-    resid, activity, fbuf, ks, mus = _work_arrays(grid, pad)
+    resid, activity, work, ks, mus = _work_arrays(grid, pad)
     values = np.empty_like(ks)
     for b in range(batch):
         g = grid[b]
@@ -367,7 +468,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
         for st in range(steps.shape[0]):
             step = steps[st]
             # 1. every context of the step (they read only earlier steps): table index and prediction
-            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, fbuf, ks, mus)
+            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, work, ks, mus)
             # 2. the entropy decoding: a tight loop over the step's symbols
             for u in range(t):
                 k = ks[u]
@@ -377,9 +478,9 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
                 while cum[k, sym + 1] <= slot:
                     sym += 1
                 x = tables[k, sym] * (x >> 16) + slot - cum[k, sym]
-                if x < LOWER:
-                    x = (x << 16) | np.int64(words[ptr])
-                    ptr += 1
+                low = x < LOWER  # renormalise without a branch: the padding makes the read safe
+                x = ((x << 16) | np.int64(words[ptr])) if low else x
+                ptr += low
                 x, y = y, x  # the next symbol uses the other state
                 if sym == 2 * window + 1:  # escape: the raw value follows
                     slot = x & 0xFFFF
@@ -396,13 +497,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
                     value = 0
                 values[u] = value
             # 3. store the values, residuals and the channels' activity
-            u = 0
-            for c in range(channels):
-                for i in range(pad + step[0], height - pad, step[2]):
-                    for j in range(pad + step[1], width - pad, step[2]):
-                        g[c, i, j] = values[u]
-                        resid[c, i, j] = values[u] - mus[u]
-                        u += 1
+            _store(g, resid, step, pad, values, mus)
             _activity(g, activity, step, pad)
     if ptr > n_words:
         return 1
