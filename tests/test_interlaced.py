@@ -48,7 +48,7 @@ def test_context_coding_beats_the_value_entropy_of_smooth_latents() -> None:
 
 def test_the_weights_adapt_and_stay_int16() -> None:
     q = smooth_latents((1, 3, 32, 32))
-    w = interlaced._fit(interlaced._grid(q[0]), interlaced._steps_array(interlaced.schedule(32, 32)), 127)
+    w = interlaced._fit(interlaced._padded(q[:1])[0], interlaced._steps_array(interlaced.schedule(32, 32)), 127)
     assert w.shape == (3, interlaced.WEIGHTS) and np.abs(w).max() <= 32767
     assert (w[:, 1:3] > 0).all()  # smooth latents: positive prediction weights on the diagonal pairs
 

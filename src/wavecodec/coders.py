@@ -51,7 +51,7 @@ def webp_encode(q: np.ndarray, max_symbol: int) -> bytes:
         raise FormatError("the latents are too large for a WebP mosaic (16383 pixels a side); use the ans coder")
     batch, channels = q.shape[:2]
     tiles = np.zeros((batch, rows // batch * cols, h, w), dtype=np.uint8)
-    tiles[:, :channels] = (q.reshape(batch, channels, h, w) + max_symbol).astype(np.uint8)
+    tiles[:, :channels] = (q.reshape(batch, channels, h, w).astype(np.int64) + max_symbol).astype(np.uint8)
     mosaic = tiles.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
     buf = io.BytesIO()
     Image.fromarray(mosaic, mode="L").save(buf, format="WEBP", lossless=True, quality=100, method=6)
@@ -127,9 +127,9 @@ CODER_TABLE: dict[str, Coder] = {
     "ans": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol),
                  lambda data, shape, codec: interlaced.decode(data, shape, codec.bottleneck.max_symbol),
                  lambda n, codec: interlaced.max_symbols(n)),
-    "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q), lambda data, shape, codec: codec.context.decode(data, shape),
+    "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q.astype(np.int64)), lambda data, shape, codec: codec.context.decode(data, shape),
                            lambda n, codec: ans_capacity(int(codec.context.tables.max()), n)),
-    "ans-iid": Coder(lambda q, codec: codec.entropy.encode(q), lambda data, shape, codec: codec.entropy.decode(data, shape),
+    "ans-iid": Coder(lambda q, codec: codec.entropy.encode(q.astype(np.int64)), lambda data, shape, codec: codec.entropy.decode(data, shape),
                      lambda n, codec: ans_capacity(int(codec.entropy.pmf.max()), n)),
     "webp": Coder(lambda q, codec: webp_encode(q, codec.bottleneck.max_symbol),
                   lambda data, shape, codec: webp_decode(data, shape, codec.bottleneck.max_symbol),
@@ -145,7 +145,7 @@ LEGACY_NAMES = {1: {"ans": "ans-wavefront"}}
 
 
 def encode_symbols(coder: str, q: np.ndarray, codec: Any) -> bytes:
-    """Code integer latents ``q`` ``(B, C, *S)`` with the coder named ``coder`` and ``codec``'s tables.
+    """Code integer latents ``q`` ``(B, C, *S)`` (any integer type) with the coder named ``coder`` and ``codec``'s tables.
 
     Raises:
         FormatError: an unknown coder, or latents it cannot hold.

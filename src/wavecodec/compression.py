@@ -156,7 +156,7 @@ def compress(
             q = encode_tiles(codec, x, TILE, steps, progress)
         else:
             q = codec.quantize(codec.encode(x.to(codec.device)), steps).cpu()
-    payload = encode_symbols(coder, q.numpy().astype(np.int64), codec)
+    payload = encode_symbols(coder, q.numpy(), codec)
     header = _header(codec, x.shape[0], input_channels, size, dtype, list(q.shape[1:]), coder, quant_step, sample_rate, quality)
     header["alpha"] = alpha is not None
     header["value_range"] = ranges
@@ -317,7 +317,7 @@ def compress_reader(codec: Codec, read: Reader, length: int, dtype: torch.dtype,
     steps = codec.quantization_step(quant_step, quality)
     payloads = []
     for q in encode_chunks(codec, read, length, chunk_frames, steps):
-        payloads.append(encode_symbols(coder, q.cpu().numpy().astype(np.int64), codec))
+        payloads.append(encode_symbols(coder, q.cpu().numpy(), codec))
         if progress is not None:
             progress(q.shape[-1] * cfg.block)
     frames = -(-length // cfg.block)

@@ -42,6 +42,7 @@ Payload: per item ``C x 13`` int16 weights (little-endian), then the rANS words
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -170,13 +171,6 @@ def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 # -- coding --------------------------------------------------------------------------------
-def _grid(item: np.ndarray) -> np.ndarray:
-    """One item ``(C, *S)`` as a zero-padded grid ``(C, rows + 2P, cols + 2P)`` int64 (rows: all but the last axis)."""
-    channels, *size = item.shape
-    rows = math.prod(size[:-1]) if len(size) > 1 else 1
-    return np.pad(item.reshape(channels, rows, size[-1]).astype(np.int32), ((0, 0), (PAD, PAD), (PAD, PAD)))
-
-
 def max_symbols(payload_bytes: int) -> int:
     """The most symbols a stream of ``payload_bytes`` can code: each costs at least ``-log2(MAX_PROBABILITY)`` bits.
 
@@ -202,19 +196,60 @@ def _steps_array(steps: tuple[Step, ...]) -> np.ndarray:
     return np.array([(*st.lattices[0], st.spacing, st.kind, st.spacing // 2) for st in steps], dtype=np.int64).reshape(-1, 5)
 
 
+class _Scratch(threading.local):
+    """Per-thread buffers that encoding and decoding reuse from call to call.
+
+    Why: the first write to each 4 KiB page of a fresh array costs a page fault, and for a
+    few megabytes of buffers on a small (above all a virtual) machine that took longer than
+    coding the symbols. Buffers above :data:`SCRATCH_LIMIT` bytes are made afresh and not kept.
+    Nothing handed to a caller ever points into them.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """An uninitialised array of ``shape``, the same memory as the last call with ``name`` where it fits."""
+        size, dtype = math.prod(shape), np.dtype(dtype)
+        if size * dtype.itemsize > SCRATCH_LIMIT:
+            return np.empty(shape, dtype)
+        buf = self.buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self.buffers[name] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
+
+
+SCRATCH_LIMIT = 64 << 20
+_SCRATCH = _Scratch()
+
+
+def _padded(q: np.ndarray) -> np.ndarray:
+    """Latents ``(B, C, *S)`` as zero-padded planes ``(B, C, rows + 2P, cols + 2P)`` int32 (rows: all but the last axis)."""
+    batch, channels, *size = q.shape
+    rows = math.prod(size[:-1]) if len(size) > 1 else 1
+    grid = _SCRATCH.get("grid", (batch, channels, rows + 2 * PAD, size[-1] + 2 * PAD), np.int32)
+    grid.fill(0)
+    grid[:, :, PAD:-PAD, PAD:-PAD] = q.reshape(batch, channels, rows, size[-1])
+    return grid
+
+
 def encode(q: np.ndarray, max_symbol: int) -> bytes:
-    """Code integer latents ``(B, C, *S)`` (``|q| <= max_symbol``) into bytes."""
-    grid = np.stack([_grid(item) for item in q])
+    """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes."""
+    grid = _padded(q)
     rows, cols = grid.shape[2] - 2 * PAD, grid.shape[3] - 2 * PAD
     steps = _steps_array(schedule(rows, cols))
     weights = np.stack([_fit(item, steps, max_symbol) for item in grid])
     radii, edges, tables, cum, _, cells = _decoder_tables()
-    starts, freqs = rans.code_interlaced(grid, weights, steps, max_symbol, radii, edges, tables, cum, cells, PAD, ALPHA_SHIFT)
-    return weights.astype("<i2").tobytes() + rans.encode_symbols(starts, freqs).astype("<u2").tobytes()
+    symbols = q.size
+    starts, freqs, raw = (_SCRATCH.get(name, (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
+    rans.code_interlaced(grid, weights, steps, max_symbol, radii, edges, tables, cum, cells, PAD, ALPHA_SHIFT, starts, freqs, raw)
+    out = _SCRATCH.get("words", (4 * symbols + 4,), np.uint16)
+    n = rans.encode_symbols(starts, freqs, raw, _SCRATCH.get("spliced", (2, 2 * symbols), np.int32), out)
+    return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()
 
 
 def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
-    """Inverse of :func:`encode` for latents of ``shape``; :class:`FormatError` for anything malformed."""
+    """Inverse of :func:`encode` for latents of ``shape`` (int32); :class:`FormatError` for anything malformed."""
     batch, channels, *size = shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
     cols = size[-1]
@@ -229,10 +264,17 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
     n_words = (len(data) - head) // 2
     if n_words > 2 * symbols + 4:
         raise FormatError("the ANS payload is longer than the declared latents can need")
-    words = np.zeros(2 * symbols + 4, dtype=np.uint16)  # zero padding: the decoder can never read past it
+    words = _SCRATCH.get("words", (2 * symbols + 4,), np.uint16)
     words[:n_words] = np.frombuffer(data[head:], dtype="<u2")
-    grid = np.zeros((batch, channels, rows + 2 * PAD, cols + 2 * PAD), dtype=np.int32)
-    status = rans.decode_interlaced(words, n_words, weights, grid, steps, max_symbol, *_decoder_tables(), PAD, ALPHA_SHIFT)
+    words[n_words:] = 0  # zero padding: the decoder can never read past it
+    grid = _SCRATCH.get("grid", (batch, channels, rows + 2 * PAD, cols + 2 * PAD), np.int32)
+    grid.fill(0)
+    height, width = grid.shape[2:]
+    most = channels * ((rows + 1) // 2) * ((cols + 1) // 2)  # the largest step (the first edge lattice)
+    work = (_SCRATCH.get("resid", (channels, height, width), np.int32), _SCRATCH.get("activity", (height, width), np.int32),
+            *(_SCRATCH.get(name, (most,), np.int64) for name in ("magnitudes",)), _SCRATCH.get("floats", (most,), np.float64),
+            *(_SCRATCH.get(name, (most,), np.int64) for name in ("act", "ks", "mus", "values")))
+    status = rans.decode_interlaced(words, n_words, weights, grid, steps, max_symbol, *_decoder_tables(), PAD, ALPHA_SHIFT, work)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
-    return np.ascontiguousarray(grid[:, :, PAD : PAD + rows, PAD : PAD + cols]).astype(np.int32).reshape(shape)
+    return np.ascontiguousarray(grid[:, :, PAD : PAD + rows, PAD : PAD + cols]).reshape(shape)  # a copy: the caller's own

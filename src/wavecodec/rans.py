@@ -33,11 +33,30 @@ PROBLEMS = {
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _encode_kernel(starts: np.ndarray, freqs: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    out = np.empty(2 * starts.size + 4, dtype=np.uint16)
+def encode_symbols(starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, spliced: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Write into ``out`` the 16-bit words coding symbol ``u``'s interval ``(starts[u], freqs[u])`` and,
+    where ``raw[u] >= 0`` (an escape), then ``raw[u]`` at frequency 1; returns their count ``n``.
+    ``out[:n][::-1]`` is what :func:`decode_interlaced` reads, in order.
+
+    The escapes' raw values are first spliced in as intervals of their own (``spliced``:
+    ``(2, 2 * symbols)`` scratch); the ``t``-th interval uses state ``t % 2``, and the words are
+    made last interval first. ``out`` holds ``4 * symbols + 4`` words.
+    """
+    escapes = 0
+    for u in range(raw.size):
+        escapes += raw[u] >= 0
+    if escapes:
+        t = 0
+        for u in range(starts.size):
+            spliced[0, t], spliced[1, t] = starts[u], freqs[u]
+            t += 1
+            if raw[u] >= 0:
+                spliced[0, t], spliced[1, t] = raw[u], 1
+                t += 1
+        starts, freqs = spliced[0, :t], spliced[1, :t]
     n = 0
     states = np.full(2, LOWER, dtype=np.uint64)
-    for t in range(starts.size - 1, -1, -1):  # last symbol first; symbol t uses state t % 2
+    for t in range(starts.size - 1, -1, -1):  # last interval first; interval t uses state t % 2
         x = states[t & 1]
         f = np.uint64(freqs[t])
         if x >= (f << np.uint64(16)):
@@ -45,11 +64,11 @@ def _encode_kernel(starts: np.ndarray, freqs: np.ndarray) -> np.ndarray:  # prag
             n += 1
             x >>= np.uint64(16)
         states[t & 1] = ((x // f) << np.uint64(16)) + (x % f) + np.uint64(starts[t])
-    for s in (1, 0):  # reversed below: the decoder reads state 0, then state 1
+    for s in (1, 0):  # the decoder reads state 0, then state 1
         out[n] = np.uint16(states[s] & np.uint64(0xFFFF))
         out[n + 1] = np.uint16(states[s] >> np.uint64(16))
         n += 2
-    return out[:n][::-1].copy()
+    return n
 
 
 COARSE = 6  # the slot lookup table has one entry per 2^COARSE slots
@@ -151,54 +170,58 @@ def _activity_sums(activity: np.ndarray, step: np.ndarray, pad: int, out: np.nda
 
 
 @njit(cache=True, nogil=True)
-def _step_contexts(g: np.ndarray, resid: np.ndarray, activity: np.ndarray, w: np.ndarray, step: np.ndarray, pad: int,
-                   max_symbol: int, alpha_shift: int, edges: np.ndarray, cells: np.ndarray, work: tuple[np.ndarray, np.ndarray, np.ndarray],
-                   ks: np.ndarray, mus: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Table index ``ks`` and prediction ``mus`` of every symbol of one step, channel by channel in raster order.
+def _channel_contexts(gc: np.ndarray, rc: np.ndarray, act: np.ndarray, wc: np.ndarray, step: np.ndarray, pad: int, own_channel: bool,
+                      max_symbol: int, alpha_shift: int, magnitudes: np.ndarray, mus: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Predicted magnitude and prediction of one channel's symbols of one step, raster order; returns their count.
 
-    They read only positions of earlier steps, so encoder and decoder compute them alike.
-    ``edges`` ends with a sentinel above every magnitude; ``work`` is scratch (see
-    :func:`_work_arrays`). Returns the step's symbol count. The magnitudes are computed in
-    vectorised passes over rows, then turned into table indices in one pass: a float's
-    exponent and top mantissa bits pick a cell holding at most one edge (cells are 1/64 of
-    an octave, edges 1/4 apart), one exact integer comparison decides.
+    ``gc``, ``rc``: the channel's padded values and residuals (only positions of earlier
+    steps are read); ``act``: the step's summed neighbour activity (:func:`_activity_sums`);
+    ``wc``: the channel's weights; ``own_channel``: subtract the channel's own magnitudes
+    from the activity (every channel but channel 0, which the activity leaves out). The
+    loops run over strided row views, so the compiler vectorises them.
     """
-    magnitudes, floats, act = work
-    channels, height, width = g.shape
+    height, width = gc.shape
     i0, j0, s, kind, h = step[0], step[1], step[2], step[3], step[4]
     nb = _neighbours(kind, h)
     base = 1 + 6 * (kind - 1)
     n = _row_count(width - pad, pad + j0, s)
-    if kind != 0:
-        _activity_sums(activity, step, pad, act)
     t = 0
-    for c in range(channels):
-        wc = w[c]
-        if kind == 0:
-            for i in range(pad + i0, height - pad, s):
-                mo = magnitudes[t : t + n]
-                uo = mus[t : t + n]
-                for u in range(n):
-                    mo[u] = np.int64(wc[0]) << 6
-                    uo[u] = 0
-                t += n
-            continue
-        alpha1, alpha2, a = np.int64(wc[base]), np.int64(wc[base + 1]), np.int64(wc[base + 2]) << 6
-        wv, wx, wr = np.int64(wc[base + 3]) << 2, np.int64(wc[base + 4]), np.int64(wc[base + 5]) << 2
-        others_flag = 0 if c == 0 else 1
-        p = 0
+    if kind == 0:
         for i in range(pad + i0, height - pad, s):
-            v = _views(g[c], i, pad + j0, s, nb)
-            r = _views(resid[c], i, pad + j0, s, nb)
-            ax = act[p : p + n]
             mo = magnitudes[t : t + n]
             uo = mus[t : t + n]
             for u in range(n):
-                p1, p2, spread, others, own = _features(v, r, ax, u, others_flag)
-                uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
-                mo[u] = a + spread * wv + others * wx + own * wr
-            p += n
+                mo[u] = np.int64(wc[0]) << 6
+                uo[u] = 0
             t += n
+        return t
+    alpha1, alpha2, a = np.int64(wc[base]), np.int64(wc[base + 1]), np.int64(wc[base + 2]) << 6
+    wv, wx, wr = np.int64(wc[base + 3]) << 2, np.int64(wc[base + 4]), np.int64(wc[base + 5]) << 2
+    others_flag = 1 if own_channel else 0
+    for i in range(pad + i0, height - pad, s):
+        v = _views(gc, i, pad + j0, s, nb)
+        r = _views(rc, i, pad + j0, s, nb)
+        ax = act[t : t + n]
+        mo = magnitudes[t : t + n]
+        uo = mus[t : t + n]
+        for u in range(n):
+            p1, p2, spread, others, own = _features(v, r, ax, u, others_flag)
+            uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
+            mo[u] = a + spread * wv + others * wx + own * wr
+        t += n
+    return t
+
+
+@njit(cache=True, nogil=True)
+def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, edges: np.ndarray, cells: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``ks[u]`` = the number of ladder ``edges`` at or below ``magnitudes[u]``, for every ``u`` of ``ks``.
+
+    A float's exponent and top mantissa bits pick a cell holding at most one edge (cells are
+    1/64 of an octave, edges 1/4 apart), one exact integer comparison decides; ``edges``
+    ends with a sentinel above every magnitude, so the comparison needs no bounds test.
+    Two branch-free passes, the first vectorised.
+    """
+    t = ks.size
     f = floats[:t]
     for u in range(t):
         f[u] = np.float64(min(max(magnitudes[u], 1), CELL_LIMIT - 1))
@@ -206,6 +229,22 @@ def _step_contexts(g: np.ndarray, resid: np.ndarray, activity: np.ndarray, w: np
     for u in range(t):
         k = cells[(bits[u] >> 46) - (1023 << 6)]
         ks[u] = k + (edges[k] <= magnitudes[u])
+
+
+@njit(cache=True, nogil=True)
+def _step_contexts(g: np.ndarray, resid: np.ndarray, activity: np.ndarray, w: np.ndarray, step: np.ndarray, pad: int,
+                   max_symbol: int, alpha_shift: int, edges: np.ndarray, cells: np.ndarray, work: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   ks: np.ndarray, mus: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Table index ``ks`` and prediction ``mus`` of every symbol of one step, channel by channel in raster order
+    (the decoder's order); returns the step's symbol count. ``work`` is scratch: magnitudes, floats and activity sums,
+    each as long as the largest step."""
+    magnitudes, floats, act = work
+    if step[3] != 0:
+        _activity_sums(activity, step, pad, act)
+    t = 0
+    for c in range(g.shape[0]):
+        t += _channel_contexts(g[c], resid[c], act, w[c], step, pad, c != 0, max_symbol, alpha_shift, magnitudes[t:], mus[t:])
+    _table_indices(magnitudes, floats, ks[:t], edges, cells)
     return t
 
 
@@ -265,65 +304,90 @@ def alpha_sums(g: np.ndarray, steps: np.ndarray, pad: int) -> tuple[np.ndarray, 
 
 
 @njit(cache=True, nogil=True)
+def _step_sizes(steps: np.ndarray, height: int, width: int, pad: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Positions per step of a padded plane ``height x width``."""
+    per = np.empty(steps.shape[0], dtype=np.int64)
+    for st in range(steps.shape[0]):
+        per[st] = _row_count(height - pad, pad + steps[st, 0], steps[st, 2]) * _row_count(width - pad, pad + steps[st, 1], steps[st, 2])
+    return per
+
+
+@njit(cache=True, nogil=True)
+def _all_activity(g: np.ndarray, activity: np.ndarray, steps: np.ndarray, pad: int, per: np.ndarray, act: np.ndarray) -> None:  # pragma: no cover - compiled
+    """The encoder knows every value at once: the activity of every position, then every step's
+    summed neighbour activity, concatenated step by step into ``act``."""
+    for st in range(steps.shape[0]):
+        _activity(g, activity, steps[st], pad)
+    o = 0
+    for st in range(steps.shape[0]):
+        if steps[st, 3] != 0:
+            _activity_sums(activity, steps[st], pad, act[o:])
+        o += per[st]
+
+
+@njit(cache=True, nogil=True)
 def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, max_symbol: int,
                    alpha_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """With the predictions of ``w`` fixed: the mean ``|residual|`` of the first step ``(C,)`` and, per kind
     (1, 2) and channel, the normal equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)``.
 
-    Sums of integer products, exact, so their order does not matter.
+    Channel by channel (a channel's residuals depend on its own values only), so one plane
+    stays in cache. Sums of integer products, exact, so their order does not matter.
     """
     channels, height, width = g.shape
-    resid = np.zeros_like(g)
+    per = _step_sizes(steps, height, width, pad)
+    rc = np.zeros((height, width), dtype=g.dtype)
     activity = np.zeros((height, width), dtype=g.dtype)
-    act = np.empty(channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2), dtype=np.int64)
-    for st in range(steps.shape[0]):  # the residuals every position leaves, and the activity
-        i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
-        nb = _neighbours(kind, h)
-        n = _row_count(width - pad, pad + j0, s)
-        base = 1 + 6 * (kind - 1)
-        for c in range(channels):
+    act = np.empty(per.sum(), dtype=np.int64)
+    _all_activity(g, activity, steps, pad, per, act)
+    first = np.zeros(channels)
+    count = 0
+    for st in range(steps.shape[0]):
+        if steps[st, 3] == 0:
+            count += per[st]
+    gram = np.zeros((2, channels, 4, 4))
+    rhs = np.zeros((2, channels, 4))
+    for c in range(channels):
+        gc = g[c]
+        for st in range(steps.shape[0]):  # the residuals every position of the channel leaves
+            i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
+            nb = _neighbours(kind, h)
+            n = _row_count(width - pad, pad + j0, s)
+            base = 1 + 6 * (kind - 1)
             for i in range(pad + i0, height - pad, s):
-                q = g[c, i, pad + j0 :: s]
-                out = resid[c, i, pad + j0 :: s]
+                q = gc[i, pad + j0 :: s]
+                out = rc[i, pad + j0 :: s]
                 if kind == 0:
                     for u in range(n):
                         out[u] = q[u]
                     continue
-                v = _views(g[c], i, pad + j0, s, nb)
+                v = _views(gc, i, pad + j0, s, nb)
                 for u in range(n):
                     x1 = np.int64(v[0][u]) + np.int64(v[3][u])
                     x2 = np.int64(v[1][u]) + np.int64(v[2][u])
                     out[u] = q[u] - _prediction(x1, x2, np.int64(w[c, base]), np.int64(w[c, base + 1]), alpha_shift, max_symbol)
-        _activity(g, activity, steps[st], pad)
-    first = np.zeros(channels)
-    count = 0
-    gram = np.zeros((2, channels, 4, 4))
-    rhs = np.zeros((2, channels, 4))
-    for st in range(steps.shape[0]):
-        i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
-        nb = _neighbours(kind, h)
-        n = _row_count(width - pad, pad + j0, s)
-        if kind == 0:
-            for c in range(channels):
+        o = 0
+        for st in range(steps.shape[0]):
+            i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
+            nb = _neighbours(kind, h)
+            n = _row_count(width - pad, pad + j0, s)
+            if kind == 0:
                 total = 0
                 for i in range(pad + i0, height - pad, s):
-                    rr = resid[c, i, pad + j0 :: s]
+                    rr = rc[i, pad + j0 :: s]
                     for u in range(n):
                         total += abs(np.int64(rr[u]))
                 first[c] += total
-            count += n * _row_count(height - pad, pad + i0, s)
-            continue
-        _activity_sums(activity, steps[st], pad, act)
-        for c in range(channels):
+                o += per[st]
+                continue
             # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
-            s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r, ones = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
             others_flag = 0 if c == 0 else 1
-            p = 0
             for i in range(pad + i0, height - pad, s):
-                v = _views(g[c], i, pad + j0, s, nb)
-                r = _views(resid[c], i, pad + j0, s, nb)
-                target = resid[c, i, pad + j0 :: s]
-                ax = act[p : p + n]
+                v = _views(gc, i, pad + j0, s, nb)
+                r = _views(rc, i, pad + j0, s, nb)
+                target = rc[i, pad + j0 :: s]
+                ax = act[o : o + n]
                 for u in range(n):
                     _, _, spread, others, own = _features(v, r, ax, u, others_flag)
                     y = abs(np.int64(target[u]))
@@ -340,10 +404,9 @@ def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, ma
                     t_v += spread * y
                     t_x += others * y
                     t_r += own * y
-                ones += n
-                p += n
+                o += n
             G = gram[kind - 1, c]
-            entries = ((0, 0, ones), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
+            entries = ((0, 0, per[st]), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
                        (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
             for a_, b_, value in entries:
                 G[a_, b_] += value
@@ -354,16 +417,6 @@ def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, ma
             rhs[kind - 1, c, 2] += t_x
             rhs[kind - 1, c, 3] += t_r
     return first / max(count, 1), gram, rhs
-
-
-@njit(cache=True, nogil=True)
-def _work_arrays(grid: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The per-item state of encoder and decoder: residuals, activity, the contexts' scratch and one step's tables and predictions."""
-    _, channels, height, width = grid.shape
-    most = channels * ((height - 2 * pad + 1) // 2) * ((width - 2 * pad + 1) // 2)  # the largest step (the first edge lattice)
-    work = (np.empty(most, dtype=np.int64), np.empty(most, dtype=np.float64), np.empty(most, dtype=np.int64))
-    return (np.zeros((channels, height, width), dtype=grid.dtype), np.zeros((height, width), dtype=grid.dtype), work,
-            np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -387,68 +440,72 @@ def _store(g: np.ndarray, resid: np.ndarray, step: np.ndarray, pad: int, values:
 
 @njit(cache=True, nogil=True)
 def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, max_symbol: int, radii: np.ndarray,
-                    edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray, pad: int,
-                    alpha_shift: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The encoder's side of :func:`decode_interlaced`: every symbol's cumulative frequency and frequency, in coding order
-    (an escape is followed by its raw value at frequency 1).
+                    edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray, pad: int, alpha_shift: int,
+                    starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray) -> None:  # pragma: no cover - compiled
+    """The encoder's side of :func:`decode_interlaced`: fills every symbol's cumulative frequency ``starts``,
+    frequency ``freqs`` and ``raw`` value (``value + max_symbol`` after an escape, else -1), in coding
+    order (:func:`encode_symbols`'s input; each as long as ``grid`` holds values).
 
-    ``grid`` ``(B, C, rows + 2P, cols + 2P)`` holds every value; the contexts read only the
-    positions of earlier steps, as the decoder's do.
+    ``grid`` ``(B, C, rows + 2P, cols + 2P)`` holds every value. The contexts read only the
+    positions of earlier steps, as the decoder's do, but the encoder knows every value at
+    once: it computes the activity first and then goes channel by channel (one plane in
+    cache), placing each symbol at its position in the decoder's step-by-step order.
     """
     batch, channels, height, width = grid.shape
-    total = batch * channels * (height - 2 * pad) * (width - 2 * pad)
-    starts = np.empty(2 * total, dtype=np.int64)
-    freqs = np.empty(2 * total, dtype=np.int64)
-    resid, activity, work, ks, mus = _work_arrays(grid, pad)
-    values = np.empty_like(ks)
-    n = 0
+    per = _step_sizes(steps, height, width, pad)
+    positions = per.sum()
+    most = per.max()
+    magnitudes, mus, ks = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64)
+    floats = np.empty(most, dtype=np.float64)
+    act = np.empty(positions, dtype=np.int64)
+    rc = np.zeros((height, width), dtype=grid.dtype)
+    activity = np.zeros((height, width), dtype=grid.dtype)
     for b in range(batch):
         g = grid[b]
-        resid[:] = 0
-        activity[:] = 0
-        for st in range(steps.shape[0]):
-            step = steps[st]
-            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, work, ks, mus)
-            i0, j0, s = step[0], step[1], step[2]
-            m = _row_count(width - pad, pad + j0, s)
-            u = 0
-            for c in range(channels):  # gather the step's values, raster order
-                for i in range(pad + i0, height - pad, s):
-                    row = g[c, i, pad + j0 :: s]
-                    out = values[u : u + m]
+        _all_activity(g, activity, steps, pad, per, act)
+        for c in range(channels):
+            gc = g[c]
+            rc[:] = 0
+            o, first = 0, b * channels * positions  # the step's offset in the activity sums and its first symbol
+            for st in range(steps.shape[0]):
+                step = steps[st]
+                t = _channel_contexts(gc, rc, act[o:], weights[b, c], step, pad, c != 0, max_symbol, alpha_shift, magnitudes, mus)
+                _table_indices(magnitudes, floats, ks[:t], edges, cells)
+                i0, j0, s = step[0], step[1], step[2]
+                m = _row_count(width - pad, pad + j0, s)
+                u = first + c * per[st]
+                j = 0
+                for i in range(pad + i0, height - pad, s):  # the residuals, and each symbol's interval
+                    gv = gc[i, pad + j0 :: s]
+                    rv = rc[i, pad + j0 :: s]
                     for e in range(m):
-                        out[e] = row[e]
-                    u += m
-            for u in range(t):
-                k = ks[u]
-                window = radii[k]
-                r = values[u] - mus[u]
-                if abs(r) > window:
-                    starts[n], freqs[n] = cum[k, 2 * window + 1], tables[k, 2 * window + 1]
-                    starts[n + 1], freqs[n + 1] = values[u] + max_symbol, 1
-                    n += 2
-                else:
-                    starts[n], freqs[n] = cum[k, r + window], tables[k, r + window]
-                    n += 1
-            _store(g, resid, step, pad, values, mus)
-            _activity(g, activity, step, pad)
-    return starts[:n], freqs[:n]
-
-
-def encode_symbols(starts: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """16-bit words coding the intervals ``(starts, freqs)`` in order: what :func:`decode_interlaced` reads."""
-    return _encode_kernel(starts, freqs)
+                        value = gv[e]
+                        r = value - mus[j]
+                        rv[e] = r
+                        k = ks[j]
+                        window = radii[k]
+                        if abs(r) > window:
+                            starts[u], freqs[u], raw[u] = cum[k, 2 * window + 1], tables[k, 2 * window + 1], value + max_symbol
+                        else:
+                            starts[u], freqs[u], raw[u] = cum[k, r + window], tables[k, r + window], -1
+                        u += 1
+                        j += 1
+                o += per[st]
+                first += channels * per[st]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid: np.ndarray, steps: np.ndarray, max_symbol: int,
                       radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, lookup: np.ndarray,
-                      cells: np.ndarray, pad: int, alpha_shift: int) -> int:  # pragma: no cover - compiled
-    """Decode every item of ``grid`` ``(B, C, rows + 2P, cols + 2P)`` in place; returns 0 or a :data:`PROBLEMS` code.
+                      cells: np.ndarray, pad: int, alpha_shift: int,
+                      work: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> int:  # pragma: no cover - compiled
+    """Decode every item of ``grid`` ``(B, C, rows + 2P, cols + 2P)`` (zero padding) in place; returns 0 or a :data:`PROBLEMS` code.
     ``words`` holds the stream's ``n_words`` words followed by zero padding up to two words per
     symbol (the most a stream can consume), so no read can leave the array whatever the
     payload; a stream that reads into the padding is refused afterwards. Table reads are
-    bounded by construction (the last cumulative frequency exceeds every slot).
+    bounded by construction (the last cumulative frequency exceeds every slot). ``work`` is scratch:
+    residual planes ``(C, H, W)`` and an activity plane ``(H, W)`` of ``grid``'s type, then magnitudes,
+    floats, activity sums, table indices, predictions and values, each as long as the largest step.
     """
     batch, channels, height, width = grid.shape
     if n_words < 4:
@@ -459,8 +516,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
         return 4
     ptr = 4
     bad = 0
-    resid, activity, work, ks, mus = _work_arrays(grid, pad)
-    values = np.empty_like(ks)
+    resid, activity, magnitudes, floats, act, ks, mus, values = work
     for b in range(batch):
         g = grid[b]
         resid[:] = 0
@@ -468,7 +524,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
         for st in range(steps.shape[0]):
             step = steps[st]
             # 1. every context of the step (they read only earlier steps): table index and prediction
-            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, work, ks, mus)
+            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, (magnitudes, floats, act), ks, mus)
             # 2. the entropy decoding: a tight loop over the step's symbols
             for u in range(t):
                 k = ks[u]
