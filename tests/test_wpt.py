@@ -179,7 +179,7 @@ def test_lifting_equals_the_convolution_form(shape: tuple[int, ...], levels: int
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(levels)).to(dtype)
     kept = x.clone()
     X = wpt.analysis(x, levels)
-    assert wpt._by_lifting(x, "bior4.4") and torch.equal(x, kept)  # lifting ran, and left its input alone
+    assert wpt.by_lifting(x, "bior4.4") and torch.equal(x, kept)  # lifting ran, and left its input alone
     X_conv = wpt._convolution_analysis(x, levels, "bior4.4")
     tol = TOL[dtype]
     assert (X - X_conv).abs().max().item() <= tol
@@ -190,5 +190,5 @@ def test_lifting_equals_the_convolution_form(shape: tuple[int, ...], levels: int
     assert (x_rec - x).abs().max().item() <= tol
     # with a gradient wanted the convolution form runs, and gives the same values
     xg = x.clone().requires_grad_()
-    assert not wpt._by_lifting(xg, "bior4.4")
+    assert not wpt.by_lifting(xg, "bior4.4")
     assert (wpt.analysis(xg, levels).detach() - X).abs().max().item() <= tol

@@ -48,8 +48,10 @@ class Bottleneck(nn.Module):
         """The integer type that holds the symbols (int8 up to 8 bits, else int16)."""
         return torch.int8 if self.bits <= 8 else torch.int16
 
-    def compand(self, y: torch.Tensor) -> torch.Tensor:
-        """Map the real line into ``(-half_range, half_range)`` via the Gaussian CDF."""
+    def compand(self, y: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+        """Map the real line into ``(-half_range, half_range)`` via the Gaussian CDF (overwriting ``y`` if ``in_place``)."""
+        if in_place:
+            return y.div_(math.sqrt(2.0)).erf_().mul_(self.half_range)
         return self.half_range * torch.erf(y / math.sqrt(2.0))
 
     def expand(self, v: torch.Tensor) -> torch.Tensor:

@@ -42,14 +42,13 @@ Payload: per item ``C x 13`` int16 weights (little-endian), then the rANS words
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from . import rans
+from . import rans, scratch
 
 from .entropy import quantize_pmf
 from .errors import FormatError
@@ -141,19 +140,23 @@ def _to_fixed(values: np.ndarray, unit_shift: int) -> np.ndarray:
     return np.clip(np.round(values * 2.0**unit_shift), -32767, 32767).astype(np.int64)
 
 
-def _fit(grid: np.ndarray, steps: np.ndarray, max_symbol: int) -> np.ndarray:
+def _fit(grid: np.ndarray, steps: np.ndarray, max_symbol: int, features: np.ndarray | None = None) -> np.ndarray:
     """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's padded grid ``(C, H + 2P, W + 2P)``.
 
     First the predictions' ``alpha`` (from the neighbours' values), then, with those fixed,
-    the magnitude models (from the residuals they leave). The sums run compiled
-    (:func:`wavecodec.rans.alpha_sums`, :func:`~wavecodec.rans.magnitude_sums`).
+    the magnitude models (from the residuals they leave). The passes run compiled
+    (:func:`wavecodec.rans.encoder_values`, :func:`~wavecodec.rans.encoder_residuals`) and
+    leave every symbol's features in ``features`` ``(rans.FEATURES, symbols)`` for the coding pass.
     """
-    w = np.zeros((grid.shape[0], WEIGHTS), dtype=np.int64)
-    gram, rhs = rans.alpha_sums(grid, steps, PAD)
+    channels, height, width = grid.shape
+    if features is None:
+        features = np.empty((rans.FEATURES, channels * (height - 2 * PAD) * (width - 2 * PAD)), dtype=np.int64)
+    w = np.zeros((channels, WEIGHTS), dtype=np.int64)
+    gram, rhs = rans.encoder_values(grid, steps, PAD, features)
     for kind in (1, 2):
         base = 1 + 6 * (kind - 1)
         w[:, base : base + 2] = _to_fixed(np.clip(_solve(gram[kind - 1], rhs[kind - 1]), -2, 2), ALPHA_SHIFT)
-    first, gram, rhs = rans.magnitude_sums(grid, w, steps, PAD, max_symbol, ALPHA_SHIFT)
+    first, gram, rhs = rans.encoder_residuals(grid, w, steps, PAD, max_symbol, ALPHA_SHIFT, features)
     w[:, 0] = _to_fixed(first, M_SHIFT - _M_SCALE["a"])
     for kind in (1, 2):
         coef = _solve(gram[kind - 1], rhs[kind - 1])
@@ -165,9 +168,14 @@ def _fit(grid: np.ndarray, steps: np.ndarray, max_symbol: int) -> np.ndarray:
 def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Per channel, the least-squares solution from normal equations ``(C, k, k)``, ``(C, k)``: returns ``(C, k)``.
 
-    The pseudo-inverse gives a constant or empty feature (a silent channel, a missing step) weight 0.
+    A vanishing ridge (``1e-9`` of each diagonal entry) keeps every system solvable: where a
+    feature is constant or empty (a silent channel, a missing step) it gives the minimum-norm
+    solution, as the pseudo-inverse would, at a fraction of its cost; elsewhere it changes
+    nothing that survives the rounding to fixed point.
     """
-    return (np.linalg.pinv(gram) @ rhs[:, :, None])[:, :, 0]
+    k = gram.shape[-1]
+    ridge = 1e-9 * np.abs(np.diagonal(gram, axis1=1, axis2=2)) + 1e-300
+    return np.linalg.solve(gram + ridge[:, :, None] * np.eye(k), rhs[:, :, None])[:, :, 0]
 
 
 # -- coding --------------------------------------------------------------------------------
@@ -196,38 +204,11 @@ def _steps_array(steps: tuple[Step, ...]) -> np.ndarray:
     return np.array([(*st.lattices[0], st.spacing, st.kind, st.spacing // 2) for st in steps], dtype=np.int64).reshape(-1, 5)
 
 
-class _Scratch(threading.local):
-    """Per-thread buffers that encoding and decoding reuse from call to call.
-
-    Why: the first write to each 4 KiB page of a fresh array costs a page fault, and for a
-    few megabytes of buffers on a small (above all a virtual) machine that took longer than
-    coding the symbols. Buffers above :data:`SCRATCH_LIMIT` bytes are made afresh and not kept.
-    Nothing handed to a caller ever points into them.
-    """
-
-    def __init__(self) -> None:
-        self.buffers: dict[str, np.ndarray] = {}
-
-    def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-        """An uninitialised array of ``shape``, the same memory as the last call with ``name`` where it fits."""
-        size, dtype = math.prod(shape), np.dtype(dtype)
-        if size * dtype.itemsize > SCRATCH_LIMIT:
-            return np.empty(shape, dtype)
-        buf = self.buffers.get(name)
-        if buf is None or buf.dtype != dtype or buf.size < size:
-            buf = self.buffers[name] = np.empty(size, dtype)
-        return buf[:size].reshape(shape)
-
-
-SCRATCH_LIMIT = 64 << 20
-_SCRATCH = _Scratch()
-
-
 def _padded(q: np.ndarray) -> np.ndarray:
     """Latents ``(B, C, *S)`` as zero-padded planes ``(B, C, rows + 2P, cols + 2P)`` int32 (rows: all but the last axis)."""
     batch, channels, *size = q.shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
-    grid = _SCRATCH.get("grid", (batch, channels, rows + 2 * PAD, size[-1] + 2 * PAD), np.int32)
+    grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, size[-1] + 2 * PAD), np.int32)
     grid.fill(0)
     grid[:, :, PAD:-PAD, PAD:-PAD] = q.reshape(batch, channels, rows, size[-1])
     return grid
@@ -236,15 +217,16 @@ def _padded(q: np.ndarray) -> np.ndarray:
 def encode(q: np.ndarray, max_symbol: int) -> bytes:
     """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes."""
     grid = _padded(q)
-    rows, cols = grid.shape[2] - 2 * PAD, grid.shape[3] - 2 * PAD
-    steps = _steps_array(schedule(rows, cols))
-    weights = np.stack([_fit(item, steps, max_symbol) for item in grid])
-    radii, edges, tables, cum, _, cells = _decoder_tables()
+    batch, channels, height, width = grid.shape
+    steps = _steps_array(schedule(height - 2 * PAD, width - 2 * PAD))
     symbols = q.size
-    starts, freqs, raw = (_SCRATCH.get(name, (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
-    rans.code_interlaced(grid, weights, steps, max_symbol, radii, edges, tables, cum, cells, PAD, ALPHA_SHIFT, starts, freqs, raw)
-    out = _SCRATCH.get("words", (4 * symbols + 4,), np.uint16)
-    n = rans.encode_symbols(starts, freqs, raw, _SCRATCH.get("spliced", (2, 2 * symbols), np.int32), out)
+    features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), np.int64)
+    weights = np.stack([_fit(item, steps, max_symbol, f) for item, f in zip(grid, features)])
+    radii, edges, tables, cum, _, cells = _decoder_tables()
+    starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
+    rans.code_interlaced(features, weights, steps, height, width, PAD, max_symbol, radii, edges, tables, cum, cells, starts, freqs, raw)
+    out = scratch.array("interlaced.words", (4 * symbols + 4,), np.uint16)
+    n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out)
     return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()
 
 
@@ -264,16 +246,17 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
     n_words = (len(data) - head) // 2
     if n_words > 2 * symbols + 4:
         raise FormatError("the ANS payload is longer than the declared latents can need")
-    words = _SCRATCH.get("words", (2 * symbols + 4,), np.uint16)
+    words = scratch.array("interlaced.words", (2 * symbols + 4,), np.uint16)
     words[:n_words] = np.frombuffer(data[head:], dtype="<u2")
     words[n_words:] = 0  # zero padding: the decoder can never read past it
-    grid = _SCRATCH.get("grid", (batch, channels, rows + 2 * PAD, cols + 2 * PAD), np.int32)
+    grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, cols + 2 * PAD), np.int32)
     grid.fill(0)
     height, width = grid.shape[2:]
     most = channels * ((rows + 1) // 2) * ((cols + 1) // 2)  # the largest step (the first edge lattice)
-    work = (_SCRATCH.get("resid", (channels, height, width), np.int32), _SCRATCH.get("activity", (height, width), np.int32),
-            *(_SCRATCH.get(name, (most,), np.int64) for name in ("magnitudes",)), _SCRATCH.get("floats", (most,), np.float64),
-            *(_SCRATCH.get(name, (most,), np.int64) for name in ("act", "ks", "mus", "values")))
+    work = (scratch.array("interlaced.resid", (channels, height, width), np.int32),
+            scratch.array("interlaced.activity", (height, width), np.int32),
+            scratch.array("interlaced.magnitudes", (most,), np.int64), scratch.array("interlaced.floats", (most,), np.float64),
+            *(scratch.array(f"interlaced.{name}", (most,), np.int64) for name in ("act", "ks", "mus", "values")))
     status = rans.decode_interlaced(words, n_words, weights, grid, steps, max_symbol, *_decoder_tables(), PAD, ALPHA_SHIFT, work)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))

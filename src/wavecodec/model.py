@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import compression
+from . import compression, scratch
 from .bottleneck import Bottleneck, per_channel
 from .config import CodecConfig
 from .context import ContextModel
@@ -31,6 +31,8 @@ from .images import as_signal
 from .layers import count_parameters
 from .rates import DEFAULT_QUALITY, RateLadder
 from .wpt import WaveletPacket
+from .wpt import analysis_into as wpt_analysis_into
+from .wpt import lifting_computes
 
 
 class Codec(nn.Module):
@@ -102,18 +104,17 @@ class Codec(nn.Module):
         if x.numel() == 0:
             raise ShapeError(f"the input is empty (shape {tuple(x.shape)})")
 
-    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
-        """Map input samples to floats in ``[-0.5, 0.5]`` (the range the model works in)."""
-        lo, hi = self.config.value_range
+    def to_unit(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Map input samples to floats in ``[-0.5, 0.5]`` (the range the model works in), into ``out`` if given."""
+        if not (x.is_floating_point() or x.dtype in (torch.uint8, torch.uint16, torch.bool, torch.int8, torch.int16, torch.int32)):
+            raise ShapeError(f"unsupported input dtype {x.dtype}")
+        u = x.to(self.param_dtype, copy=True) if out is None else out.copy_(x)  # then in place: one float image, not three
         if x.is_floating_point():
-            return (x.to(self.param_dtype) - lo) / (hi - lo) - 0.5
+            lo, hi = self.config.value_range
+            return u.sub_(lo).div_(hi - lo).sub_(0.5)
         if x.dtype in (torch.uint8, torch.uint16, torch.bool):
-            top = 1.0 if x.dtype == torch.bool else float(torch.iinfo(x.dtype).max)
-            return x.to(self.param_dtype).div_(top).sub_(0.5)  # in place: one float image allocated, not three
-        if x.dtype in (torch.int8, torch.int16, torch.int32):
-            scale = float(2 ** (torch.iinfo(x.dtype).bits - 1))
-            return (x.to(self.param_dtype) / scale + 1) / 2 - 0.5
-        raise ShapeError(f"unsupported input dtype {x.dtype}")
+            return u.div_(1.0 if x.dtype == torch.bool else float(torch.iinfo(x.dtype).max)).sub_(0.5)
+        return u.div_(float(2 ** (torch.iinfo(x.dtype).bits - 1))).add_(1).div_(2).sub_(0.5)
 
     def from_unit(self, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Inverse of :meth:`to_unit`, clamped to the valid range and cast to ``dtype``."""
@@ -155,8 +156,24 @@ class Codec(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Continuous (companded) latents ``(B, latent_dim, *ceil(S / 2^J))``, for compressed-domain learning."""
         self._check(x)
+        if self._encodes_in_scratch(x):
+            return self.bottleneck.compand(self.encoder(self._subbands_in_scratch(x)), in_place=True)
         subbands = self.wpt(self.pad(self.to_unit(x)))
         return self.bottleneck.compand(self.encoder(subbands))
+
+    def _encodes_in_scratch(self, x: torch.Tensor) -> bool:
+        """CPU inference by lifting: the intermediates can live in reused buffers (:mod:`wavecodec.scratch`)."""
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.encoder.proj.weight.requires_grad)
+        return not needs_grad and x.device.type == "cpu" and lifting_computes(self.param_dtype, self.device, self.config.wavelet)
+
+    def _subbands_in_scratch(self, x: torch.Tensor) -> torch.Tensor:
+        """``wpt(pad(to_unit(x)))`` computed in per-thread scratch buffers: a stream of inputs allocates nothing new."""
+        dtype = torch.empty(0, dtype=self.param_dtype).numpy().dtype
+        u = self.pad(self.to_unit(x, out=torch.from_numpy(scratch.array("codec.unit", tuple(x.shape), dtype))))
+        B, C, *size = u.shape
+        small = [n // self.config.block for n in size]
+        out = torch.from_numpy(scratch.array("codec.subbands", (B, C * self.config.block ** len(size), *small), dtype))
+        return wpt_analysis_into(u.contiguous(), self.config.levels, out)
 
     def quantization_step(self, quant_step: float = 1.0, quality: float | None = None) -> float | torch.Tensor:
         """The step(s) :meth:`quantize` takes: ``quant_step`` for a fixed-rate model; for a

@@ -130,20 +130,24 @@ def _row_count(size: int, start: int, s: int) -> int:  # pragma: no cover - comp
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _features(v: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], r: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-              act: np.ndarray, u: int, others_flag: int) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
-    """The context of position ``u`` of a row: the two pair sums, the spread ``V`` of the four
-    neighbours ``v``, the other channels' activity ``X`` there (``act``, the four neighbours' summed
-    activity, less the channel's own magnitudes when ``others_flag``) and the neighbours' own
-    residual magnitudes ``R`` (``r``)."""
+def _value_features(v: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], act: np.ndarray, u: int,
+                    others_flag: int) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """The context of position ``u`` of a row from the values: the two pair sums of the four neighbours
+    ``v``, their spread ``V`` and the other channels' activity ``X`` there (``act``, the four
+    neighbours' summed activity, less the channel's own magnitudes when ``others_flag``)."""
     n0, n1, n2, n3 = np.int64(v[0][u]), np.int64(v[1][u]), np.int64(v[2][u]), np.int64(v[3][u])
     p1 = n0 + n3
     p2 = n1 + n2
     total = p1 + p2
     spread = (abs(4 * n0 - total) + abs(4 * n1 - total) + abs(4 * n2 - total) + abs(4 * n3 - total)) >> 2
     others = act[u] - others_flag * (abs(n0) + abs(n1) + abs(n2) + abs(n3))
-    own = abs(np.int64(r[0][u])) + abs(np.int64(r[1][u])) + abs(np.int64(r[2][u])) + abs(np.int64(r[3][u]))
-    return p1, p2, spread, others, own
+    return p1, p2, spread, others
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _residual_feature(r: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], u: int) -> int:  # pragma: no cover - compiled
+    """The rest of the context: the four neighbours' own residual magnitudes ``R``."""
+    return abs(np.int64(r[0][u])) + abs(np.int64(r[1][u])) + abs(np.int64(r[2][u])) + abs(np.int64(r[3][u]))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -151,6 +155,21 @@ def _prediction(p1: int, p2: int, alpha1: int, alpha2: int, alpha_shift: int, ma
     """``mu = alpha1 * p1 / 2 + alpha2 * p2 / 2`` in fixed point, rounded, within the symbol range."""
     mu = (p1 * alpha1 + p2 * alpha2 + (np.int64(1) << alpha_shift)) >> (alpha_shift + 1)
     return min(max(mu, -max_symbol), max_symbol)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _magnitude(a: int, wv: int, wx: int, wr: int, spread: int, others: int, own: int) -> int:  # pragma: no cover - compiled
+    """The predicted magnitude ``m = a + wV V + wX X + wR R`` (weights already in units of ``2^-16``)."""
+    return a + spread * wv + others * wx + own * wr
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _magnitude_weights(wc: np.ndarray, kind: int) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """A channel's magnitude weights for a step kind, scaled to units of ``2^-16`` (all zero but ``a`` for the first step)."""
+    if kind == 0:
+        return np.int64(wc[0]) << 6, np.int64(0), np.int64(0), np.int64(0)
+    base = 1 + 6 * (kind - 1)
+    return np.int64(wc[base + 2]) << 6, np.int64(wc[base + 3]) << 2, np.int64(wc[base + 4]), np.int64(wc[base + 5]) << 2
 
 
 @njit(cache=True, nogil=True)
@@ -183,20 +202,19 @@ def _channel_contexts(gc: np.ndarray, rc: np.ndarray, act: np.ndarray, wc: np.nd
     height, width = gc.shape
     i0, j0, s, kind, h = step[0], step[1], step[2], step[3], step[4]
     nb = _neighbours(kind, h)
-    base = 1 + 6 * (kind - 1)
     n = _row_count(width - pad, pad + j0, s)
+    a, wv, wx, wr = _magnitude_weights(wc, kind)
     t = 0
     if kind == 0:
         for i in range(pad + i0, height - pad, s):
             mo = magnitudes[t : t + n]
             uo = mus[t : t + n]
             for u in range(n):
-                mo[u] = np.int64(wc[0]) << 6
+                mo[u] = a
                 uo[u] = 0
             t += n
         return t
-    alpha1, alpha2, a = np.int64(wc[base]), np.int64(wc[base + 1]), np.int64(wc[base + 2]) << 6
-    wv, wx, wr = np.int64(wc[base + 3]) << 2, np.int64(wc[base + 4]), np.int64(wc[base + 5]) << 2
+    alpha1, alpha2 = np.int64(wc[1 + 6 * (kind - 1)]), np.int64(wc[2 + 6 * (kind - 1)])
     others_flag = 1 if own_channel else 0
     for i in range(pad + i0, height - pad, s):
         v = _views(gc, i, pad + j0, s, nb)
@@ -205,9 +223,9 @@ def _channel_contexts(gc: np.ndarray, rc: np.ndarray, act: np.ndarray, wc: np.nd
         mo = magnitudes[t : t + n]
         uo = mus[t : t + n]
         for u in range(n):
-            p1, p2, spread, others, own = _features(v, r, ax, u, others_flag)
+            p1, p2, spread, others = _value_features(v, ax, u, others_flag)
             uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
-            mo[u] = a + spread * wv + others * wx + own * wr
+            mo[u] = _magnitude(a, wv, wx, wr, spread, others, _residual_feature(r, u))
         t += n
     return t
 
@@ -265,45 +283,6 @@ def _activity(g: np.ndarray, activity: np.ndarray, step: np.ndarray, pad: int) -
 
 
 @njit(cache=True, nogil=True)
-def alpha_sums(g: np.ndarray, steps: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Normal equations of the predictions, per step kind (1, 2) and channel: ``(2, C, 2, 2)`` and ``(2, C, 2)``.
-
-    The features are the half pair sums ``p1 / 2, p2 / 2``, the target the value itself.
-    The sums are exact integers (in quarters), so their order does not matter.
-    """
-    channels, height, width = g.shape
-    gram = np.zeros((2, channels, 2, 2))
-    rhs = np.zeros((2, channels, 2))
-    for st in range(steps.shape[0]):
-        i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
-        if kind == 0:
-            continue
-        nb = _neighbours(kind, h)
-        n = _row_count(width - pad, pad + j0, s)
-        for c in range(channels):
-            s11, s12, s22, r1, r2 = 0, 0, 0, 0, 0
-            for i in range(pad + i0, height - pad, s):
-                v = _views(g[c], i, pad + j0, s, nb)
-                q = g[c, i, pad + j0 :: s]
-                for u in range(n):
-                    x1 = np.int64(v[0][u]) + np.int64(v[3][u])
-                    x2 = np.int64(v[1][u]) + np.int64(v[2][u])
-                    s11 += x1 * x1
-                    s12 += x1 * x2
-                    s22 += x2 * x2
-                    r1 += x1 * np.int64(q[u])
-                    r2 += x2 * np.int64(q[u])
-            G = gram[kind - 1, c]
-            G[0, 0] += 0.25 * s11
-            G[0, 1] += 0.25 * s12
-            G[1, 0] += 0.25 * s12
-            G[1, 1] += 0.25 * s22
-            rhs[kind - 1, c, 0] += 0.5 * r1
-            rhs[kind - 1, c, 1] += 0.5 * r2
-    return gram, rhs
-
-
-@njit(cache=True, nogil=True)
 def _step_sizes(steps: np.ndarray, height: int, width: int, pad: int) -> np.ndarray:  # pragma: no cover - compiled
     """Positions per step of a padded plane ``height x width``."""
     per = np.empty(steps.shape[0], dtype=np.int64)
@@ -325,21 +304,81 @@ def _all_activity(g: np.ndarray, activity: np.ndarray, steps: np.ndarray, pad: i
         o += per[st]
 
 
-@njit(cache=True, nogil=True)
-def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, max_symbol: int,
-                   alpha_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """With the predictions of ``w`` fixed: the mean ``|residual|`` of the first step ``(C,)`` and, per kind
-    (1, 2) and channel, the normal equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)``.
+FEATURES = 7  # per symbol, as the encoder's passes leave them: value, p1, p2, V, X, prediction, R
 
-    Channel by channel (a channel's residuals depend on its own values only), so one plane
-    stays in cache. Sums of integer products, exact, so their order does not matter.
+
+@njit(cache=True, nogil=True)
+def encoder_values(g: np.ndarray, steps: np.ndarray, pad: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The encoder's first pass: every symbol's value and the context features that need no prediction
+    (the pair sums ``p1``, ``p2``, the spread ``V``, the activity ``X``), into ``features`` ``(FEATURES, symbols)``
+    in coding order; returns the normal equations of the predictions per step kind (1, 2) and
+    channel: ``(2, C, 2, 2)`` and ``(2, C, 2)`` (features ``p1 / 2, p2 / 2``, target the value).
+
+    The encoder knows every value at once, so it works channel by channel (one plane stays in
+    cache) and places each symbol where the decoder's step-by-step order has it. The sums
+    are exact integers (in quarters), so their order does not matter.
+    """
+    channels, height, width = g.shape
+    per = _step_sizes(steps, height, width, pad)
+    activity = np.zeros((height, width), dtype=g.dtype)
+    act = np.empty(per.sum(), dtype=np.int64)
+    _all_activity(g, activity, steps, pad, per, act)
+    gram = np.zeros((2, channels, 2, 2))
+    rhs = np.zeros((2, channels, 2))
+    for c in range(channels):
+        gc = g[c]
+        others_flag = 0 if c == 0 else 1
+        o, start = 0, 0  # the step's offset in the activity sums and its first symbol
+        for st in range(steps.shape[0]):
+            i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
+            nb = _neighbours(kind, h)
+            n = _row_count(width - pad, pad + j0, s)
+            u = start + c * per[st]
+            s11, s12, s22, r1, r2 = 0, 0, 0, 0, 0
+            for i in range(pad + i0, height - pad, s):
+                q = gc[i, pad + j0 :: s]
+                f0, f1, f2, f3, f4 = features[0, u : u + n], features[1, u : u + n], features[2, u : u + n], features[3, u : u + n], features[4, u : u + n]
+                if kind == 0:
+                    for e in range(n):
+                        f0[e], f1[e], f2[e], f3[e], f4[e] = q[e], 0, 0, 0, 0
+                else:
+                    v = _views(gc, i, pad + j0, s, nb)
+                    ax = act[o : o + n]
+                    for e in range(n):
+                        f0[e] = q[e]
+                        f1[e], f2[e], f3[e], f4[e] = _value_features(v, ax, e, others_flag)
+                    for e in range(n):  # a second loop: plain contiguous sums vectorise
+                        x1, x2, y = f1[e], f2[e], f0[e]
+                        s11 += x1 * x1
+                        s12 += x1 * x2
+                        s22 += x2 * x2
+                        r1 += x1 * y
+                        r2 += x2 * y
+                o += n
+                u += n
+            if kind != 0:
+                G = gram[kind - 1, c]
+                G[0, 0] += 0.25 * s11
+                G[0, 1] += 0.25 * s12
+                G[1, 0] += 0.25 * s12
+                G[1, 1] += 0.25 * s22
+                rhs[kind - 1, c, 0] += 0.5 * r1
+                rhs[kind - 1, c, 1] += 0.5 * r2
+            start += channels * per[st]
+    return gram, rhs
+
+
+@njit(cache=True, nogil=True)
+def encoder_residuals(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, max_symbol: int, alpha_shift: int,
+                      features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The encoder's second pass, with the predictions of ``w`` fixed: every symbol's prediction and the
+    neighbours' residual magnitudes ``R``, into ``features`` (left by :func:`encoder_values`); returns
+    the mean ``|residual|`` of the first step ``(C,)`` and, per kind (1, 2) and channel, the normal
+    equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)`` (exact integer sums).
     """
     channels, height, width = g.shape
     per = _step_sizes(steps, height, width, pad)
     rc = np.zeros((height, width), dtype=g.dtype)
-    activity = np.zeros((height, width), dtype=g.dtype)
-    act = np.empty(per.sum(), dtype=np.int64)
-    _all_activity(g, activity, steps, pad, per, act)
     first = np.zeros(channels)
     count = 0
     for st in range(steps.shape[0]):
@@ -348,49 +387,38 @@ def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, ma
     gram = np.zeros((2, channels, 4, 4))
     rhs = np.zeros((2, channels, 4))
     for c in range(channels):
-        gc = g[c]
-        for st in range(steps.shape[0]):  # the residuals every position of the channel leaves
-            i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
-            nb = _neighbours(kind, h)
-            n = _row_count(width - pad, pad + j0, s)
-            base = 1 + 6 * (kind - 1)
-            for i in range(pad + i0, height - pad, s):
-                q = gc[i, pad + j0 :: s]
-                out = rc[i, pad + j0 :: s]
-                if kind == 0:
-                    for u in range(n):
-                        out[u] = q[u]
-                    continue
-                v = _views(gc, i, pad + j0, s, nb)
-                for u in range(n):
-                    x1 = np.int64(v[0][u]) + np.int64(v[3][u])
-                    x2 = np.int64(v[1][u]) + np.int64(v[2][u])
-                    out[u] = q[u] - _prediction(x1, x2, np.int64(w[c, base]), np.int64(w[c, base + 1]), alpha_shift, max_symbol)
-        o = 0
+        rc[:] = 0
+        start = 0  # the step's first symbol
         for st in range(steps.shape[0]):
             i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
             nb = _neighbours(kind, h)
             n = _row_count(width - pad, pad + j0, s)
-            if kind == 0:
-                total = 0
-                for i in range(pad + i0, height - pad, s):
-                    rr = rc[i, pad + j0 :: s]
-                    for u in range(n):
-                        total += abs(np.int64(rr[u]))
-                first[c] += total
-                o += per[st]
-                continue
+            u = start + c * per[st]
+            alpha1, alpha2 = np.int64(w[c, 1 + 6 * (kind - 1)]), np.int64(w[c, 2 + 6 * (kind - 1)])
             # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
             s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-            others_flag = 0 if c == 0 else 1
             for i in range(pad + i0, height - pad, s):
-                v = _views(gc, i, pad + j0, s, nb)
+                out = rc[i, pad + j0 :: s]
+                f0, f1, f2, f3, f4 = features[0, u : u + n], features[1, u : u + n], features[2, u : u + n], features[3, u : u + n], features[4, u : u + n]
+                f5, f6 = features[5, u : u + n], features[6, u : u + n]
+                if kind == 0:
+                    total = 0
+                    for e in range(n):
+                        out[e] = f0[e]
+                        f5[e], f6[e] = 0, 0
+                        total += abs(f0[e])
+                    first[c] += total
+                    u += n
+                    continue
                 r = _views(rc, i, pad + j0, s, nb)
-                target = rc[i, pad + j0 :: s]
-                ax = act[o : o + n]
-                for u in range(n):
-                    _, _, spread, others, own = _features(v, r, ax, u, others_flag)
-                    y = abs(np.int64(target[u]))
+                for e in range(n):
+                    mu = _prediction(f1[e], f2[e], alpha1, alpha2, alpha_shift, max_symbol)
+                    out[e] = f0[e] - mu
+                    f5[e] = mu
+                    f6[e] = _residual_feature(r, e)
+                for e in range(n):  # a second loop: plain contiguous sums vectorise
+                    spread, others, own = f3[e], f4[e], f6[e]
+                    y = abs(f0[e] - f5[e])
                     s_v += spread
                     s_x += others
                     s_r += own
@@ -404,18 +432,20 @@ def magnitude_sums(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, ma
                     t_v += spread * y
                     t_x += others * y
                     t_r += own * y
-                o += n
-            G = gram[kind - 1, c]
-            entries = ((0, 0, per[st]), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
-                       (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
-            for a_, b_, value in entries:
-                G[a_, b_] += value
-                if a_ != b_:
-                    G[b_, a_] += value
-            rhs[kind - 1, c, 0] += t_1
-            rhs[kind - 1, c, 1] += t_v
-            rhs[kind - 1, c, 2] += t_x
-            rhs[kind - 1, c, 3] += t_r
+                u += n
+            if kind != 0:
+                G = gram[kind - 1, c]
+                entries = ((0, 0, per[st]), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
+                           (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
+                for a_, b_, value in entries:
+                    G[a_, b_] += value
+                    if a_ != b_:
+                        G[b_, a_] += value
+                rhs[kind - 1, c, 0] += t_1
+                rhs[kind - 1, c, 1] += t_v
+                rhs[kind - 1, c, 2] += t_x
+                rhs[kind - 1, c, 3] += t_r
+            start += channels * per[st]
     return first / max(count, 1), gram, rhs
 
 
@@ -439,59 +469,43 @@ def _store(g: np.ndarray, resid: np.ndarray, step: np.ndarray, pad: int, values:
 
 
 @njit(cache=True, nogil=True)
-def code_interlaced(grid: np.ndarray, weights: np.ndarray, steps: np.ndarray, max_symbol: int, radii: np.ndarray,
-                    edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray, pad: int, alpha_shift: int,
+def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray, height: int, width: int, pad: int,
+                    max_symbol: int, radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray,
                     starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray) -> None:  # pragma: no cover - compiled
-    """The encoder's side of :func:`decode_interlaced`: fills every symbol's cumulative frequency ``starts``,
-    frequency ``freqs`` and ``raw`` value (``value + max_symbol`` after an escape, else -1), in coding
-    order (:func:`encode_symbols`'s input; each as long as ``grid`` holds values).
-
-    ``grid`` ``(B, C, rows + 2P, cols + 2P)`` holds every value. The contexts read only the
-    positions of earlier steps, as the decoder's do, but the encoder knows every value at
-    once: it computes the activity first and then goes channel by channel (one plane in
-    cache), placing each symbol at its position in the decoder's step-by-step order.
+    """The encoder's side of :func:`decode_interlaced`, from the features ``(B, FEATURES, symbols)`` and the
+    weights ``(B, C, 13)``: fills every symbol's cumulative frequency ``starts``, frequency ``freqs`` and
+    ``raw`` value (``value + max_symbol`` after an escape, else -1), in coding order
+    (:func:`encode_symbols`' input; each ``B * symbols`` long). ``height x width``: the padded planes.
     """
-    batch, channels, height, width = grid.shape
+    batch = features.shape[0]
+    channels = weights.shape[1]
     per = _step_sizes(steps, height, width, pad)
-    positions = per.sum()
     most = per.max()
-    magnitudes, mus, ks = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64)
-    floats = np.empty(most, dtype=np.float64)
-    act = np.empty(positions, dtype=np.int64)
-    rc = np.zeros((height, width), dtype=grid.dtype)
-    activity = np.zeros((height, width), dtype=grid.dtype)
+    magnitudes, ks, floats = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.float64)
+    n = 0
     for b in range(batch):
-        g = grid[b]
-        _all_activity(g, activity, steps, pad, per, act)
-        for c in range(channels):
-            gc = g[c]
-            rc[:] = 0
-            o, first = 0, b * channels * positions  # the step's offset in the activity sums and its first symbol
-            for st in range(steps.shape[0]):
-                step = steps[st]
-                t = _channel_contexts(gc, rc, act[o:], weights[b, c], step, pad, c != 0, max_symbol, alpha_shift, magnitudes, mus)
-                _table_indices(magnitudes, floats, ks[:t], edges, cells)
-                i0, j0, s = step[0], step[1], step[2]
-                m = _row_count(width - pad, pad + j0, s)
-                u = first + c * per[st]
-                j = 0
-                for i in range(pad + i0, height - pad, s):  # the residuals, and each symbol's interval
-                    gv = gc[i, pad + j0 :: s]
-                    rv = rc[i, pad + j0 :: s]
-                    for e in range(m):
-                        value = gv[e]
-                        r = value - mus[j]
-                        rv[e] = r
-                        k = ks[j]
-                        window = radii[k]
-                        if abs(r) > window:
-                            starts[u], freqs[u], raw[u] = cum[k, 2 * window + 1], tables[k, 2 * window + 1], value + max_symbol
-                        else:
-                            starts[u], freqs[u], raw[u] = cum[k, r + window], tables[k, r + window], -1
-                        u += 1
-                        j += 1
-                o += per[st]
-                first += channels * per[st]
+        values, spreads, others, mus, owns = features[b, 0], features[b, 3], features[b, 4], features[b, 5], features[b, 6]
+        u = 0
+        for st in range(steps.shape[0]):
+            m = per[st]
+            for c in range(channels):
+                a, wv, wx, wr = _magnitude_weights(weights[b, c], steps[st, 3])
+                so, xo, ro = spreads[u : u + m], others[u : u + m], owns[u : u + m]
+                for e in range(m):
+                    magnitudes[e] = _magnitude(a, wv, wx, wr, so[e], xo[e], ro[e])
+                _table_indices(magnitudes, floats, ks[:m], edges, cells)
+                vo, uo = values[u : u + m], mus[u : u + m]
+                so, fo, wo = starts[n : n + m], freqs[n : n + m], raw[n : n + m]
+                for e in range(m):
+                    k = ks[e]
+                    window = radii[k]
+                    r = vo[e] - uo[e]
+                    if abs(r) > window:
+                        so[e], fo[e], wo[e] = cum[k, 2 * window + 1], tables[k, 2 * window + 1], vo[e] + max_symbol
+                    else:
+                        so[e], fo[e], wo[e] = cum[k, r + window], tables[k, r + window], -1
+                u += m
+                n += m
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -276,10 +276,14 @@ def _synthesis_axis(y: torch.Tensor, axis: int, levels: int, wavelet: str) -> to
     return moved.reshape(y.shape[0], 1, *size)
 
 
-def _by_lifting(x: torch.Tensor, wavelet: str) -> bool:
+def lifting_computes(dtype: torch.dtype, device: torch.device, wavelet: str) -> bool:
+    """Whether :mod:`wavecodec.lifting` computes the transform of tensors of ``dtype`` on ``device`` when no gradient is needed."""
+    return wavelet == "bior4.4" and device.type == "cpu" and dtype in (torch.float32, torch.float64)
+
+
+def by_lifting(x: torch.Tensor, wavelet: str) -> bool:
     """Whether :mod:`wavecodec.lifting` computes this transform: CPU, float32/64, CDF 9/7, no gradient needed."""
-    return (wavelet == "bior4.4" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and not (x.requires_grad and torch.is_grad_enabled()))
+    return lifting_computes(x.dtype, x.device, wavelet) and not (x.requires_grad and torch.is_grad_enabled())
 
 
 def _band_order(d: int, levels: int) -> list[int]:
@@ -288,14 +292,26 @@ def _band_order(d: int, levels: int) -> list[int]:
     return [0, 1] + bits + [2 + a * (levels + 1) + levels for a in range(d)]
 
 
-def _lifting_analysis(x: torch.Tensor, levels: int) -> torch.Tensor:
+def _lifting_analysis(x: torch.Tensor, levels: int, out: torch.Tensor | None = None, overwrite: bool = False) -> torch.Tensor:
+    """:func:`analysis` by lifting, into ``out`` if given; ``overwrite`` lets it transform ``x`` itself (a contiguous tensor the caller no longer needs)."""
     B, C, *size = x.shape
     d, small = len(size), [n >> levels for n in size]
-    a = lifting.analysis(x.detach().numpy().copy(order="C"), levels)
+    a = x.detach().numpy()
+    a = lifting.analysis(a if overwrite and a.flags.c_contiguous else a.copy(order="C"), levels)
     # numpy's strided copy is some 20x faster than torch's for this many small dimensions (1 thread)
     split = [B, C] + [m for n in small for m in [2] * levels + [n]]
-    out = np.ascontiguousarray(a.reshape(split).transpose(_band_order(d, levels)))
-    return torch.from_numpy(out.reshape(B, C * 2 ** (d * levels), *small))
+    bands = a.reshape(split).transpose(_band_order(d, levels))
+    if out is None:
+        return torch.from_numpy(np.ascontiguousarray(bands).reshape(B, C * 2 ** (d * levels), *small))
+    np.copyto(out.numpy().reshape(bands.shape), bands)
+    return out
+
+
+def analysis_into(x: torch.Tensor, levels: int, out: torch.Tensor) -> torch.Tensor:
+    """:func:`analysis` of a CPU tensor that :func:`by_lifting` accepts, written into the contiguous ``out``;
+    ``x`` is overwritten (the inference path's own intermediate: no copy of it is made)."""
+    check_divisible(x.shape, levels)
+    return _lifting_analysis(x, levels, out, overwrite=True) if levels else out.copy_(x)
 
 
 def _lifting_synthesis(X: torch.Tensor, levels: int, channels: int) -> torch.Tensor:
@@ -321,7 +337,7 @@ def analysis(x: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.Te
     check_divisible(x.shape, levels)
     if levels == 0:
         return x
-    if _by_lifting(x, wavelet):
+    if by_lifting(x, wavelet):
         return _lifting_analysis(x, levels)
     return _convolution_analysis(x, levels, wavelet)
 
@@ -354,7 +370,7 @@ def synthesis(X: torch.Tensor, levels: int, wavelet: str = "bior4.4") -> torch.T
         )
     if levels == 0:
         return X
-    if _by_lifting(X, wavelet):
+    if by_lifting(X, wavelet):
         return _lifting_synthesis(X, levels, channels // bands)
     return _convolution_synthesis(X, levels, wavelet)
 
