@@ -191,12 +191,16 @@ def max_symbols(payload_bytes: int) -> int:
 
 
 @lru_cache(maxsize=1)
-def _decoder_tables() -> tuple[np.ndarray, ...]:
-    """The ladder in the compact types the compiled decoder reads (smaller tables stay in cache)."""
+def _coder_tables() -> tuple[np.ndarray, ...]:
+    """The ladder in the forms the compiled coder reads: radii, edges (with a sentinel above every
+    magnitude, so the table lookup needs no bounds test), frequencies and cumulative frequencies
+    (int32, for the encoder), the cells of :func:`wavecodec.rans.edge_cells`, and for the decoder
+    the packed intervals, their offsets and the slot lookup (:func:`wavecodec.rans.packed_intervals`)."""
     radii, edges, tables, cum = ladder()
-    padded_edges = np.append(edges, np.int64(1) << 62)  # a sentinel above every magnitude: the lookup needs no bounds test
-    return (radii, padded_edges, tables.astype(np.int32), cum.astype(np.int32), rans.slot_lookup(cum, radii).astype(np.uint16),
-            rans.edge_cells(edges))
+    padded_edges = np.append(edges, np.int64(1) << 62)
+    intervals, offsets = rans.packed_intervals(tables, cum, radii)
+    return (radii, padded_edges, tables.astype(np.int32), cum.astype(np.int32), rans.edge_cells(edges), intervals, offsets,
+            rans.slot_lookup(cum, radii).astype(np.uint16))
 
 
 def _steps_array(steps: tuple[Step, ...]) -> np.ndarray:
@@ -222,7 +226,7 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     symbols = q.size
     features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), np.int64)
     weights = np.stack([_fit(item, steps, max_symbol, f) for item, f in zip(grid, features)])
-    radii, edges, tables, cum, _, cells = _decoder_tables()
+    radii, edges, tables, cum, cells, _, _, _ = _coder_tables()
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
     rans.code_interlaced(features, weights, steps, height, width, PAD, max_symbol, radii, edges, tables, cum, cells, starts, freqs, raw)
     out = scratch.array("interlaced.words", (4 * symbols + 4,), np.uint16)
@@ -251,13 +255,11 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
     words[n_words:] = 0  # zero padding: the decoder can never read past it
     grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, cols + 2 * PAD), np.int32)
     grid.fill(0)
-    height, width = grid.shape[2:]
-    most = channels * ((rows + 1) // 2) * ((cols + 1) // 2)  # the largest step (the first edge lattice)
-    work = (scratch.array("interlaced.resid", (channels, height, width), np.int32),
-            scratch.array("interlaced.activity", (height, width), np.int32),
-            scratch.array("interlaced.magnitudes", (most,), np.int64), scratch.array("interlaced.floats", (most,), np.float64),
-            *(scratch.array(f"interlaced.{name}", (most,), np.int64) for name in ("act", "ks", "mus", "values")))
-    status = rans.decode_interlaced(words, n_words, weights, grid, steps, max_symbol, *_decoder_tables(), PAD, ALPHA_SHIFT, work)
+    resid = scratch.array("interlaced.resid", grid.shape[1:], np.int32)
+    activity = scratch.array("interlaced.activity", grid.shape[2:], np.int32)
+    radii, edges, _, _, cells, intervals, offsets, lookup = _coder_tables()
+    status = rans.decode_interlaced(words, n_words, weights, grid, steps, max_symbol, radii, edges, intervals, offsets, lookup,
+                                    cells, PAD, ALPHA_SHIFT, resid, activity)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
     return np.ascontiguousarray(grid[:, :, PAD : PAD + rows, PAD : PAD + cols]).reshape(shape)  # a copy: the caller's own

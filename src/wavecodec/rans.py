@@ -88,6 +88,18 @@ def edge_cells(edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, starts, side="right").astype(np.int64)
 
 
+def packed_intervals(tables: np.ndarray, cum: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tables' intervals back to back, ``cumulative frequency | frequency << 16`` (uint32), and where each table starts.
+
+    One four-byte read per decoded symbol, and a fifth of the padded tables' size, so that
+    the decoder's tables stay in cache next to a training job's other data.
+    """
+    sizes = 2 * radii.astype(np.int64) + 2
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    packed = np.concatenate([cum[k, : sizes[k]] | (tables[k, : sizes[k]] << 16) for k in range(len(sizes))])
+    return packed.astype(np.uint32), offsets
+
+
 def slot_lookup(cum: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """``(K, 2^(16 - COARSE))``: for each coarse slot range, the first symbol whose interval reaches into it.
 
@@ -247,23 +259,6 @@ def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, e
     for u in range(t):
         k = cells[(bits[u] >> 46) - (1023 << 6)]
         ks[u] = k + (edges[k] <= magnitudes[u])
-
-
-@njit(cache=True, nogil=True)
-def _step_contexts(g: np.ndarray, resid: np.ndarray, activity: np.ndarray, w: np.ndarray, step: np.ndarray, pad: int,
-                   max_symbol: int, alpha_shift: int, edges: np.ndarray, cells: np.ndarray, work: tuple[np.ndarray, np.ndarray, np.ndarray],
-                   ks: np.ndarray, mus: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Table index ``ks`` and prediction ``mus`` of every symbol of one step, channel by channel in raster order
-    (the decoder's order); returns the step's symbol count. ``work`` is scratch: magnitudes, floats and activity sums,
-    each as long as the largest step."""
-    magnitudes, floats, act = work
-    if step[3] != 0:
-        _activity_sums(activity, step, pad, act)
-    t = 0
-    for c in range(g.shape[0]):
-        t += _channel_contexts(g[c], resid[c], act, w[c], step, pad, c != 0, max_symbol, alpha_shift, magnitudes[t:], mus[t:])
-    _table_indices(magnitudes, floats, ks[:t], edges, cells)
-    return t
 
 
 @njit(cache=True, nogil=True)
@@ -449,25 +444,6 @@ def encoder_residuals(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int,
     return first / max(count, 1), gram, rhs
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _store(g: np.ndarray, resid: np.ndarray, step: np.ndarray, pad: int, values: np.ndarray, mus: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Write a step's ``values`` (raster order, channel by channel) and their residuals into the planes."""
-    channels, height, width = g.shape
-    i0, j0, s = step[0], step[1], step[2]
-    n = _row_count(width - pad, pad + j0, s)
-    u = 0
-    for c in range(channels):
-        for i in range(pad + i0, height - pad, s):
-            gv = g[c, i, pad + j0 :: s]
-            rv = resid[c, i, pad + j0 :: s]
-            vals = values[u : u + n]
-            pred = mus[u : u + n]
-            for e in range(n):
-                gv[e] = vals[e]
-                rv[e] = vals[e] - pred[e]
-            u += n
-
-
 @njit(cache=True, nogil=True)
 def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray, height: int, width: int, pad: int,
                     max_symbol: int, radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray,
@@ -510,16 +486,18 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid: np.ndarray, steps: np.ndarray, max_symbol: int,
-                      radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, lookup: np.ndarray,
-                      cells: np.ndarray, pad: int, alpha_shift: int,
-                      work: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> int:  # pragma: no cover - compiled
+                      radii: np.ndarray, edges: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray,
+                      cells: np.ndarray, pad: int, alpha_shift: int, resid: np.ndarray, activity: np.ndarray) -> int:  # pragma: no cover - compiled
     """Decode every item of ``grid`` ``(B, C, rows + 2P, cols + 2P)`` (zero padding) in place; returns 0 or a :data:`PROBLEMS` code.
-    ``words`` holds the stream's ``n_words`` words followed by zero padding up to two words per
-    symbol (the most a stream can consume), so no read can leave the array whatever the
-    payload; a stream that reads into the padding is refused afterwards. Table reads are
-    bounded by construction (the last cumulative frequency exceeds every slot). ``work`` is scratch:
-    residual planes ``(C, H, W)`` and an activity plane ``(H, W)`` of ``grid``'s type, then magnitudes,
-    floats, activity sums, table indices, predictions and values, each as long as the largest step.
+
+    Step by step, and within a step channel by channel: a channel's contexts read only earlier
+    steps, so each is computed just before its symbols are decoded and everything stays in the
+    first-level cache. ``intervals`` holds table ``k``'s entries from ``offsets[k]`` on, each
+    ``cumulative frequency | frequency << 16``. ``words`` holds the stream's ``n_words`` words
+    followed by zero padding up to two words per symbol (the most a stream can consume), so no
+    read can leave the array whatever the payload; a stream that reads into the padding is
+    refused afterwards. Table reads are bounded by construction (every table's last interval
+    ends at ``2^16``). ``resid`` ``(C, H, W)`` and ``activity`` ``(H, W)`` are scratch planes.
     """
     batch, channels, height, width = grid.shape
     if n_words < 4:
@@ -530,44 +508,61 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
         return 4
     ptr = 4
     bad = 0
-    resid, activity, magnitudes, floats, act, ks, mus, values = work
+    per = _step_sizes(steps, height, width, pad)
+    most = per.max()
+    magnitudes, floats = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.float64)
+    act, ks, mus = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64)
     for b in range(batch):
         g = grid[b]
         resid[:] = 0
         activity[:] = 0
         for st in range(steps.shape[0]):
             step = steps[st]
-            # 1. every context of the step (they read only earlier steps): table index and prediction
-            t = _step_contexts(g, resid, activity, weights[b], step, pad, max_symbol, alpha_shift, edges, cells, (magnitudes, floats, act), ks, mus)
-            # 2. the entropy decoding: a tight loop over the step's symbols
-            for u in range(t):
-                k = ks[u]
-                window = radii[k]
-                slot = x & 0xFFFF
-                sym = lookup[k, slot >> COARSE]  # then step to the symbol s with cum[k, s] <= slot < cum[k, s + 1]
-                while cum[k, sym + 1] <= slot:
-                    sym += 1
-                x = tables[k, sym] * (x >> 16) + slot - cum[k, sym]
-                low = x < LOWER  # renormalise without a branch: the padding makes the read safe
-                x = ((x << 16) | np.int64(words[ptr])) if low else x
-                ptr += low
-                x, y = y, x  # the next symbol uses the other state
-                if sym == 2 * window + 1:  # escape: the raw value follows
-                    slot = x & 0xFFFF
-                    x = x >> 16  # frequency 1: x = 1 * (x >> 16) + slot - slot
-                    if x < LOWER:
-                        x = (x << 16) | np.int64(words[ptr])
-                        ptr += 1
-                    x, y = y, x
-                    value = slot - max_symbol
-                else:
-                    value = mus[u] + sym - window
-                if value > max_symbol or value < -max_symbol:  # flagged, not returned: an exit in
-                    bad = 1  # the loop slows it down; clamped so the rest stays bounded
-                    value = 0
-                values[u] = value
-            # 3. store the values, residuals and the channels' activity
-            _store(g, resid, step, pad, values, mus)
+            i0, j0, s = step[0], step[1], step[2]
+            n = _row_count(width - pad, pad + j0, s)
+            if step[3] != 0:
+                _activity_sums(activity, step, pad, act)
+            for c in range(channels):
+                # 1. the contexts of the channel's symbols of this step: table index and prediction
+                t = _channel_contexts(g[c], resid[c], act, weights[b, c], step, pad, c != 0, max_symbol, alpha_shift, magnitudes, mus)
+                _table_indices(magnitudes, floats, ks[:t], edges, cells)
+                # 2. the entropy decoding, straight into the planes
+                u = 0
+                for i in range(pad + i0, height - pad, s):
+                    gv = g[c, i, pad + j0 :: s]
+                    rv = resid[c, i, pad + j0 :: s]
+                    for e in range(n):
+                        k = ks[u]
+                        window = radii[k]
+                        row = intervals[offsets[k]:]
+                        slot = x & 0xFFFF
+                        sym = np.int64(lookup[k, slot >> COARSE])  # then step to the interval that holds the slot
+                        entry = np.int64(row[sym])
+                        while slot - (entry & 0xFFFF) >= (entry >> 16):
+                            sym += 1
+                            entry = np.int64(row[sym])
+                        x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
+                        low = x < LOWER  # renormalise without a branch: the padding makes the read safe
+                        x = ((x << 16) | np.int64(words[ptr])) if low else x
+                        ptr += low
+                        x, y = y, x  # the next symbol uses the other state
+                        if sym == 2 * window + 1:  # escape: the raw value follows
+                            slot = x & 0xFFFF
+                            x = x >> 16  # frequency 1: x = 1 * (x >> 16) + slot - slot
+                            if x < LOWER:
+                                x = (x << 16) | np.int64(words[ptr])
+                                ptr += 1
+                            x, y = y, x
+                            value = slot - max_symbol
+                        else:
+                            value = mus[u] + sym - window
+                        if value > max_symbol or value < -max_symbol:  # flagged, not returned: an exit in
+                            bad = 1  # the loop slows it down; clamped so the rest stays bounded
+                            value = 0
+                        gv[e] = value
+                        rv[e] = value - mus[u]
+                        u += 1
+            # 3. the channels' activity at the step's positions
             _activity(g, activity, step, pad)
     if ptr > n_words:
         return 1
