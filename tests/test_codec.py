@@ -144,3 +144,20 @@ def test_fast_decode_stays_within_a_hundredth_of_a_db(fitted) -> None:
         fitted.fast_decode = False
     assert abs(psnr(x, exact, 255.0) - psnr(x, fast, 255.0)) < 0.01
     assert (exact.int() - fast.int()).abs().max() <= 2
+
+
+def test_inference_encode_in_scratch_equals_the_plain_composition(small_codec: Codec) -> None:
+    x = torch.randint(0, 256, (1, 3, 40, 36), dtype=torch.uint8)
+    with torch.no_grad():
+        plain = small_codec.bottleneck.compand(small_codec.encoder(small_codec.wpt(small_codec.pad(small_codec.to_unit(x)))))
+        first = small_codec.encode(x)
+        small_codec.encode(torch.zeros_like(x))  # reuses the buffers: the first result must not change
+    assert torch.equal(first, plain)
+    assert torch.equal(small_codec.to_unit(x, out=torch.empty(x.shape)), small_codec.to_unit(x))
+
+
+def test_to_unit_never_writes_to_a_float_input(small_codec: Codec) -> None:
+    x = torch.rand(1, 3, 8, 8)
+    kept = x.clone()
+    small_codec.to_unit(x)
+    assert torch.equal(x, kept)

@@ -98,3 +98,22 @@ def test_a_codec_file_uses_it_and_is_identical_across_thread_counts(fitted) -> N
     with torch.no_grad():
         expected = fitted.quantize(fitted.encode(x)).numpy()
     assert np.array_equal(open_latents(fitted, one)[1].all(), expected)
+
+
+def test_silent_and_constant_channels_fit_finite_weights_and_round_trip() -> None:
+    q = smooth_latents((1, 4, 24, 32))
+    q[0, 1] = 0  # silent: every magnitude feature is zero
+    q[0, 2] = 3  # constant: its spread and residuals vanish
+    w = interlaced._fit(interlaced._padded(q)[0], interlaced._steps_array(interlaced.schedule(24, 32)), 127)
+    assert np.all(np.abs(w) <= 32767) and np.all(w[1, 1:3] == 0)  # nothing to predict from in a silent channel
+    assert np.array_equal(interlaced.decode(interlaced.encode(q, 127), q.shape, 127), q)
+
+
+def test_results_never_share_the_reused_buffers() -> None:
+    a, b = smooth_latents((1, 3, 16, 16), seed=1), smooth_latents((1, 3, 16, 16), seed=2)
+    data_a, data_b = interlaced.encode(a, 127), interlaced.encode(b, 127)
+    assert data_a != data_b
+    first = interlaced.decode(data_a, a.shape, 127)
+    second = interlaced.decode(data_b, b.shape, 127)  # reuses the same scratch planes
+    assert np.array_equal(first, a) and np.array_equal(second, b)
+    assert interlaced.encode(a, 127) == data_a  # the encoder, too, starts from clean buffers

@@ -192,3 +192,11 @@ def test_lifting_equals_the_convolution_form(shape: tuple[int, ...], levels: int
     xg = x.clone().requires_grad_()
     assert not wpt.by_lifting(xg, "bior4.4")
     assert (wpt.analysis(xg, levels).detach() - X).abs().max().item() <= tol
+
+
+@pytest.mark.parametrize("shape,levels", [((2, 3, 32, 48), 3), ((1, 2, 64), 4), ((1, 1, 8, 8, 8), 2), ((1, 3, 8, 8), 0)])
+def test_analysis_into_equals_analysis(shape: tuple[int, ...], levels: int) -> None:
+    x = torch.rand(*shape)
+    expected = wpt.analysis(x, levels)
+    out = torch.empty_like(expected)
+    assert wpt.analysis_into(x.clone(), levels, out) is out and torch.equal(out, expected)

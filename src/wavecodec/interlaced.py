@@ -140,6 +140,14 @@ def _to_fixed(values: np.ndarray, unit_shift: int) -> np.ndarray:
     return np.clip(np.round(values * 2.0**unit_shift), -32767, 32767).astype(np.int64)
 
 
+def _feature_type(channels: int, max_symbol: int) -> type:
+    """int32 where every feature fits (half the memory traffic of the encoder's passes), else int64.
+
+    The largest is the activity ``X``: four neighbours' magnitudes summed over the channels.
+    """
+    return np.int32 if 8 * channels * max_symbol < 2**31 else np.int64
+
+
 def _fit(grid: np.ndarray, steps: np.ndarray, max_symbol: int, features: np.ndarray | None = None) -> np.ndarray:
     """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's padded grid ``(C, H + 2P, W + 2P)``.
 
@@ -150,7 +158,7 @@ def _fit(grid: np.ndarray, steps: np.ndarray, max_symbol: int, features: np.ndar
     """
     channels, height, width = grid.shape
     if features is None:
-        features = np.empty((rans.FEATURES, channels * (height - 2 * PAD) * (width - 2 * PAD)), dtype=np.int64)
+        features = np.empty((rans.FEATURES, channels * (height - 2 * PAD) * (width - 2 * PAD)), dtype=_feature_type(channels, max_symbol))
     w = np.zeros((channels, WEIGHTS), dtype=np.int64)
     gram, rhs = rans.encoder_values(grid, steps, PAD, features)
     for kind in (1, 2):
@@ -224,7 +232,7 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     batch, channels, height, width = grid.shape
     steps = _steps_array(schedule(height - 2 * PAD, width - 2 * PAD))
     symbols = q.size
-    features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), np.int64)
+    features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), _feature_type(channels, max_symbol))
     weights = np.stack([_fit(item, steps, max_symbol, f) for item, f in zip(grid, features)])
     radii, edges, tables, cum, cells, _, _, _ = _coder_tables()
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
