@@ -488,12 +488,12 @@ class LatentSymbols:
         return self.all()[0][..., lo:hi]
 
     def all(self) -> np.ndarray:
-        """Every symbol, ``(B, latent_dim, *S)`` int32."""
+        """Every symbol, ``(B, latent_dim, *S)``, in the model's integer type (:func:`wavecodec.coders.symbol_type`)."""
         if self._whole is None:
             if self._chunks is not None:
-                self._whole = self._chunks(0, self.frames)[None].astype(np.int32, copy=False)
+                self._whole = self._chunks(0, self.frames)[None]
             else:
-                self._whole = decode_symbols(self.header["coder"], self.payload, self.shape, self.codec).astype(np.int32, copy=False)
+                self._whole = decode_symbols(self.header["coder"], self.payload, self.shape, self.codec)
         return self._whole
 
     def latents(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -242,8 +242,8 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()
 
 
-def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
-    """Inverse of :func:`encode` for latents of ``shape`` (int32); :class:`FormatError` for anything malformed."""
+def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = np.int32) -> np.ndarray:
+    """Inverse of :func:`encode` for latents of ``shape``, as ``dtype``; :class:`FormatError` for anything malformed."""
     batch, channels, *size = shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
     cols = size[-1]
@@ -270,4 +270,4 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int) -> np.ndarray:
                                     cells, PAD, ALPHA_SHIFT, resid, activity)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
-    return np.ascontiguousarray(grid[:, :, PAD : PAD + rows, PAD : PAD + cols]).reshape(shape)  # a copy: the caller's own
+    return grid[:, :, PAD : PAD + rows, PAD : PAD + cols].astype(dtype).reshape(shape)  # a copy: the caller's own
