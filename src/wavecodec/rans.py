@@ -8,12 +8,15 @@ decoding inverts it and reads 16-bit words back in. Words are written last symbo
 the decoder reads them in order. Everything is integer arithmetic: the same bytes decode to
 the same symbols on every machine.
 
-Why compiled: the interlaced coder's contexts are whole-tensor passes, but after each symbol
-the decoder's state changes, so a symbol loop is inherent to entropy decoding. Compiling
-that loop together with the context arithmetic of :mod:`wavecodec.interlaced` makes a
-sample of latents decode in about a millisecond. The context arithmetic lives here once
-(:func:`_step_contexts`), and the encoder's passes (:func:`alpha_sums`, :func:`magnitude_sums`,
-:func:`code_interlaced`) run the same code as the decoder, so the two cannot drift apart.
+Why compiled: after each symbol the decoder's state changes, so a symbol loop is inherent to
+entropy decoding. Compiling that loop together with the context arithmetic of
+:mod:`wavecodec.interlaced` makes a sample of latents decode in about a millisecond. The
+context arithmetic lives here once (:func:`_value_features`, :func:`_residual_feature`,
+:func:`_prediction`, :func:`_magnitude`, :func:`_table_indices`): the decoder computes it
+step by step and channel by channel (:func:`decode_interlaced`), the encoder, which knows
+every value at once, in two channel-by-channel passes that also fit the weights
+(:func:`encoder_values`, :func:`encoder_residuals`) and one coding pass
+(:func:`code_interlaced`), so the two cannot drift apart.
 """
 
 from __future__ import annotations
