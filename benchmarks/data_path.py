@@ -367,10 +367,9 @@ between two JPEG decodes changes their speed, mostly through page faults, counte
 | `LatentDataset[i]`, `rgb-16x` latents (format 1 coder, `ans-wavefront`) | {s1['median_ms']:.1f} | {s1['jpeg_median_ms']:.2f} | {s1['vs_jpeg_decode']:.1f} | {s1['page_faults_per_call']:.0f} / {s1['jpeg_page_faults_per_call']:.0f} |
 
 Reading a `rgb-16x` sample takes {s16['vs_jpeg_decode']:.2f}x the JPEG decode time (target: at most half, not met) and is
-{s1['median_ms'] / s16['median_ms']:.0f}x faster than with the format-1 coder. Most of it is the compiled decoding kernel
-({c['decode_ms_median']['ans']:.2f} ms per photo alone, below): about half the contexts (vectorised passes over each channel of
-each step) and half the rANS decoder, whose two interleaved states leave it waiting on its table
-reads. Halving it needs a coder with more parallel states or simpler contexts, that is a new format version.
+{s1['median_ms'] / s16['median_ms']:.0f}x faster than with the format-1 coder. Most of it is the compiled decoding kernel:
+about half the contexts (vectorised passes over each channel of each step) and half the rANS
+decoder, whose two interleaved states leave it waiting on its table reads. Halving it needs a coder with more parallel states or simpler contexts, that is a new format version.
 
 """]
     lines.append(f"""## The coder against the one it replaced
