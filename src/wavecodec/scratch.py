@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-LIMIT = 64 << 20
+LIMIT = 32 << 20  # a 1080p RGB frame in float32 fits; larger inputs (tiles of big images) do not keep memory
 
 
 class _Buffers(threading.local):
