@@ -183,6 +183,26 @@ def test_audio_training_with_spectral_losses_logs_them(tmp_path: Path) -> None:
         tiny(folder, tmp_path / "run2", stft_weight=0.1)  # an image codec
     with pytest.raises(ConfigError, match=">= 0"):
         tiny(folder, tmp_path / "run3", codec=codec, mel_weight=-1.0)
+    with pytest.raises(ConfigError, match="noise-fill"):
+        tiny(folder, tmp_path / "run4", codec=codec, mel_weight=0.05, noise_free_mse=True)  # no noise fill to spare
+    with pytest.raises(ConfigError, match="noise_level_start"):
+        tiny(folder, tmp_path / "run4", codec={**codec, "noise_fill": True}, noise_level_start=0.01)  # nothing to start from
+    # noise fill trained by the spectral loss alone: the MSE term sees the decode without its noise
+    noisy = {**codec, "noise_fill": True}
+    train(tiny(folder, tmp_path / "run5", crop=2048, steps=10, codec=noisy, mel_weight=0.05, pca_init=False, noise_free_mse=True))
+    trained = export(tmp_path / "run5", tmp_path / "run5.safetensors")
+    trained.train()
+    x = torch.from_numpy(np.stack([np.sin(np.arange(2048) / 7.0)] * 2)[None]).float() * 0.5
+    _, losses = trained(x)
+    assert losses["mse_without_noise"] != losses["mse"]  # the noise is in the output, not in the first
+    z = torch.randn(1, 6, 256)
+    clean, noise = trained.decoder(z, split_noise=True)
+    assert torch.allclose(clean + noise, trained.decoder(z)) and noise.abs().sum() > 0
+    # from trained weights, the noise may start at a level the spectral loss can feel
+    summary = train(tiny(folder, tmp_path / "run6", crop=2048, steps=0, codec=noisy, mel_weight=0.05, noise_free_mse=True,
+                         init_weights=str(tmp_path / "run5.safetensors"), noise_level_start=0.05))
+    assert summary["init_weights"]["psnr"] < train(tiny(folder, tmp_path / "run7", crop=2048, steps=0, codec=noisy,
+                                                        init_weights=str(tmp_path / "run5.safetensors")))["init_weights"]["psnr"]
 
 
 def test_training_can_start_from_trained_weights(image_folder: Path, tmp_path: Path) -> None:

@@ -228,7 +228,8 @@ class Codec(nn.Module):
         per voxel for volumes), from the learned probabilities while training and from the
         frozen integer tables in eval mode. While training, ``losses["entropy_fit"]`` is the
         same rate of the *detached* latents: it trains the probabilities to fit the latents
-        without pushing the latents (that is the job of ``bpp`` weighted by lambda).
+        without pushing the latents (that is the job of ``bpp`` weighted by lambda). With a
+        noise-fill decoder, ``losses["mse_without_noise"]`` is the MSE of the decode without its noise.
         """
         self._check(x)
         size = x.shape[2:]
@@ -240,7 +241,12 @@ class Codec(nn.Module):
             rung = self.rates.rungs // 2 if rung is None else rung
             entropy, step = self.rates.entropy[rung], per_channel(self.rates.rung_steps(rung), latents)
         v = self.bottleneck(latents if step is None else latents / step)  # noise or rounding, in units of the step
-        subbands_hat = self.decoder(self.bottleneck.expand(v if step is None else v * step))
+        z = self.bottleneck.expand(v if step is None else v * step)
+        if self.decoder.noise is not None:
+            clean, noise = self.decoder(z, split_noise=True)
+            subbands_hat = clean + noise
+        else:
+            subbands_hat = self.decoder(z)
         u_hat = self.crop(self.wpt.inverse(subbands_hat), size)
         bits = entropy.bits_noisy(v) if self.training else entropy.bits_integer(v.to(torch.int32))
         positions = x.shape[0] * math.prod(size)
@@ -249,6 +255,8 @@ class Codec(nn.Module):
             "subband_mse": F.mse_loss(subbands_hat, subbands),
             "bpp": bits.sum().to(u_hat.dtype) / positions,
         }
+        if self.decoder.noise is not None:  # the waveform error of the decode without its noise fill (TrainConfig.noise_free_mse)
+            losses["mse_without_noise"] = F.mse_loss(self.crop(self.wpt.inverse(clean), size), self.crop(u, size))
         if self.rates is not None:
             losses["lmbda"] = torch.tensor(self.rates.lambdas[rung])
         if self.training:

@@ -4,6 +4,7 @@ exact resume, logs and plots, and DistributedDataParallel under ``torchrun``."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import time
@@ -131,6 +132,10 @@ def _initialise(codec: Codec, cfg: TrainConfig, train_ds: CropDataset, val_batch
             missing, unexpected = [], ["?"]
         if unexpected or any(not (adding_noise and k.startswith("decoder.noise.")) for k in missing):
             raise ConfigError(f"init_weights {cfg.init_weights!r} has another architecture than the configured codec")
+        if cfg.noise_level_start:  # a level the spectral loss can feel (near silence, its gradient vanishes)
+            with torch.no_grad():
+                codec.decoder.noise.level.weight.zero_()
+                codec.decoder.noise.level.bias.fill_(math.log(math.expm1(cfg.noise_level_start)))
         summary["init_weights"] = evaluate(codec, val_batch)[0]
     elif cfg.pca_init:
         pca = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size))).to(device)
@@ -197,7 +202,8 @@ class _Stepper:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             rung = _rung(self.codec, step)
             x_hat, losses = self.model(batch) if rung is None else self.model(batch, rung)
-            loss = losses["mse"] + losses.get("lmbda", cfg.lmbda) * losses["bpp"]  # a rung brings its own lambda
+            waveform = losses["mse_without_noise"] if cfg.noise_free_mse else losses["mse"]
+            loss = waveform + losses.get("lmbda", cfg.lmbda) * losses["bpp"]  # a rung brings its own lambda
             if cfg.subband_weight:
                 loss = loss + cfg.subband_weight * losses["subband_mse"]
             if self.stft is not None:
