@@ -216,11 +216,16 @@ def _steps_array(steps: tuple[Step, ...]) -> np.ndarray:
     return np.array([(*st.lattices[0], st.spacing, st.kind, st.spacing // 2) for st in steps], dtype=np.int64).reshape(-1, 5)
 
 
-def _padded(q: np.ndarray) -> np.ndarray:
-    """Latents ``(B, C, *S)`` as zero-padded planes ``(B, C, rows + 2P, cols + 2P)`` int32 (rows: all but the last axis)."""
+def _plane_type(max_symbol: int) -> type:
+    """int16 where values and residuals (within twice ``max_symbol``) fit, else int32: planes half the size stay in cache."""
+    return np.int16 if max_symbol <= 16383 else np.int32
+
+
+def _padded(q: np.ndarray, max_symbol: int) -> np.ndarray:
+    """Latents ``(B, C, *S)`` as zero-padded planes ``(B, C, rows + 2P, cols + 2P)`` (rows: all but the last axis)."""
     batch, channels, *size = q.shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
-    grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, size[-1] + 2 * PAD), np.int32)
+    grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, size[-1] + 2 * PAD), _plane_type(max_symbol))
     grid.fill(0)
     grid[:, :, PAD:-PAD, PAD:-PAD] = q.reshape(batch, channels, rows, size[-1])
     return grid
@@ -228,7 +233,7 @@ def _padded(q: np.ndarray) -> np.ndarray:
 
 def encode(q: np.ndarray, max_symbol: int) -> bytes:
     """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes."""
-    grid = _padded(q)
+    grid = _padded(q, max_symbol)
     batch, channels, height, width = grid.shape
     steps = _steps_array(schedule(height - 2 * PAD, width - 2 * PAD))
     symbols = q.size
@@ -261,9 +266,9 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     words = scratch.array("interlaced.words", (2 * symbols + 4,), np.uint16)
     words[:n_words] = np.frombuffer(data[head:], dtype="<u2")
     words[n_words:] = 0  # zero padding: the decoder can never read past it
-    grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, cols + 2 * PAD), np.int32)
+    grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, cols + 2 * PAD), _plane_type(max_symbol))
     grid.fill(0)
-    resid = scratch.array("interlaced.resid", grid.shape[1:], np.int32)
+    resid = scratch.array("interlaced.resid", grid.shape[1:], grid.dtype)
     activity = scratch.array("interlaced.activity", grid.shape[2:], np.int32)
     radii, edges, _, _, cells, intervals, offsets, lookup = _coder_tables()
     status = rans.decode_interlaced(words, n_words, weights, grid, steps, max_symbol, radii, edges, intervals, offsets, lookup,
