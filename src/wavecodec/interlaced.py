@@ -193,9 +193,14 @@ def max_symbols(payload_bytes: int) -> int:
     The rANS states add at most 64 bits of slack. Work and memory of a decode are linear in the
     symbol count, so they are bounded by the payload's size, whatever the header declares.
     """
+    return int((8 * payload_bytes + 64) / _least_bits()) + 1
+
+
+@lru_cache(maxsize=1)
+def _least_bits() -> float:
+    """The fewest bits any symbol costs: ``-log2`` of the ladder's largest probability."""
     _, _, tables, _ = ladder()
-    least_bits = -math.log2(int(tables.max()) / 2**16)
-    return int((8 * payload_bytes + 64) / least_bits) + 1
+    return -math.log2(int(tables.max()) / 2**16)
 
 
 @lru_cache(maxsize=1)
@@ -214,6 +219,14 @@ def _coder_tables() -> tuple[np.ndarray, ...]:
 def _steps_array(steps: tuple[Step, ...]) -> np.ndarray:
     """The schedule as rows ``(i0, j0, spacing, kind, h)`` for the compiled decoder."""
     return np.array([(*st.lattices[0], st.spacing, st.kind, st.spacing // 2) for st in steps], dtype=np.int64).reshape(-1, 5)
+
+
+@lru_cache(maxsize=64)
+def _schedule_rows(rows: int, cols: int) -> np.ndarray:
+    """:func:`_steps_array` of :func:`schedule`, made once per plane size (read-only: it is shared)."""
+    steps = _steps_array(schedule(rows, cols))
+    steps.flags.writeable = False
+    return steps
 
 
 def _plane_type(max_symbol: int) -> type:
@@ -235,7 +248,7 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes."""
     grid = _padded(q, max_symbol)
     batch, channels, height, width = grid.shape
-    steps = _steps_array(schedule(height - 2 * PAD, width - 2 * PAD))
+    steps = _schedule_rows(height - 2 * PAD, width - 2 * PAD)
     symbols = q.size
     features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), _feature_type(channels, max_symbol))
     weights = np.stack([_fit(item, steps, max_symbol, f) for item, f in zip(grid, features)])
@@ -252,7 +265,7 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     batch, channels, *size = shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
     cols = size[-1]
-    steps = _steps_array(schedule(rows, cols))
+    steps = _schedule_rows(rows, cols)
     head = batch * channels * WEIGHTS * 2
     if len(data) < head + 4 or (len(data) - head) % 2:
         raise FormatError("the ANS payload has the wrong length for the declared latents")
