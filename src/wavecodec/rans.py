@@ -537,13 +537,13 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid
                     for e in range(n):
                         k = ks[u]
                         window = radii[k]
-                        row = intervals[offsets[k]:]
+                        first = offsets[k]
                         slot = x & 0xFFFF
                         sym = np.int64(lookup[k, slot >> COARSE])  # then step to the interval that holds the slot
-                        entry = np.int64(row[sym])
+                        entry = np.int64(intervals[first + sym])
                         while slot - (entry & 0xFFFF) >= (entry >> 16):
                             sym += 1
-                            entry = np.int64(row[sym])
+                            entry = np.int64(intervals[first + sym])
                         x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
                         low = x < LOWER  # renormalise without a branch: the padding makes the read safe
                         x = ((x << 16) | np.int64(words[ptr])) if low else x
