@@ -272,12 +272,12 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     symbols = batch * channels * rows * cols
     if symbols > max_symbols(len(data) - head):  # checked before anything is allocated
         raise FormatError("the ANS payload is too short to hold the latents it declares")
-    weights = np.frombuffer(data[:head], dtype="<i2").astype(np.int64).reshape(batch, channels, WEIGHTS)
+    weights = np.frombuffer(data, dtype="<i2", count=head // 2).astype(np.int64).reshape(batch, channels, WEIGHTS)
     n_words = (len(data) - head) // 2
     if n_words > 2 * symbols + 4:
         raise FormatError("the ANS payload is longer than the declared latents can need")
     words = scratch.array("interlaced.words", (2 * symbols + 4,), np.uint16)
-    words[:n_words] = np.frombuffer(data[head:], dtype="<u2")
+    words[:n_words] = np.frombuffer(data, dtype="<u2", offset=head)  # read in place: no copy of the payload
     words[n_words:] = 0  # zero padding: the decoder can never read past it
     grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, cols + 2 * PAD), _plane_type(max_symbol))
     grid.fill(0)
