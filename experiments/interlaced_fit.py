@@ -1,0 +1,128 @@
+"""How much the interlaced coder's per-file fit leaves on the table, encoder side only (same format).
+
+The encoder fits each file's prediction weights by least squares and its magnitude weights by
+least squares on the residual magnitudes (``wavecodec.interlaced._fit``). Two questions, on the
+``rgb-16x`` latents of the 10 dev photos (768x512 crops, as in ``benchmarks/data_path.py``):
+
+1. the magnitude model: every magnitude weight scaled by ``s`` (the tables one by one shift
+   up or down the ladder); the ideal code length of every variant, ``sum -log2 p``;
+2. the predictions: least squares against least absolute deviations (iteratively reweighted
+   least squares, weights ``1 / max(|r|, floor)``, the magnitude model refitted after), real
+   file sizes that must decode back.
+
+Run: ``.venv/bin/python experiments/interlaced_fit.py`` (about a minute). Writes ``experiments/results/interlaced_fit.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import wavecodec
+from wavecodec import interlaced as il
+from wavecodec import rans
+from wavecodec.benchmarking import machine, write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from data_path import prepared_photos  # noqa: E402  (the benchmark's 768x512 crops)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+P = il.PAD
+SCALES = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)
+FITS = ((0, 1.0), (3, 1.0), (10, 0.5))  # (IRLS iterations, floor); 0: least squares
+
+
+def _layout(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    grid = il._padded(q, 127).copy()
+    _, channels, height, width = grid.shape
+    steps = il._schedule_rows(height - 2 * P, width - 2 * P)
+    per = rans._step_sizes(steps, height, width, P)
+    kinds = np.concatenate([np.full(channels * per[st], steps[st, 3]) for st in range(len(steps))])
+    chans = np.concatenate([np.repeat(np.arange(channels), per[st]) for st in range(len(steps))])
+    return grid, steps, np.stack([kinds, chans]), height, width
+
+
+def _magnitudes(w: np.ndarray, grid: np.ndarray, steps: np.ndarray, f: np.ndarray) -> None:
+    first, gram, rhs = rans.encoder_residuals(grid[0], w, steps, P, 127, il.ALPHA_SHIFT, f)
+    w[:, 0] = il._to_fixed(first, il.M_SHIFT - il._M_SCALE["a"])
+    for kind in (1, 2):
+        coef = il._solve(gram[kind - 1], rhs[kind - 1])
+        for slot, name in enumerate(("a", "wV", "wX", "wR")):
+            w[:, 1 + 6 * (kind - 1) + 2 + slot] = il._to_fixed(coef[:, slot], il.M_SHIFT - il._M_SCALE[name])
+
+
+def _code(q: np.ndarray, w: np.ndarray, grid: np.ndarray, steps: np.ndarray, f: np.ndarray, height: int, width: int) -> tuple[bytes, np.ndarray]:
+    radii, edges, tables, cum, cells, _, _, _ = il._coder_tables()
+    starts, freqs, raw = (np.empty(q.size, np.int32) for _ in range(3))
+    rans.code_interlaced(f[None], w[None], steps, height, width, P, 127, radii, edges, tables, cum, cells, starts, freqs, raw)
+    out = np.empty(4 * q.size + 4, np.uint16)
+    n = rans.encode_symbols(starts, freqs, raw, np.empty((2, 2 * q.size), np.int32), out)
+    data = w.astype("<i2").tobytes() + out[:n][::-1].astype("<u2").tobytes()
+    assert np.array_equal(il.decode(data, q.shape, 127), q), "a variant must decode back"
+    bits = float(np.sum(16 - np.log2(freqs)) + 16 * np.count_nonzero(raw >= 0))
+    return data, bits
+
+
+def fit_variant(q: np.ndarray, iterations: int, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Weights with the predictions fitted by least squares (0 iterations) or least absolute deviations."""
+    grid, steps, index, height, width = _layout(q)
+    f = np.empty((rans.FEATURES, q.size), np.int64)
+    w = np.zeros((q.shape[1], il.WEIGHTS), np.int64)
+    gram, rhs = rans.encoder_values(grid[0], steps, P, f)
+    for kind in (1, 2):
+        coef = il._solve(gram[kind - 1], rhs[kind - 1])
+        for _ in range(iterations):
+            for c in range(q.shape[1]):
+                sel = (index[0] == kind) & (index[1] == c)
+                X = np.stack([f[1, sel] / 2, f[2, sel] / 2], 1).astype(float)
+                y = f[0, sel].astype(float)
+                weight = 1.0 / np.maximum(np.abs(y - X @ coef[c]), floor)
+                coef[c] = il._solve(((X * weight[:, None]).T @ X)[None], ((X * weight[:, None]).T @ y)[None])[0]
+        w[:, 1 + 6 * (kind - 1) : 3 + 6 * (kind - 1)] = il._to_fixed(np.clip(coef, -2, 2), il.ALPHA_SHIFT)
+    _magnitudes(w, grid, steps, f)
+    return w, grid, steps, f, height, width
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    codec = wavecodec.load("rgb-16x")
+    scale_bits = {s: 0.0 for s in SCALES}
+    sizes = {f"{it} iterations, floor {fl}": 0 for it, fl in FITS}
+    for img in prepared_photos().values():
+        x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+        with torch.inference_mode():
+            q = codec.quantize(codec.encode(x)).numpy().astype(np.int32)
+        for (it, fl), key in zip(FITS, sizes):
+            w, grid, steps, f, height, width = fit_variant(q, it, fl)
+            data, _ = _code(q, w, grid, steps, f, height, width)
+            sizes[key] += len(data)
+            if it == 0:
+                assert data == il.encode(q, 127), "the least-squares variant is the shipped encoder"
+                for s in SCALES:
+                    scaled = w.copy()
+                    for kind in (1, 2):
+                        cols = slice(3 + 6 * (kind - 1), 7 + 6 * (kind - 1))
+                        scaled[:, cols] = np.clip(np.round(w[:, cols] * s), -32767, 32767)
+                    scaled[:, 0] = np.clip(np.round(w[:, 0] * s), -32767, 32767)
+                    scale_bits[s] += _code(q, scaled, grid, steps, f, height, width)[1]
+    base_bits, base_size = scale_bits[1.0], sizes[next(iter(sizes))]
+    report = {
+        "model": "rgb-16x", "photos": 10, "size": [768, 512],
+        "magnitude_scale_vs_ideal_bits": {str(s): v / base_bits for s, v in scale_bits.items()},
+        "prediction_fit_payload_bytes": sizes,
+        "prediction_fit_vs_least_squares": {k: v / base_size for k, v in sizes.items()},
+        "machine": machine(),
+    }
+    path = write_json(RESULTS / "interlaced_fit.json", report)
+    for k, v in report["magnitude_scale_vs_ideal_bits"].items():
+        print(f"magnitudes x{k}: {v:.4f} of the least-squares bits")
+    for k, v in report["prediction_fit_vs_least_squares"].items():
+        print(f"predictions, {k}: {sizes[k]:,} bytes ({v:.4f})")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
