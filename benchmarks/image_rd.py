@@ -73,6 +73,19 @@ def quality(img: np.ndarray, rec: np.ndarray) -> dict[str, float]:
             "ssimulacra2": ssimulacra2(img, np.asarray(rec, dtype=np.uint8))}
 
 
+def codec_curve(name: str, photos: dict[str, np.ndarray]) -> list[dict]:
+    """A standard codec's curve on ``photos``: at each of its settings, the mean bits per pixel and quality measures."""
+    encode, decode = CODECS[name]
+    curve = []
+    for q in QUALITIES[name]:
+        rows = []
+        for img in photos.values():
+            data = encode(img, q)
+            rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), **quality(img, decode(data))})
+        curve.append({"setting": q, **curve_point(rows)})
+    return curve
+
+
 def curve_point(rows: list[dict]) -> dict:
     return {k: statistics.mean(r[k] for r in rows) for k in KEYS}
 
@@ -145,14 +158,8 @@ def main() -> None:
     photos = dev_photos()
     started = time.time()
     curves: dict[str, list[dict]] = {}
-    for name, (encode, decode) in CODECS.items():
-        curves[name] = []
-        for q in QUALITIES[name]:
-            rows = []
-            for img in photos.values():
-                data = encode(img, q)
-                rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), **quality(img, decode(data))})
-            curves[name].append({"setting": q, **curve_point(rows)})
+    for name in CODECS:
+        curves[name] = codec_curve(name, photos)
         print(f"{name}: {len(curves[name])} settings", flush=True)
     models = args.model or [m.name for m in wavecodec.models() if m.modality == "image" and m.channels == 3 and not m.task]
     steps = [float(s) for s in args.steps.split(",")]

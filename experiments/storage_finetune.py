@@ -22,7 +22,7 @@ import wavecodec
 from wavecodec.benchmarking import dev_photos, machine, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from image_rd import CODECS, QUALITIES, bjontegaard, curve_point, quality  # noqa: E402
+from image_rd import bjontegaard, codec_curve, curve_point, quality  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL_QUALITIES = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
@@ -37,14 +37,7 @@ def main() -> None:
     photos = dev_photos()
     curves: dict[str, list[dict]] = {}
     for name in ("jpeg", "webp"):
-        encode, decode = CODECS[name]
-        curves[name] = []
-        for q in QUALITIES[name]:
-            rows = []
-            for img in photos.values():
-                data = encode(img, q)
-                rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), **quality(img, decode(data))})
-            curves[name].append({"setting": q, **curve_point(rows)})
+        curves[name] = codec_curve(name, photos)
         print(name, "done", flush=True)
     models = {"shipped": wavecodec.load(args.shipped), "finetuned": wavecodec.load(args.finetuned)}
     for label, codec in models.items():
