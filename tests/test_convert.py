@@ -165,3 +165,14 @@ def test_on_the_fly_latents_match_the_files(fitted) -> None:
     x = synthetic_images(2, size=32, seed=3)
     z = OnTheFlyLatents(fitted)(x)
     assert torch.equal(z, fitted.quantize(fitted.encode(x)).float())
+
+
+def test_a_rerun_removes_every_temporary_file_a_killed_run_left(model_path: Path, tmp_path: Path) -> None:
+    make_tree(tmp_path / "src")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    left = [".shard-000001.json.k3x9.tmp", ".shard-000000.q2w8.tar.tmp", ".index.json.a1b2.tmp", ".plan.json.c3d4.tmp"]
+    for name in left:  # what kill -9 leaves when it lands inside an atomic write
+        (dst / name).write_text("partial")
+    convert(str(tmp_path / "src"), str(dst), str(model_path), shard_size=3, workers=1)
+    assert not list(dst.glob("*.tmp")) and (dst / "index.json").exists()

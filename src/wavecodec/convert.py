@@ -276,8 +276,9 @@ def _locked(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InputError(f"another conversion is writing to {out}; wait for it to finish") from None
-        for stale in out.glob(".shard-*.tar.tmp"):  # left by a killed run: nothing else writes here now
-            stale.unlink(missing_ok=True)
+        for pattern in (".shard-*.tmp", ".index.json.*.tmp", ".plan.json.*.tmp"):  # shards, their manifests, the index, the plan
+            for stale in out.glob(pattern):  # left by a killed run: nothing else writes here now
+                stale.unlink(missing_ok=True)
         yield
 
 
