@@ -117,3 +117,10 @@ def test_results_never_share_the_reused_buffers() -> None:
     second = interlaced.decode(data_b, b.shape, 127)  # reuses the same scratch planes
     assert np.array_equal(first, a) and np.array_equal(second, b)
     assert interlaced.encode(a, 127) == data_a  # the encoder, too, starts from clean buffers
+
+
+@pytest.mark.parametrize("channels,max_symbol", [(48, 2047), (40, 8191), (10, 16383)])
+def test_activity_summed_over_many_loud_channels_round_trips(channels: int, max_symbol: int) -> None:
+    # values sit in int16 planes, but their sum over the channels does not fit int16
+    q = np.random.default_rng(0).choice([-max_symbol, max_symbol], (1, channels, 16, 16))
+    assert np.array_equal(interlaced.decode(interlaced.encode(q, max_symbol), q.shape, max_symbol), q)

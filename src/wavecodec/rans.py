@@ -318,7 +318,7 @@ def encoder_values(g: np.ndarray, steps: np.ndarray, pad: int, features: np.ndar
     """
     channels, height, width = g.shape
     per = _step_sizes(steps, height, width, pad)
-    activity = np.zeros((height, width), dtype=g.dtype)
+    activity = np.zeros((height, width), dtype=np.int32)  # as the decoder's: a sum over channels outgrows int16 planes
     act = np.empty(per.sum(), dtype=np.int64)
     _all_activity(g, activity, steps, pad, per, act)
     gram = np.zeros((2, channels, 2, 2))
