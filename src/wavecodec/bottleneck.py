@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,6 +48,11 @@ class Bottleneck(nn.Module):
     def int_dtype(self) -> torch.dtype:
         """The integer type that holds the symbols (int8 up to 8 bits, else int16)."""
         return torch.int8 if self.bits <= 8 else torch.int16
+
+    @property
+    def numpy_int_dtype(self) -> np.dtype:
+        """:attr:`int_dtype` as a NumPy type: what the entropy decoders return."""
+        return torch.empty(0, dtype=self.int_dtype).numpy().dtype
 
     def compand(self, y: torch.Tensor, in_place: bool = False) -> torch.Tensor:
         """Map the real line into ``(-half_range, half_range)`` via the Gaussian CDF (overwriting ``y`` if ``in_place``)."""

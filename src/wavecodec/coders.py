@@ -125,7 +125,7 @@ WEBP_CAPACITY = (1 << 20, 1 << 12)  # lossless WebP squeezes flat mosaics hard: 
 #: coders by the name files record (format version 2); ``ans-wavefront`` is what version 1 calls ``ans``
 CODER_TABLE: dict[str, Coder] = {
     "ans": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol),
-                 lambda data, shape, codec: interlaced.decode(data, shape, codec.bottleneck.max_symbol, symbol_type(codec)),
+                 lambda data, shape, codec: interlaced.decode(data, shape, codec.bottleneck.max_symbol, codec.bottleneck.numpy_int_dtype),
                  lambda n, codec: interlaced.max_symbols(n)),
     "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q.astype(np.int64)), lambda data, shape, codec: codec.context.decode(data, shape),
                            lambda n, codec: ans_capacity(int(codec.context.tables.max()), n)),
@@ -155,13 +155,8 @@ def encode_symbols(coder: str, q: np.ndarray, codec: Any) -> bytes:
     return CODER_TABLE[coder].encode(q, codec)
 
 
-def symbol_type(codec: Any) -> np.dtype:
-    """The NumPy integer type of ``codec``'s symbols (int8 up to 8 bits, else int16): what :func:`decode_symbols` returns."""
-    return np.dtype(np.int8 if codec.bottleneck.max_symbol <= 127 else np.int16)
-
-
 def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec: Any) -> np.ndarray:
-    """Inverse of :func:`encode_symbols` for latents of ``shape``, in :func:`symbol_type`; :class:`FormatError` for a bad payload.
+    """Inverse of :func:`encode_symbols` for latents of ``shape``, in the model's integer type (``Bottleneck.numpy_int_dtype``); :class:`FormatError` for a bad payload.
 
     A payload too short to hold ``shape``'s symbols is refused first (see :class:`Coder`).
     """
@@ -169,7 +164,7 @@ def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec: Any) 
         raise FormatError(f"unknown coder {coder!r} in the file")
     if math.prod(shape) > CODER_TABLE[coder].capacity(len(data), codec):
         raise FormatError("the latents section is too short to hold the latents the header declares")
-    return CODER_TABLE[coder].decode(data, shape, codec).astype(symbol_type(codec), copy=False)
+    return CODER_TABLE[coder].decode(data, shape, codec).astype(codec.bottleneck.numpy_int_dtype, copy=False)
 
 
 

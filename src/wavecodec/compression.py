@@ -488,7 +488,7 @@ class LatentSymbols:
         return self.all()[0][..., lo:hi]
 
     def all(self) -> np.ndarray:
-        """Every symbol, ``(B, latent_dim, *S)``, in the model's integer type (:func:`wavecodec.coders.symbol_type`)."""
+        """Every symbol, ``(B, latent_dim, *S)``, in the model's integer type (:attr:`Bottleneck.numpy_int_dtype`: int8 up to 8 bits, else int16)."""
         if self._whole is None:
             if self._chunks is not None:
                 self._whole = self._chunks(0, self.frames)[None]
