@@ -39,10 +39,11 @@ class Decoder(nn.Module):
 
         self.noise = NoiseFill(config) if config.noise_fill else None
 
-    def forward(self, z: torch.Tensor, fast: bool = False, split_noise: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor, fast: bool = False,
+                split_noise: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Subbands from expanded latents; ``fast`` runs the residual in bfloat16 where the CPU has it;
-        ``split_noise`` returns ``(subbands without the noise fill, the noise fill)`` (training: a loss
-        may charge the waveform error to the first only).
+        ``split_noise`` returns ``(subbands without the noise fill, the noise fill or None)`` (training:
+        a loss may charge the waveform error to the first only).
 
         Only the residual, a small correction, is computed in bfloat16 (about 1.7x faster on
         CPUs with AVX512-BF16, measured in ``benchmarks/data_path.py``); the linear path,
@@ -58,7 +59,7 @@ class Decoder(nn.Module):
                 out = out + self.residual(z)
         noise = self.noise(z) if self.noise is not None else None
         if split_noise:
-            return out, torch.zeros_like(out) if noise is None else noise
+            return out, noise
         return out if noise is None else out + noise
 
 

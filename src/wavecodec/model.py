@@ -219,7 +219,8 @@ class Codec(nn.Module):
     def _decode_unit(self, v: torch.Tensor) -> torch.Tensor:
         return self.wpt.inverse(self.decoder(self.bottleneck.expand(v), fast=self.fast_decode))
 
-    def forward(self, x: torch.Tensor, rung: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, x: torch.Tensor, rung: int | None = None,
+                without_noise: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training pass: noise instead of rounding when ``self.training``; returns ``(x_hat, losses)``.
 
         ``losses["mse"]`` is the mean squared error with the value range scaled to 1 (so
@@ -228,8 +229,9 @@ class Codec(nn.Module):
         per voxel for volumes), from the learned probabilities while training and from the
         frozen integer tables in eval mode. While training, ``losses["entropy_fit"]`` is the
         same rate of the *detached* latents: it trains the probabilities to fit the latents
-        without pushing the latents (that is the job of ``bpp`` weighted by lambda). With a
-        noise-fill decoder, ``losses["mse_without_noise"]`` is the MSE of the decode without its noise.
+        without pushing the latents (that is the job of ``bpp`` weighted by lambda). With
+        ``without_noise`` (a noise-fill decoder), ``losses["mse_without_noise"]`` is the MSE of the
+        decode without its noise.
         """
         self._check(x)
         size = x.shape[2:]
@@ -242,9 +244,9 @@ class Codec(nn.Module):
             entropy, step = self.rates.entropy[rung], per_channel(self.rates.rung_steps(rung), latents)
         v = self.bottleneck(latents if step is None else latents / step)  # noise or rounding, in units of the step
         z = self.bottleneck.expand(v if step is None else v * step)
-        if self.decoder.noise is not None:
+        if without_noise:
             clean, noise = self.decoder(z, split_noise=True)
-            subbands_hat = clean + noise
+            subbands_hat = clean if noise is None else clean + noise
         else:
             subbands_hat = self.decoder(z)
         u_hat = self.crop(self.wpt.inverse(subbands_hat), size)
@@ -255,7 +257,7 @@ class Codec(nn.Module):
             "subband_mse": F.mse_loss(subbands_hat, subbands),
             "bpp": bits.sum().to(u_hat.dtype) / positions,
         }
-        if self.decoder.noise is not None:  # the waveform error of the decode without its noise fill (TrainConfig.noise_free_mse)
+        if without_noise:  # the waveform error of the decode without its noise fill (TrainConfig.noise_free_mse)
             losses["mse_without_noise"] = F.mse_loss(self.crop(self.wpt.inverse(clean), size), self.crop(u, size))
         if self.rates is not None:
             losses["lmbda"] = torch.tensor(self.rates.lambdas[rung])

@@ -201,7 +201,7 @@ class _Stepper:
             group["lr"] = cfg.lr * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             rung = _rung(self.codec, step)
-            x_hat, losses = self.model(batch) if rung is None else self.model(batch, rung)
+            x_hat, losses = self.model(batch, rung, without_noise=cfg.noise_free_mse)
             waveform = losses["mse_without_noise"] if cfg.noise_free_mse else losses["mse"]
             loss = waveform + losses.get("lmbda", cfg.lmbda) * losses["bpp"]  # a rung brings its own lambda
             if cfg.subband_weight:
