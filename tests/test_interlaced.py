@@ -29,6 +29,14 @@ def test_round_trip_of_any_shape(shape: tuple[int, ...]) -> None:
     assert np.array_equal(interlaced.decode(interlaced.encode(q, 127), shape, 127), q)
 
 
+def test_every_size_modulo_the_lattice_round_trips() -> None:
+    """The decoder keeps each step's positions in planes of their own: each of the 64 pairs of sizes modulo 8 lays them out differently."""
+    for rows in range(9, 17):
+        for cols in range(1, 9):
+            q = smooth_latents((1, 3, rows, cols + 8 * (rows % 2)), seed=rows * 17 + cols)
+            assert np.array_equal(interlaced.decode(interlaced.encode(q, 127), q.shape, 127), q), q.shape
+
+
 def test_round_trip_of_16_bit_latents_with_escapes() -> None:
     q = smooth_latents((1, 4, 20, 30), bits=16)
     q[0, 1, 5, 5], q[0, 2, 0, 0], q[0, 3, -1, -1] = 32767, -32767, 30000  # far outside any table window

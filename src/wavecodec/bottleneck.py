@@ -31,6 +31,8 @@ def _scales(step: Step) -> bool:
     return isinstance(step, torch.Tensor) or step != 1
 
 
+_NUMPY_TYPES = {torch.int8: np.dtype(np.int8), torch.int16: np.dtype(np.int16)}
+
 class Bottleneck(nn.Module):
     """Compand, perturb or round, and expand latents of ``bits``-bit precision."""
 
@@ -52,7 +54,7 @@ class Bottleneck(nn.Module):
     @property
     def numpy_int_dtype(self) -> np.dtype:
         """:attr:`int_dtype` as a NumPy type: what the entropy decoders return."""
-        return torch.empty(0, dtype=self.int_dtype).numpy().dtype
+        return _NUMPY_TYPES[self.int_dtype]
 
     def compand(self, y: torch.Tensor, in_place: bool = False) -> torch.Tensor:
         """Map the real line into ``(-half_range, half_range)`` via the Gaussian CDF (overwriting ``y`` if ``in_place``)."""

@@ -58,7 +58,7 @@ LADDER_MIN, LADDER_RATIO = 0.06, 2**0.25  # mean |residual| of table k: LADDER_M
 MAX_WINDOW = 1024
 MAX_PROBABILITY = 1 - 2**-6  # the most any value may get: every symbol then costs >= 0.0227 bits
 PAD = 4  # the widest neighbour distance
-LATTICE = 8  # spacing of the first step
+LATTICE = rans.LATTICE  # spacing of the first step
 WEIGHTS = 13  # per channel: a0 | alpha1, alpha2, a, wV, wX, wR (diagonal) | the same (axial)
 ALPHA_SHIFT = 10  # alpha in units of 2^-10
 M_SHIFT = 16  # magnitudes m in units of 2^-16
@@ -265,7 +265,6 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     batch, channels, *size = shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
     cols = size[-1]
-    steps = _schedule_rows(rows, cols)
     head = batch * channels * WEIGHTS * 2
     if len(data) < head + 4 or (len(data) - head) % 2:
         raise FormatError("the ANS payload has the wrong length for the declared latents")
@@ -279,13 +278,14 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     words = scratch.array("interlaced.words", (2 * symbols + 4,), np.uint16)
     words[:n_words] = np.frombuffer(data, dtype="<u2", offset=head)  # read in place: no copy of the payload
     words[n_words:] = 0  # zero padding: the decoder can never read past it
-    grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, cols + 2 * PAD), _plane_type(max_symbol))
-    grid.fill(0)
-    resid = scratch.array("interlaced.resid", grid.shape[1:], grid.dtype)
-    activity = scratch.array("interlaced.activity", grid.shape[2:], np.int32)
+    per_channel = rans.plane_buffer_size(rows, cols)
+    values = scratch.array("interlaced.values", (channels * per_channel,), _plane_type(max_symbol))
+    resid = scratch.array("interlaced.resid", (channels * per_channel,), values.dtype)
+    activity = scratch.array("interlaced.activity", (per_channel,), np.int32)
+    out = np.empty((batch, channels, rows, cols), dtype=dtype)  # the caller's own
     radii, edges, _, _, cells, intervals, offsets, lookup = _coder_tables()
-    status = rans.decode_interlaced(words, n_words, weights, grid, steps, max_symbol, radii, edges, intervals, offsets, lookup,
-                                    cells, PAD, ALPHA_SHIFT, resid, activity)
+    status = rans.decode_interlaced(words, n_words, weights, out, max_symbol, radii, edges, intervals, offsets, lookup, cells,
+                                    ALPHA_SHIFT, values, resid, activity)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
-    return grid[:, :, PAD : PAD + rows, PAD : PAD + cols].astype(dtype).reshape(shape)  # a copy: the caller's own
+    return out.reshape(shape)

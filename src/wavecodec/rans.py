@@ -10,10 +10,11 @@ the same symbols on every machine.
 
 Why compiled: after each symbol the decoder's state changes, so a symbol loop is inherent to
 entropy decoding. Compiling that loop together with the context arithmetic of
-:mod:`wavecodec.interlaced` makes a sample of latents decode in about a millisecond. The
+:mod:`wavecodec.interlaced` makes a sample of latents decode in under a millisecond. The
 context arithmetic lives here once (:func:`_value_features`, :func:`_residual_feature`,
 :func:`_prediction`, :func:`_magnitude`, :func:`_table_indices`): the decoder computes it
-step by step and channel by channel (:func:`decode_interlaced`), the encoder, which knows
+step by step and channel by channel (:func:`decode_interlaced`, on planes of its own per step,
+so that it reads with unit stride), the encoder, which knows
 every value at once, in two channel-by-channel passes that also fit the weights
 (:func:`encoder_values`, :func:`encoder_residuals`) and one coding pass
 (:func:`code_interlaced`), so the two cannot drift apart.
@@ -74,6 +75,7 @@ def encode_symbols(starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, splic
     return n
 
 
+LATTICE = 8  # the first step's spacing: the decoder's planes are laid out for spacings 8, 4, 2
 COARSE = 6  # the slot lookup table has one entry per 2^COARSE slots
 CELL_LIMIT = 1 << 48  # magnitudes from here on take the last table
 
@@ -145,24 +147,23 @@ def _row_count(size: int, start: int, s: int) -> int:  # pragma: no cover - comp
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _value_features(v: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], act: np.ndarray, u: int,
-                    others_flag: int) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
-    """The context of position ``u`` of a row from the values: the two pair sums of the four neighbours
-    ``v``, their spread ``V`` and the other channels' activity ``X`` there (``act``, the four
+def _value_features(n0: int, n1: int, n2: int, n3: int, act: int, others_flag: int) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """The context of a position from its four neighbours' values ``n0..n3`` (pairs 0-3 and 1-2): the two
+    pair sums, their spread ``V`` and the other channels' activity ``X`` there (``act``, the four
     neighbours' summed activity, less the channel's own magnitudes when ``others_flag``)."""
-    n0, n1, n2, n3 = np.int64(v[0][u]), np.int64(v[1][u]), np.int64(v[2][u]), np.int64(v[3][u])
+    n0, n1, n2, n3 = np.int64(n0), np.int64(n1), np.int64(n2), np.int64(n3)
     p1 = n0 + n3
     p2 = n1 + n2
     total = p1 + p2
     spread = (abs(4 * n0 - total) + abs(4 * n1 - total) + abs(4 * n2 - total) + abs(4 * n3 - total)) >> 2
-    others = act[u] - others_flag * (abs(n0) + abs(n1) + abs(n2) + abs(n3))
+    others = np.int64(act) - others_flag * (abs(n0) + abs(n1) + abs(n2) + abs(n3))
     return p1, p2, spread, others
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _residual_feature(r: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], u: int) -> int:  # pragma: no cover - compiled
+def _residual_feature(r0: int, r1: int, r2: int, r3: int) -> int:  # pragma: no cover - compiled
     """The rest of the context: the four neighbours' own residual magnitudes ``R``."""
-    return abs(np.int64(r[0][u])) + abs(np.int64(r[1][u])) + abs(np.int64(r[2][u])) + abs(np.int64(r[3][u]))
+    return abs(np.int64(r0)) + abs(np.int64(r1)) + abs(np.int64(r2)) + abs(np.int64(r3))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -201,48 +202,6 @@ def _activity_sums(activity: np.ndarray, step: np.ndarray, pad: int, out: np.nda
         for u in range(n):
             o[u] = np.int64(x[0][u]) + np.int64(x[1][u]) + np.int64(x[2][u]) + np.int64(x[3][u])
         p += n
-
-
-@njit(cache=True, nogil=True)
-def _channel_contexts(gc: np.ndarray, rc: np.ndarray, act: np.ndarray, wc: np.ndarray, step: np.ndarray, pad: int, own_channel: bool,
-                      max_symbol: int, alpha_shift: int, magnitudes: np.ndarray, mus: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Predicted magnitude and prediction of one channel's symbols of one step, raster order; returns their count.
-
-    ``gc``, ``rc``: the channel's padded values and residuals (only positions of earlier
-    steps are read); ``act``: the step's summed neighbour activity (:func:`_activity_sums`);
-    ``wc``: the channel's weights; ``own_channel``: subtract the channel's own magnitudes
-    from the activity (every channel but channel 0, which the activity leaves out). The
-    loops run over strided row views, so the compiler vectorises them.
-    """
-    height, width = gc.shape
-    i0, j0, s, kind, h = step[0], step[1], step[2], step[3], step[4]
-    nb = _neighbours(kind, h)
-    n = _row_count(width - pad, pad + j0, s)
-    a, wv, wx, wr = _magnitude_weights(wc, kind)
-    t = 0
-    if kind == 0:
-        for i in range(pad + i0, height - pad, s):
-            mo = magnitudes[t : t + n]
-            uo = mus[t : t + n]
-            for u in range(n):
-                mo[u] = a
-                uo[u] = 0
-            t += n
-        return t
-    alpha1, alpha2 = np.int64(wc[1 + 6 * (kind - 1)]), np.int64(wc[2 + 6 * (kind - 1)])
-    others_flag = 1 if own_channel else 0
-    for i in range(pad + i0, height - pad, s):
-        v = _views(gc, i, pad + j0, s, nb)
-        r = _views(rc, i, pad + j0, s, nb)
-        ax = act[t : t + n]
-        mo = magnitudes[t : t + n]
-        uo = mus[t : t + n]
-        for u in range(n):
-            p1, p2, spread, others = _value_features(v, ax, u, others_flag)
-            uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
-            mo[u] = _magnitude(a, wv, wx, wr, spread, others, _residual_feature(r, u))
-        t += n
-    return t
 
 
 @njit(cache=True, nogil=True)
@@ -344,7 +303,7 @@ def encoder_values(g: np.ndarray, steps: np.ndarray, pad: int, features: np.ndar
                     ax = act[o : o + n]
                     for e in range(n):
                         f0[e] = q[e]
-                        f1[e], f2[e], f3[e], f4[e] = _value_features(v, ax, e, others_flag)
+                        f1[e], f2[e], f3[e], f4[e] = _value_features(v[0][e], v[1][e], v[2][e], v[3][e], ax[e], others_flag)
                     for e in range(n):  # a second loop: plain contiguous sums vectorise
                         x1, x2, y = f1[e], f2[e], f0[e]
                         s11 += x1 * x1
@@ -413,7 +372,7 @@ def encoder_residuals(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int,
                     mu = _prediction(f1[e], f2[e], alpha1, alpha2, alpha_shift, max_symbol)
                     out[e] = f0[e] - mu
                     f5[e] = mu
-                    f6[e] = _residual_feature(r, e)
+                    f6[e] = _residual_feature(r[0][e], r[1][e], r[2][e], r[3][e])
                 for e in range(n):  # a second loop: plain contiguous sums vectorise
                     spread, others, own = f3[e], f4[e], f6[e]
                     y = abs(f0[e] - f5[e])
@@ -487,86 +446,258 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray
                 n += m
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, grid: np.ndarray, steps: np.ndarray, max_symbol: int,
-                      radii: np.ndarray, edges: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray,
-                      cells: np.ndarray, pad: int, alpha_shift: int, resid: np.ndarray, activity: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Decode every item of ``grid`` ``(B, C, rows + 2P, cols + 2P)`` (zero padding) in place; returns 0 or a :data:`PROBLEMS` code.
+# -- the decoder: polyphase planes ---------------------------------------------------------------
+# The decoder keeps each step's positions as a plane of their own, zero-padded by one, so that
+# every loop over a step reads its neighbours and writes its symbols with unit stride (the
+# strided views of the full planes that the encoder uses keep a compiler from vectorising the
+# decoder's context arithmetic, which then took more time than the entropy decoding). At
+# spacing ``s`` the positions ``(0, 0) mod s`` (``E``, decoded before) neighbour the centres
+# ``(h, h)`` (``OO``) and edges ``(0, h)`` (``EO``) and ``(h, 0)`` (``OE``), ``h = s / 2``; the four
+# interleave into the next spacing's ``E``, and at spacing 2 into the output.
+#: neighbours (plane: 0 for E, 1 for OO; row offset; column offset) in :func:`_neighbours`' order, per step
+_CENTRE = ((0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1))
+_EDGE_0H = ((0, 0, 0), (1, -1, 0), (1, 0, 0), (0, 0, 1))
+_EDGE_H0 = ((1, 0, -1), (0, 0, 0), (0, 1, 0), (1, 0, 0))
 
-    Step by step, and within a step channel by channel: a channel's contexts read only earlier
-    steps, so each is computed just before its symbols are decoded and everything stays in the
-    first-level cache. ``intervals`` holds table ``k``'s entries from ``offsets[k]`` on, each
+
+@njit(cache=True, nogil=True)
+def plane_sizes(rows: int, cols: int) -> np.ndarray:  # pragma: no cover - compiled
+    """``(3, 4, 2)``: per spacing 8, 4, 2 (from :data:`LATTICE` down) the unpadded sizes of its ``E``, ``OO``, ``EO``, ``OE`` planes."""
+    out = np.empty((3, 4, 2), dtype=np.int64)
+    s = LATTICE
+    for level in range(3):
+        h = s // 2
+        re, ce = _row_count(rows, 0, s), _row_count(cols, 0, s)
+        rh, ch = _row_count(rows, h, s), _row_count(cols, h, s)
+        out[level, 0, 0], out[level, 0, 1] = re, ce
+        out[level, 1, 0], out[level, 1, 1] = rh, ch
+        out[level, 2, 0], out[level, 2, 1] = re, ch
+        out[level, 3, 0], out[level, 3, 1] = rh, ce
+        s = h
+    return out
+
+
+@njit(cache=True, nogil=True)
+def plane_buffer_size(rows: int, cols: int) -> int:  # pragma: no cover - compiled
+    """Entries of one channel's polyphase planes, padded, over all spacings (the decoder's scratch per channel)."""
+    sizes = plane_sizes(rows, cols)
+    total = 0
+    for level in range(3):
+        for p in range(4):
+            total += (sizes[level, p, 0] + 2) * (sizes[level, p, 1] + 2)
+    return total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _carve(buf: np.ndarray, o: int, lead: int, r: int, c: int) -> np.ndarray:  # pragma: no cover - compiled
+    """The padded plane(s) ``(lead, r + 2, c + 2)`` at offset ``o`` of a flat buffer."""
+    return buf[o : o + lead * (r + 2) * (c + 2)].reshape((lead, r + 2, c + 2))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _at(buf: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
+    """``buf[i]`` through an unsigned index (``i >= 0`` by construction): no negative-index wraparound,
+    which would keep the compiler from vectorising the loop."""
+    return buf[np.uint64(i)]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _start(planes: np.ndarray, spec: tuple[int, int, int], lead: int, ch: int, a: int) -> int:  # pragma: no cover - compiled
+    """Where row ``a`` of a step's neighbour ``spec`` ``(plane, row offset, column offset)`` starts in a flat buffer of
+    ``lead`` channels, channel ``ch``; ``planes``: ``(offset, rows, cols)`` of ``E`` (row 0) and ``OO`` (row 1)."""
+    p, di, dj = spec
+    o, r, c = planes[p, 0], planes[p, 1], planes[p, 2]
+    return lead * o + ch * (r + 2) * (c + 2) + (a + 1 + di) * (c + 2) + 1 + dj
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bases(planes: np.ndarray, specs: tuple, lead: int, ch: int, a: int) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """:func:`_start` of a step's four neighbours."""
+    return (_start(planes, specs[0], lead, ch, a), _start(planes, specs[1], lead, ch, a), _start(planes, specs[2], lead, ch, a),
+            _start(planes, specs[3], lead, ch, a))
+
+
+@njit(cache=True, nogil=True)
+def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, planes: np.ndarray, specs: tuple, kind: int,
+                 state: np.ndarray, words: np.ndarray, weights: np.ndarray, max_symbol: int, alpha_shift: int, radii: np.ndarray,
+                 edges: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray, cells: np.ndarray,
+                 act: np.ndarray, magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, mus: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Decode one step into its plane of the flat buffers ``values``, ``resid`` (``C`` channels) and ``activity`` (one).
+
+    ``planes`` ``(3, 3)``: ``(offset, rows, cols)`` of the planes ``E`` and ``OO`` it reads (as
+    ``specs`` says; the first step, ``kind`` 0, reads nothing) and of its own. ``state``:
+    ``x, y, ptr, bad``, carried from step to step. Every loop indexes the flat buffers from
+    a row's start, so the context arithmetic vectorises.
+    """
+    channels = weights.shape[0]
+    o, rows, cols = planes[2, 0], planes[2, 1], planes[2, 2]
+    t = rows * cols
+    if t == 0:
+        return
+    x, y, ptr, bad = state[0], state[1], state[2], state[3]
+    if kind != 0:  # the four neighbours' summed activity, shared by all channels
+        for a in range(rows):
+            b0, b1, b2, b3 = _bases(planes, specs, 1, 0, a)
+            ax = act[a * cols : (a + 1) * cols]
+            for u in range(cols):
+                ax[u] = (np.int64(_at(activity, b0 + u)) + np.int64(_at(activity, b1 + u)) + np.int64(_at(activity, b2 + u))
+                         + np.int64(_at(activity, b3 + u)))
+    for c in range(channels):
+        # 1. the contexts of the channel's symbols: predicted magnitude and prediction
+        am, wv, wx, wr = _magnitude_weights(weights[c], kind)
+        if kind == 0:
+            magnitudes[:t] = am
+            mus[:t] = 0
+        else:
+            alpha1, alpha2 = np.int64(weights[c, 1 + 6 * (kind - 1)]), np.int64(weights[c, 2 + 6 * (kind - 1)])
+            others_flag = 1 if c != 0 else 0
+            for a in range(rows):
+                b0, b1, b2, b3 = _bases(planes, specs, channels, c, a)
+                ax = act[a * cols : (a + 1) * cols]
+                mo = magnitudes[a * cols : (a + 1) * cols]
+                uo = mus[a * cols : (a + 1) * cols]
+                for u in range(cols):
+                    p1, p2, spread, others = _value_features(_at(values, b0 + u), _at(values, b1 + u), _at(values, b2 + u),
+                                                             _at(values, b3 + u), ax[u], others_flag)
+                    own = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
+                    uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
+                    mo[u] = _magnitude(am, wv, wx, wr, spread, others, own)
+        _table_indices(magnitudes, floats, ks[:t], edges, cells)
+        # 2. the entropy decoding, straight into the plane
+        u = 0
+        for a in range(rows):
+            row = channels * o + c * (rows + 2) * (cols + 2) + (a + 1) * (cols + 2) + 1
+            gv = values[row : row + cols]
+            rv = resid[row : row + cols]
+            for e in range(cols):
+                k = ks[u]
+                window = radii[k]
+                first = offsets[k]
+                slot = x & 0xFFFF
+                sym = np.int64(lookup[k, slot >> COARSE])  # then step to the interval that holds the slot
+                entry = np.int64(intervals[first + sym])
+                while slot - (entry & 0xFFFF) >= (entry >> 16):
+                    sym += 1
+                    entry = np.int64(intervals[first + sym])
+                x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
+                low = x < LOWER  # renormalise without a branch: the padding makes the read safe
+                x = ((x << 16) | np.int64(words[ptr])) if low else x
+                ptr += low
+                x, y = y, x  # the next symbol uses the other state
+                if sym == 2 * window + 1:  # escape: the raw value follows
+                    slot = x & 0xFFFF
+                    x = x >> 16  # frequency 1: x = 1 * (x >> 16) + slot - slot
+                    if x < LOWER:
+                        x = (x << 16) | np.int64(words[ptr])
+                        ptr += 1
+                    x, y = y, x
+                    value = slot - max_symbol
+                else:
+                    value = mus[u] + sym - window
+                if value > max_symbol or value < -max_symbol:  # flagged, not returned: an exit in
+                    bad = 1  # the loop slows it down; clamped so the rest stays bounded
+                    value = 0
+                gv[e] = value
+                rv[e] = value - mus[u]
+                u += 1
+    # 3. the activity of the step's positions: sum of |values| of channels 1..
+    for a in range(rows):
+        row = o + (a + 1) * (cols + 2) + 1
+        out = activity[row : row + cols]
+        for u in range(cols):
+            out[u] = 0
+        for c in range(1, channels):
+            start = channels * o + c * (rows + 2) * (cols + 2) + (a + 1) * (cols + 2) + 1
+            for u in range(cols):
+                out[u] += abs(_at(values, start + u))
+    state[0], state[1], state[2], state[3] = x, y, ptr, bad
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _phases(buf: np.ndarray, lead: int, e: tuple[int, int, int], oo: tuple[int, int, int], eo: tuple[int, int, int],
+            oe: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """A spacing's four planes ``(offset, rows, cols)`` in a flat buffer of ``lead`` channels, in the order of their phases
+    ``(0, 0), (0, 1), (1, 0), (1, 1)``: ``E``, ``EO``, ``OE``, ``OO``."""
+    return (_carve(buf, lead * e[0], lead, e[1], e[2]), _carve(buf, lead * eo[0], lead, eo[1], eo[2]),
+            _carve(buf, lead * oe[0], lead, oe[1], oe[2]), _carve(buf, lead * oo[0], lead, oo[1], oo[2]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _interleave(dst: np.ndarray, parts: tuple, pad: int) -> None:  # pragma: no cover - compiled
+    """Write ``E``, ``EO``, ``OE``, ``OO`` (padded planes ``(L, r + 2, c + 2)``) into ``dst`` ``(L, ...)`` at phases
+    ``(0, 0), (0, 1), (1, 0), (1, 1)``; ``pad``: ``dst``'s own padding (1 for a plane, 0 for the output)."""
+    lead = dst.shape[0]
+    for q in range(4):
+        src = parts[q]
+        i0, j0 = q >> 1, q & 1
+        r, c = src.shape[1] - 2, src.shape[2] - 2
+        for l in range(lead):
+            for a in range(r):
+                d = dst[l, pad + i0 + 2 * a, pad + j0 :: 2]
+                row = src[l, a + 1, 1:]
+                for u in range(c):
+                    d[u] = row[u]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out: np.ndarray, max_symbol: int, radii: np.ndarray,
+                      edges: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray, cells: np.ndarray,
+                      alpha_shift: int, values: np.ndarray, resid: np.ndarray, activity: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Decode every item of ``out`` ``(B, C, rows, cols)``; returns 0 or a :data:`PROBLEMS` code.
+
+    Step by step, and within a step channel by channel, on polyphase planes (see above):
+    ``values``, ``resid`` ``(C * plane_buffer_size,)`` and ``activity`` ``(plane_buffer_size,)`` are
+    their flat scratch. ``intervals`` holds table ``k``'s entries from ``offsets[k]`` on, each
     ``cumulative frequency | frequency << 16``. ``words`` holds the stream's ``n_words`` words
     followed by zero padding up to two words per symbol (the most a stream can consume), so no
     read can leave the array whatever the payload; a stream that reads into the padding is
     refused afterwards. Table reads are bounded by construction (every table's last interval
-    ends at ``2^16``). ``resid`` ``(C, H, W)`` and ``activity`` ``(H, W)`` are scratch planes.
+    ends at ``2^16``).
     """
-    batch, channels, height, width = grid.shape
+    batch, channels, rows, cols = out.shape
     if n_words < 4:
         return 1
-    x = (np.int64(words[0]) << 16) | np.int64(words[1])  # the state of the next symbol
-    y = (np.int64(words[2]) << 16) | np.int64(words[3])  # the other state (two interleaved states)
-    if x < LOWER or y < LOWER:
+    state = np.empty(4, dtype=np.int64)
+    state[0] = (np.int64(words[0]) << 16) | np.int64(words[1])  # the state of the next symbol
+    state[1] = (np.int64(words[2]) << 16) | np.int64(words[3])  # the other state (two interleaved states)
+    state[2], state[3] = 4, 0
+    if state[0] < LOWER or state[1] < LOWER:
         return 4
-    ptr = 4
-    bad = 0
-    per = _step_sizes(steps, height, width, pad)
-    most = per.max()
-    magnitudes, floats = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.float64)
-    act, ks, mus = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64)
+    sizes = plane_sizes(rows, cols)
+    most = sizes[2, 0, 0] * sizes[2, 0, 1]  # spacing 2's E: no step has more positions
+    act, ks, mus, magnitudes = np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
+    floats = np.empty(most, np.float64)
+    planes = np.zeros((3, 3), dtype=np.int64)  # E, OO, the step's own: offset, rows, cols
     for b in range(batch):
-        g = grid[b]
+        values[:] = 0
         resid[:] = 0
         activity[:] = 0
-        for st in range(steps.shape[0]):
-            step = steps[st]
-            i0, j0, s = step[0], step[1], step[2]
-            n = _row_count(width - pad, pad + j0, s)
-            if step[3] != 0:
-                _activity_sums(activity, step, pad, act)
-            for c in range(channels):
-                # 1. the contexts of the channel's symbols of this step: table index and prediction
-                t = _channel_contexts(g[c], resid[c], act, weights[b, c], step, pad, c != 0, max_symbol, alpha_shift, magnitudes, mus)
-                _table_indices(magnitudes, floats, ks[:t], edges, cells)
-                # 2. the entropy decoding, straight into the planes
-                u = 0
-                for i in range(pad + i0, height - pad, s):
-                    gv = g[c, i, pad + j0 :: s]
-                    rv = resid[c, i, pad + j0 :: s]
-                    for e in range(n):
-                        k = ks[u]
-                        window = radii[k]
-                        first = offsets[k]
-                        slot = x & 0xFFFF
-                        sym = np.int64(lookup[k, slot >> COARSE])  # then step to the interval that holds the slot
-                        entry = np.int64(intervals[first + sym])
-                        while slot - (entry & 0xFFFF) >= (entry >> 16):
-                            sym += 1
-                            entry = np.int64(intervals[first + sym])
-                        x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
-                        low = x < LOWER  # renormalise without a branch: the padding makes the read safe
-                        x = ((x << 16) | np.int64(words[ptr])) if low else x
-                        ptr += low
-                        x, y = y, x  # the next symbol uses the other state
-                        if sym == 2 * window + 1:  # escape: the raw value follows
-                            slot = x & 0xFFFF
-                            x = x >> 16  # frequency 1: x = 1 * (x >> 16) + slot - slot
-                            if x < LOWER:
-                                x = (x << 16) | np.int64(words[ptr])
-                                ptr += 1
-                            x, y = y, x
-                            value = slot - max_symbol
-                        else:
-                            value = mus[u] + sym - window
-                        if value > max_symbol or value < -max_symbol:  # flagged, not returned: an exit in
-                            bad = 1  # the loop slows it down; clamped so the rest stays bounded
-                            value = 0
-                        gv[e] = value
-                        rv[e] = value - mus[u]
-                        u += 1
-            # 3. the channels' activity at the step's positions
-            _activity(g, activity, step, pad)
+        o = 0
+        e = (0, sizes[0, 0, 0], sizes[0, 0, 1])  # offset, rows, cols
+        o += (e[1] + 2) * (e[2] + 2)
+        planes[2, 0], planes[2, 1], planes[2, 2] = e
+        _decode_step(values, resid, activity, planes, _CENTRE, 0, state, words, weights[b], max_symbol, alpha_shift,
+                     radii, edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
+        for level in range(3):
+            own = [e]
+            for p in range(1, 4):
+                own.append((o, sizes[level, p, 0], sizes[level, p, 1]))
+                o += (sizes[level, p, 0] + 2) * (sizes[level, p, 1] + 2)
+            planes[0, 0], planes[0, 1], planes[0, 2] = e
+            planes[1, 0], planes[1, 1], planes[1, 2] = own[1]
+            for p, specs in ((1, _CENTRE), (2, _EDGE_0H), (3, _EDGE_H0)):
+                planes[2, 0], planes[2, 1], planes[2, 2] = own[p]
+                _decode_step(values, resid, activity, planes, specs, 1 if p == 1 else 2, state, words, weights[b], max_symbol,
+                             alpha_shift, radii, edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
+            if level == 2:  # the last spacing's planes interleave into the output
+                _interleave(out[b], _phases(values, channels, own[0], own[1], own[2], own[3]), 0)
+                break
+            e = (o, sizes[level + 1, 0, 0], sizes[level + 1, 0, 1])  # the next spacing's E
+            o += (e[1] + 2) * (e[2] + 2)
+            _interleave(_carve(values, channels * e[0], channels, e[1], e[2]), _phases(values, channels, own[0], own[1], own[2], own[3]), 1)
+            _interleave(_carve(resid, channels * e[0], channels, e[1], e[2]), _phases(resid, channels, own[0], own[1], own[2], own[3]), 1)
+            _interleave(_carve(activity, e[0], 1, e[1], e[2]), _phases(activity, 1, own[0], own[1], own[2], own[3]), 1)
+    x, y, ptr, bad = state[0], state[1], state[2], state[3]
     if ptr > n_words:
         return 1
     if bad:
