@@ -121,6 +121,13 @@ def slot_lookup(cum: np.ndarray, radii: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _at(buf: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
+    """``buf[i]`` through an unsigned index (``i >= 0`` by construction): no negative-index wraparound,
+    which would keep the compiler from vectorising the loop."""
+    return buf[np.uint64(i)]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _neighbours(kind: int, h: int) -> tuple[int, int, int, int, int, int, int, int]:  # pragma: no cover - compiled
     """Row and column offsets of a step's four neighbours (pairs 0-3 and 1-2): diagonal for kind 1, axial for kind 2."""
     if kind == 1:
@@ -219,8 +226,8 @@ def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, e
         f[u] = np.float64(min(max(magnitudes[u], 1), CELL_LIMIT - 1))
     bits = floats.view(np.int64)
     for u in range(t):
-        k = cells[(bits[u] >> 46) - (1023 << 6)]
-        ks[u] = k + (edges[k] <= magnitudes[u])
+        k = _at(cells, (bits[u] >> 46) - (1023 << 6))
+        ks[u] = k + (_at(edges, k) <= magnitudes[u])
 
 
 @njit(cache=True, nogil=True)
@@ -495,13 +502,6 @@ def _carve(buf: np.ndarray, o: int, lead: int, r: int, c: int) -> np.ndarray:  #
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _at(buf: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
-    """``buf[i]`` through an unsigned index (``i >= 0`` by construction): no negative-index wraparound,
-    which would keep the compiler from vectorising the loop."""
-    return buf[np.uint64(i)]
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _start(planes: np.ndarray, spec: tuple[int, int, int], lead: int, ch: int, a: int) -> int:  # pragma: no cover - compiled
     """Where row ``a`` of a step's neighbour ``spec`` ``(plane, row offset, column offset)`` starts in a flat buffer of
     ``lead`` channels, channel ``ch``; ``planes``: ``(offset, rows, cols)`` of ``E`` (row 0) and ``OO`` (row 1)."""
@@ -571,24 +571,24 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
             rv = resid[row : row + cols]
             for e in range(cols):
                 k = ks[u]
-                window = radii[k]
-                first = offsets[k]
+                window = _at(radii, k)
+                first = _at(offsets, k)
                 slot = x & 0xFFFF
-                sym = np.int64(lookup[k, slot >> COARSE])  # then step to the interval that holds the slot
-                entry = np.int64(intervals[first + sym])
+                sym = np.int64(lookup[np.uint64(k), np.uint64(slot >> COARSE)])  # then step to the interval that holds the slot
+                entry = np.int64(_at(intervals, first + sym))
                 while slot - (entry & 0xFFFF) >= (entry >> 16):
                     sym += 1
-                    entry = np.int64(intervals[first + sym])
+                    entry = np.int64(_at(intervals, first + sym))
                 x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
                 low = x < LOWER  # renormalise without a branch: the padding makes the read safe
-                x = ((x << 16) | np.int64(words[ptr])) if low else x
+                x = ((x << 16) | np.int64(_at(words, ptr))) if low else x
                 ptr += low
                 x, y = y, x  # the next symbol uses the other state
                 if sym == 2 * window + 1:  # escape: the raw value follows
                     slot = x & 0xFFFF
                     x = x >> 16  # frequency 1: x = 1 * (x >> 16) + slot - slot
                     if x < LOWER:
-                        x = (x << 16) | np.int64(words[ptr])
+                        x = (x << 16) | np.int64(_at(words, ptr))
                         ptr += 1
                     x, y = y, x
                     value = slot - max_symbol
@@ -625,18 +625,22 @@ def _phases(buf: np.ndarray, lead: int, e: tuple[int, int, int], oo: tuple[int, 
 @njit(cache=True, nogil=True, inline="always")
 def _interleave(dst: np.ndarray, parts: tuple, pad: int) -> None:  # pragma: no cover - compiled
     """Write ``E``, ``EO``, ``OE``, ``OO`` (padded planes ``(L, r + 2, c + 2)``) into ``dst`` ``(L, ...)`` at phases
-    ``(0, 0), (0, 1), (1, 0), (1, 1)``; ``pad``: ``dst``'s own padding (1 for a plane, 0 for the output)."""
+    ``(0, 0), (0, 1), (1, 0), (1, 1)``; ``pad``: ``dst``'s own padding (1 for a plane, 0 for the output).
+
+    Row by row of ``dst``, two source rows zipped together: unit-stride reads and writes."""
     lead = dst.shape[0]
-    for q in range(4):
-        src = parts[q]
-        i0, j0 = q >> 1, q & 1
-        r, c = src.shape[1] - 2, src.shape[2] - 2
+    for i0 in range(2):
+        even, odd = parts[2 * i0], parts[2 * i0 + 1]
+        rows, ce, co = even.shape[1] - 2, even.shape[2] - 2, odd.shape[2] - 2
         for l in range(lead):
-            for a in range(r):
-                d = dst[l, pad + i0 + 2 * a, pad + j0 :: 2]
-                row = src[l, a + 1, 1:]
-                for u in range(c):
-                    d[u] = row[u]
+            for a in range(rows):
+                d = dst[l, pad + i0 + 2 * a, pad:]
+                ev, od = even[l, a + 1, 1:], odd[l, a + 1, 1:]
+                for u in range(co):
+                    d[2 * u] = ev[u]
+                    d[2 * u + 1] = od[u]
+                if ce > co:
+                    d[2 * co] = ev[co]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
