@@ -570,7 +570,7 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
             gv = values[row : row + cols]
             rv = resid[row : row + cols]
             for e in range(cols):
-                k = ks[u]
+                k = _at(ks, u)
                 window = _at(radii, k)
                 first = _at(offsets, k)
                 slot = x & 0xFFFF
@@ -593,12 +593,12 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
                     x, y = y, x
                     value = slot - max_symbol
                 else:
-                    value = mus[u] + sym - window
+                    value = _at(mus, u) + sym - window
                 if value > max_symbol or value < -max_symbol:  # flagged, not returned: an exit in
                     bad = 1  # the loop slows it down; clamped so the rest stays bounded
                     value = 0
                 gv[e] = value
-                rv[e] = value - mus[u]
+                rv[e] = value - _at(mus, u)
                 u += 1
     # 3. the activity of the step's positions: sum of |values| of channels 1..
     for a in range(rows):
