@@ -105,7 +105,7 @@ class Coder:
     """
 
     encode: Callable[[np.ndarray, Any], bytes]
-    decode: Callable[[bytes, tuple[int, ...], Any], np.ndarray]
+    decode: Callable[[bytes, tuple[int, ...], Any, np.dtype], np.ndarray]  # the symbols as that type (floats too)
     capacity: Callable[[int, Any], int]
 
 
@@ -125,17 +125,17 @@ WEBP_CAPACITY = (1 << 20, 1 << 12)  # lossless WebP squeezes flat mosaics hard: 
 #: coders by the name files record (format version 2); ``ans-wavefront`` is what version 1 calls ``ans``
 CODER_TABLE: dict[str, Coder] = {
     "ans": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol),
-                 lambda data, shape, codec: interlaced.decode(data, shape, codec.bottleneck.max_symbol, codec.bottleneck.numpy_int_dtype),
+                 lambda data, shape, codec, dtype: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype),
                  lambda n, codec: interlaced.max_symbols(n)),
-    "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q.astype(np.int64)), lambda data, shape, codec: codec.context.decode(data, shape),
+    "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q.astype(np.int64)), lambda data, shape, codec, dtype: codec.context.decode(data, shape).astype(dtype, copy=False),
                            lambda n, codec: ans_capacity(int(codec.context.tables.max()), n)),
-    "ans-iid": Coder(lambda q, codec: codec.entropy.encode(q.astype(np.int64)), lambda data, shape, codec: codec.entropy.decode(data, shape),
+    "ans-iid": Coder(lambda q, codec: codec.entropy.encode(q.astype(np.int64)), lambda data, shape, codec, dtype: codec.entropy.decode(data, shape).astype(dtype, copy=False),
                      lambda n, codec: ans_capacity(int(codec.entropy.pmf.max()), n)),
     "webp": Coder(lambda q, codec: webp_encode(q, codec.bottleneck.max_symbol),
-                  lambda data, shape, codec: webp_decode(data, shape, codec.bottleneck.max_symbol),
+                  lambda data, shape, codec, dtype: webp_decode(data, shape, codec.bottleneck.max_symbol).astype(dtype, copy=False),
                   lambda n, codec: WEBP_CAPACITY[0] + WEBP_CAPACITY[1] * n),
     "raw": Coder(lambda q, codec: raw_encode(q, codec.bottleneck.max_symbol),
-                 lambda data, shape, codec: raw_decode(data, shape, codec.bottleneck.max_symbol),
+                 lambda data, shape, codec, dtype: raw_decode(data, shape, codec.bottleneck.max_symbol).astype(dtype, copy=False),
                  lambda n, codec: n),
 }
 CODERS = tuple(CODER_TABLE)
@@ -155,8 +155,9 @@ def encode_symbols(coder: str, q: np.ndarray, codec: Any) -> bytes:
     return CODER_TABLE[coder].encode(q, codec)
 
 
-def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec: Any) -> np.ndarray:
-    """Inverse of :func:`encode_symbols` for latents of ``shape``, in the model's integer type (``Bottleneck.numpy_int_dtype``); :class:`FormatError` for a bad payload.
+def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec: Any, dtype: np.dtype | type | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_symbols` for latents of ``shape``, in the model's integer type (``Bottleneck.numpy_int_dtype``)
+    or as ``dtype`` (floats straight from the decoder: no integer copy on the way); :class:`FormatError` for a bad payload.
 
     A payload too short to hold ``shape``'s symbols is refused first (see :class:`Coder`).
     """
@@ -164,7 +165,7 @@ def decode_symbols(coder: str, data: bytes, shape: tuple[int, ...], codec: Any) 
         raise FormatError(f"unknown coder {coder!r} in the file")
     if math.prod(shape) > CODER_TABLE[coder].capacity(len(data), codec):
         raise FormatError("the latents section is too short to hold the latents the header declares")
-    return CODER_TABLE[coder].decode(data, shape, codec).astype(codec.bottleneck.numpy_int_dtype, copy=False)
+    return CODER_TABLE[coder].decode(data, shape, codec, np.dtype(codec.bottleneck.numpy_int_dtype if dtype is None else dtype))
 
 
 

@@ -497,8 +497,14 @@ class LatentSymbols:
         return self._whole
 
     def latents(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Every latent, dequantized (:meth:`Bottleneck.dequantize`): what the decoder takes."""
-        return self.codec.bottleneck.dequantize(torch.from_numpy(self.all()), self.quant_step, dtype)
+        """Every latent, dequantized (:meth:`Bottleneck.dequantize`): what the decoder takes.
+
+        A whole file not yet decoded is decoded straight into float32 (no integer array on the way)."""
+        if self._whole is None and self._chunks is None and dtype == torch.float32:
+            q = torch.from_numpy(decode_symbols(self.header["coder"], self.payload, self.shape, self.codec, np.float32))
+        else:
+            q = torch.from_numpy(self.all())
+        return self.codec.bottleneck.dequantize(q, self.quant_step, dtype)
 
 
 def open_latents(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES,

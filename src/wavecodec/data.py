@@ -65,16 +65,14 @@ class _Reader:
         if self.decode:
             return decompress(self.codec, wvc).signal[0], y
         _, symbols, _ = open_latents(self.codec, wvc, fingerprint=self.fingerprint)
-        q = symbols.all()[0]
-        if self.crop:
-            q = _random_crop(q, self.crop, rng)
-        t = torch.from_numpy(np.ascontiguousarray(q))
         if self.as_integers:
-            return t.to(self.codec.bottleneck.int_dtype), y
-        return self.codec.bottleneck.dequantize(t, symbols.quant_step, torch.float32), y
+            q = symbols.all()[0]
+            return torch.from_numpy(np.ascontiguousarray(_random_crop(q, self.crop, rng) if self.crop else q)), y
+        v = symbols.latents()[0]  # dequantizing is per channel, so cropping after it is the same
+        return (_random_crop(v, self.crop, rng).contiguous() if self.crop else v), y
 
 
-def _random_crop(q: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
+def _random_crop(q: np.ndarray | torch.Tensor, size: int, rng: random.Random) -> np.ndarray | torch.Tensor:
     """A random ``size`` window along every spatial axis of ``(C, *S)`` latents (whole axis if shorter)."""
     slices = [slice(None)]
     for n in q.shape[1:]:

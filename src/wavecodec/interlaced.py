@@ -282,10 +282,12 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     values = scratch.array("interlaced.values", (channels * per_channel,), _plane_type(max_symbol))
     resid = scratch.array("interlaced.resid", (channels * per_channel,), values.dtype)
     activity = scratch.array("interlaced.activity", (per_channel,), np.int32)
+    most = rans.most_per_step(rows, cols)
+    per_step, floats = scratch.array("interlaced.per_step", (4, most), np.int64), scratch.array("interlaced.floats", (most,), np.float64)
     out = np.empty((batch, channels, rows, cols), dtype=dtype)  # the caller's own
     radii, edges, _, _, cells, intervals, offsets, lookup = _coder_tables()
     status = rans.decode_interlaced(words, n_words, weights, out, max_symbol, radii, edges, intervals, offsets, lookup, cells,
-                                    ALPHA_SHIFT, values, resid, activity)
+                                    ALPHA_SHIFT, values, resid, activity, per_step, floats)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
     return out.reshape(shape)

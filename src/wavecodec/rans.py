@@ -495,6 +495,13 @@ def plane_buffer_size(rows: int, cols: int) -> int:  # pragma: no cover - compil
     return total
 
 
+@njit(cache=True, nogil=True)
+def most_per_step(rows: int, cols: int) -> int:  # pragma: no cover - compiled
+    """The most positions a step has: spacing 2's ``E`` is at least as large as any step's plane."""
+    sizes = plane_sizes(rows, cols)
+    return sizes[2, 0, 0] * sizes[2, 0, 1]
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _carve(buf: np.ndarray, o: int, lead: int, r: int, c: int) -> np.ndarray:  # pragma: no cover - compiled
     """The padded plane(s) ``(lead, r + 2, c + 2)`` at offset ``o`` of a flat buffer."""
@@ -646,12 +653,14 @@ def _interleave(dst: np.ndarray, parts: tuple, pad: int) -> None:  # pragma: no 
 @njit(cache=True, nogil=True, error_model="numpy")
 def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out: np.ndarray, max_symbol: int, radii: np.ndarray,
                       edges: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray, cells: np.ndarray,
-                      alpha_shift: int, values: np.ndarray, resid: np.ndarray, activity: np.ndarray) -> int:  # pragma: no cover - compiled
+                      alpha_shift: int, values: np.ndarray, resid: np.ndarray, activity: np.ndarray, per_step: np.ndarray,
+                      floats: np.ndarray) -> int:  # pragma: no cover - compiled
     """Decode every item of ``out`` ``(B, C, rows, cols)``; returns 0 or a :data:`PROBLEMS` code.
 
     Step by step, and within a step channel by channel, on polyphase planes (see above):
     ``values``, ``resid`` ``(C * plane_buffer_size,)`` and ``activity`` ``(plane_buffer_size,)`` are
-    their flat scratch. ``intervals`` holds table ``k``'s entries from ``offsets[k]`` on, each
+    their flat scratch; ``per_step`` ``(4, n)`` (int64) and ``floats`` ``(n,)`` scratch for a step's contexts, ``n``
+    at least :func:`most_per_step`. ``intervals`` holds table ``k``'s entries from ``offsets[k]`` on, each
     ``cumulative frequency | frequency << 16``. ``words`` holds the stream's ``n_words`` words
     followed by zero padding up to two words per symbol (the most a stream can consume), so no
     read can leave the array whatever the payload; a stream that reads into the padding is
@@ -668,9 +677,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
     if state[0] < LOWER or state[1] < LOWER:
         return 4
     sizes = plane_sizes(rows, cols)
-    most = sizes[2, 0, 0] * sizes[2, 0, 1]  # spacing 2's E: no step has more positions
-    act, ks, mus, magnitudes = np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
-    floats = np.empty(most, np.float64)
+    act, ks, mus, magnitudes = per_step[0], per_step[1], per_step[2], per_step[3]
     planes = np.zeros((3, 3), dtype=np.int64)  # E, OO, the step's own: offset, rows, cols
     for b in range(batch):
         values[:] = 0
