@@ -146,6 +146,20 @@ def test_fast_decode_stays_within_a_hundredth_of_a_db(fitted) -> None:
     assert (exact.int() - fast.int()).abs().max() <= 2
 
 
+def test_the_bfloat16_residual_is_cast_once_and_follows_weight_changes(fitted) -> None:
+    import copy
+
+    decoder = copy.deepcopy(fitted.decoder)
+    first = decoder._bfloat16_residual()
+    assert decoder._bfloat16_residual() is first  # cast once, not per call
+    weight = next(decoder.residual.parameters())
+    with torch.no_grad():
+        weight.add_(1.0)
+    second = decoder._bfloat16_residual()
+    assert second is not first and torch.equal(next(second.parameters()), weight.to(torch.bfloat16))
+    assert set(decoder.state_dict()) == set(fitted.decoder.state_dict())  # the copy is neither saved nor trained
+
+
 def test_inference_encode_in_scratch_equals_the_plain_composition(small_codec: Codec) -> None:
     x = torch.randint(0, 256, (1, 3, 40, 36), dtype=torch.uint8)
     with torch.no_grad():

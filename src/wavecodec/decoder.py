@@ -8,6 +8,7 @@ only has to learn the correction. That is what lets a small decoder train well o
 
 from __future__ import annotations
 
+from copy import deepcopy
 from functools import lru_cache
 
 import torch
@@ -45,22 +46,39 @@ class Decoder(nn.Module):
         ``split_noise`` returns ``(subbands without the noise fill, the noise fill or None)`` (training:
         a loss may charge the waveform error to the first only).
 
-        Only the residual, a small correction, is computed in bfloat16 (about 1.7x faster on
+        Only the residual, a small correction, is computed in bfloat16 (about 1.9x faster on
         CPUs with AVX512-BF16, measured in ``benchmarks/data_path.py``); the linear path,
         which carries the signal, stays float32, so decoded PSNR moves by well under 0.01 dB.
         """
         out = self.linear(z)
         if self.residual is not None:
-            if fast and z.dtype == torch.float32 and z.device.type == "cpu" and cpu_bfloat16():
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    residual = self.residual(z)
-                out = out + residual.float()
+            if fast and not self.training and z.dtype == torch.float32 and z.device.type == "cpu" and cpu_bfloat16():
+                layout = torch.channels_last if z.dim() == 4 else torch.contiguous_format
+                out = out + self._bfloat16_residual()(z.to(torch.bfloat16).contiguous(memory_format=layout)).float()
             else:
                 out = out + self.residual(z)
         noise = self.noise(z) if self.noise is not None else None
         if split_noise:
             return out, noise
         return out if noise is None else out + noise
+
+
+    def _bfloat16_residual(self) -> nn.Module:
+        """A bfloat16 copy of the residual, images in channels-last layout (oneDNN's bfloat16 convolutions
+        run in it without reordering every layer), made again whenever a weight changes.
+
+        A copy with its weights cast once, not ``torch.autocast``, which casts every weight on
+        every call. It is kept off the module's registry, so it is neither saved nor trained.
+        """
+        params = list(self.residual.parameters())
+        key = tuple((p.data_ptr(), _version(p)) for p in params)
+        cached = self.__dict__.get("_bfloat16_cache")
+        if cached is None or cached[0] != key:
+            copy = deepcopy(self.residual).to(torch.bfloat16)
+            if params and params[0].dim() == 4:
+                copy = copy.to(memory_format=torch.channels_last)
+            cached = self.__dict__["_bfloat16_cache"] = (key, copy.eval())
+        return cached[1]
 
 
 class NoiseFill(nn.Module):
@@ -94,6 +112,14 @@ class NoiseFill(nn.Module):
         phase = conv_nd(z.detach(), self.projection.to(z.dtype), self.offset.to(z.dtype) / self.FREQUENCY)
         noise = torch.sin(self.FREQUENCY * phase) * 2**0.5  # unit power
         return F.softplus(self.level(z)) * noise
+
+
+def _version(p: torch.Tensor) -> int:
+    """A tensor's in-place modification count (-1 for an inference tensor, which has none and cannot change)."""
+    try:
+        return p._version
+    except RuntimeError:
+        return -1
 
 
 @lru_cache(maxsize=1)
