@@ -36,6 +36,13 @@ PROBLEMS = {
 }
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _at(buf: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
+    """``buf[i]`` through an unsigned index (``i >= 0`` by construction): no negative-index wraparound,
+    which would keep the compiler from vectorising the loop."""
+    return buf[np.uint64(i)]
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def encode_symbols(starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, spliced: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover - compiled
     """Write into ``out`` the 16-bit words coding symbol ``u``'s interval ``(starts[u], freqs[u])`` and,
@@ -59,18 +66,19 @@ def encode_symbols(starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, splic
                 t += 1
         starts, freqs = spliced[0, :t], spliced[1, :t]
     n = 0
-    states = np.full(2, LOWER, dtype=np.uint64)
+    x, y = np.uint64(LOWER), np.uint64(LOWER)  # the states of interval t and of interval t - 1
     for t in range(starts.size - 1, -1, -1):  # last interval first; interval t uses state t % 2
-        x = states[t & 1]
-        f = np.uint64(freqs[t])
+        f = np.uint64(_at(freqs, t))
         if x >= (f << np.uint64(16)):
-            out[n] = np.uint16(x & np.uint64(0xFFFF))
+            out[np.uint64(n)] = np.uint16(x & np.uint64(0xFFFF))
             n += 1
             x >>= np.uint64(16)
-        states[t & 1] = ((x // f) << np.uint64(16)) + (x % f) + np.uint64(starts[t])
-    for s in (1, 0):  # the decoder reads state 0, then state 1
-        out[n] = np.uint16(states[s] & np.uint64(0xFFFF))
-        out[n + 1] = np.uint16(states[s] >> np.uint64(16))
+        x32, f32 = np.uint32(x), np.uint32(f)  # x < 2^32: a 32-bit division is quicker
+        x = (np.uint64(x32 // f32) << np.uint64(16)) + np.uint64(x32 % f32) + np.uint64(_at(starts, t))
+        x, y = y, x
+    for state in (x, y):  # now x is state 1 and y state 0; reversed, the decoder reads state 0, then state 1
+        out[n] = np.uint16(state & np.uint64(0xFFFF))
+        out[n + 1] = np.uint16(state >> np.uint64(16))
         n += 2
     return n
 
@@ -118,13 +126,6 @@ def slot_lookup(cum: np.ndarray, radii: np.ndarray) -> np.ndarray:
         out[k] = np.searchsorted(cum[k, 1 : size + 1], starts, side="right")
     return out
 
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _at(buf: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
-    """``buf[i]`` through an unsigned index (``i >= 0`` by construction): no negative-index wraparound,
-    which would keep the compiler from vectorising the loop."""
-    return buf[np.uint64(i)]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -441,14 +442,14 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray
                 _table_indices(magnitudes, floats, ks[:m], edges, cells)
                 vo, uo = values[u : u + m], mus[u : u + m]
                 so, fo, wo = starts[n : n + m], freqs[n : n + m], raw[n : n + m]
-                for e in range(m):
+                for e in range(m):  # branch-free: an escape takes the table's last entry and keeps the raw value
                     k = ks[e]
-                    window = radii[k]
-                    r = vo[e] - uo[e]
-                    if abs(r) > window:
-                        so[e], fo[e], wo[e] = cum[k, 2 * window + 1], tables[k, 2 * window + 1], vo[e] + max_symbol
-                    else:
-                        so[e], fo[e], wo[e] = cum[k, r + window], tables[k, r + window], -1
+                    window = _at(radii, k)
+                    r = np.int64(vo[e]) - np.int64(uo[e])
+                    escape = abs(r) > window
+                    i = 2 * window + 1 if escape else r + window
+                    so[e], fo[e] = cum[np.uint64(k), np.uint64(i)], tables[np.uint64(k), np.uint64(i)]
+                    wo[e] = np.int64(vo[e]) + max_symbol if escape else -1
                 u += m
                 n += m
 
