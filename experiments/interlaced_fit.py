@@ -35,18 +35,26 @@ SCALES = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)
 FITS = ((0, 1.0), (3, 1.0), (10, 0.5))  # (IRLS iterations, floor); 0: least squares
 
 
-def _layout(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    grid = il._padded(q, 127).copy()
-    _, channels, height, width = grid.shape
-    steps = il._schedule_rows(height - 2 * P, width - 2 * P)
+def _layout(q: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray, int, int]:
+    """The encoder's planes of item 0 (values, residuals, activity, their table), the schedule, each symbol's
+    (kind, channel) in coding order, and the padded plane size the coding pass takes."""
+    item = q[0]
+    channels, rows, cols = item.shape
+    per_channel = rans.plane_buffer_size(rows, cols)
+    values, activity = np.empty(channels * per_channel, np.int16), np.empty(per_channel, np.int32)
+    table = rans.plane_table(rows, cols)
+    rans.encoder_planes(item, values, activity, table)
+    steps = il._schedule_rows(rows, cols)
+    height, width = rows + 2 * P, cols + 2 * P
     per = rans._step_sizes(steps, height, width, P)
     kinds = np.concatenate([np.full(channels * per[st], steps[st, 3]) for st in range(len(steps))])
     chans = np.concatenate([np.repeat(np.arange(channels), per[st]) for st in range(len(steps))])
-    return grid, steps, np.stack([kinds, chans]), height, width
+    return (values, np.empty_like(values), activity, table), steps, np.stack([kinds, chans]), height, width
 
 
-def _magnitudes(w: np.ndarray, grid: np.ndarray, steps: np.ndarray, f: np.ndarray) -> None:
-    first, gram, rhs = rans.encoder_residuals(grid[0], w, steps, P, 127, il.ALPHA_SHIFT, f)
+def _magnitudes(w: np.ndarray, planes: tuple[np.ndarray, ...], steps: np.ndarray, f: np.ndarray) -> None:
+    values, resid, _, table = planes
+    first, gram, rhs = rans.encoder_residuals(values, resid, table, w, 127, il.ALPHA_SHIFT, f)
     w[:, 0] = il._to_fixed(first, il.M_SHIFT - il._M_SCALE["a"])
     for kind in (1, 2):
         coef = il._solve(gram[kind - 1], rhs[kind - 1])
@@ -54,7 +62,7 @@ def _magnitudes(w: np.ndarray, grid: np.ndarray, steps: np.ndarray, f: np.ndarra
             w[:, 1 + 6 * (kind - 1) + 2 + slot] = il._to_fixed(coef[:, slot], il.M_SHIFT - il._M_SCALE[name])
 
 
-def _code(q: np.ndarray, w: np.ndarray, grid: np.ndarray, steps: np.ndarray, f: np.ndarray, height: int, width: int) -> tuple[bytes, np.ndarray]:
+def _code(q: np.ndarray, w: np.ndarray, planes: tuple[np.ndarray, ...], steps: np.ndarray, f: np.ndarray, height: int, width: int) -> tuple[bytes, np.ndarray]:
     radii, edges, tables, cum, cells, _, _, _ = il._coder_tables()
     starts, freqs, raw = (np.empty(q.size, np.int32) for _ in range(3))
     rans.code_interlaced(f[None], w[None], steps, height, width, P, 127, radii, edges, tables, cum, cells, starts, freqs, raw)
@@ -66,12 +74,13 @@ def _code(q: np.ndarray, w: np.ndarray, grid: np.ndarray, steps: np.ndarray, f: 
     return data, bits
 
 
-def fit_variant(q: np.ndarray, iterations: int, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+def fit_variant(q: np.ndarray, iterations: int, floor: float) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray, np.ndarray, int, int]:
     """Weights with the predictions fitted by least squares (0 iterations) or least absolute deviations."""
-    grid, steps, index, height, width = _layout(q)
+    planes, steps, index, height, width = _layout(q)
     f = np.empty((rans.FEATURES, q.size), np.int64)
     w = np.zeros((q.shape[1], il.WEIGHTS), np.int64)
-    gram, rhs = rans.encoder_values(grid[0], steps, P, f)
+    values, _, activity, table = planes
+    gram, rhs = rans.encoder_values(values, activity, table, q.shape[1], f)
     for kind in (1, 2):
         coef = il._solve(gram[kind - 1], rhs[kind - 1])
         for _ in range(iterations):
@@ -82,8 +91,8 @@ def fit_variant(q: np.ndarray, iterations: int, floor: float) -> tuple[np.ndarra
                 weight = 1.0 / np.maximum(np.abs(y - X @ coef[c]), floor)
                 coef[c] = il._solve(((X * weight[:, None]).T @ X)[None], ((X * weight[:, None]).T @ y)[None])[0]
         w[:, 1 + 6 * (kind - 1) : 3 + 6 * (kind - 1)] = il._to_fixed(np.clip(coef, -2, 2), il.ALPHA_SHIFT)
-    _magnitudes(w, grid, steps, f)
-    return w, grid, steps, f, height, width
+    _magnitudes(w, planes, steps, f)
+    return w, planes, steps, f, height, width
 
 
 def main() -> None:
@@ -96,8 +105,8 @@ def main() -> None:
         with torch.inference_mode():
             q = codec.quantize(codec.encode(x)).numpy().astype(np.int32)
         for (it, fl), key in zip(FITS, sizes):
-            w, grid, steps, f, height, width = fit_variant(q, it, fl)
-            data, _ = _code(q, w, grid, steps, f, height, width)
+            w, planes, steps, f, height, width = fit_variant(q, it, fl)
+            data, _ = _code(q, w, planes, steps, f, height, width)
             sizes[key] += len(data)
             if it == 0:
                 assert data == il.encode(q, 127), "the least-squares variant is the shipped encoder"
@@ -107,7 +116,7 @@ def main() -> None:
                         cols = slice(3 + 6 * (kind - 1), 7 + 6 * (kind - 1))
                         scaled[:, cols] = np.clip(np.round(w[:, cols] * s), -32767, 32767)
                     scaled[:, 0] = np.clip(np.round(w[:, 0] * s), -32767, 32767)
-                    scale_bits[s] += _code(q, scaled, grid, steps, f, height, width)[1]
+                    scale_bits[s] += _code(q, scaled, planes, steps, f, height, width)[1]
     base_bits, base_size = scale_bits[1.0], sizes[next(iter(sizes))]
     report = {
         "model": "rgb-16x", "photos": 10, "size": [768, 512],

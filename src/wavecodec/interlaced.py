@@ -148,23 +148,30 @@ def _feature_type(channels: int, max_symbol: int) -> type:
     return np.int32 if 8 * channels * max_symbol < 2**31 else np.int64
 
 
-def _fit(grid: np.ndarray, steps: np.ndarray, max_symbol: int, features: np.ndarray | None = None) -> np.ndarray:
-    """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's padded grid ``(C, H + 2P, W + 2P)``.
+def _fit(q: np.ndarray, max_symbol: int, features: np.ndarray | None = None) -> np.ndarray:
+    """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's latents ``(C, rows, cols)``.
 
     First the predictions' ``alpha`` (from the neighbours' values), then, with those fixed,
-    the magnitude models (from the residuals they leave). The passes run compiled
-    (:func:`wavecodec.rans.encoder_values`, :func:`~wavecodec.rans.encoder_residuals`) and
-    leave every symbol's features in ``features`` ``(rans.FEATURES, symbols)`` for the coding pass.
+    the magnitude models (from the residuals they leave). The passes run compiled on the
+    decoder's planes (:func:`wavecodec.rans.encoder_planes`, :func:`~wavecodec.rans.encoder_values`,
+    :func:`~wavecodec.rans.encoder_residuals`) and leave every symbol's features in ``features``
+    ``(rans.FEATURES, symbols)`` for the coding pass.
     """
-    channels, height, width = grid.shape
+    channels, rows, cols = q.shape
     if features is None:
-        features = np.empty((rans.FEATURES, channels * (height - 2 * PAD) * (width - 2 * PAD)), dtype=_feature_type(channels, max_symbol))
+        features = np.empty((rans.FEATURES, q.size), dtype=_feature_type(channels, max_symbol))
+    per_channel = rans.plane_buffer_size(rows, cols)
+    values = scratch.array("interlaced.values", (channels * per_channel,), _plane_type(max_symbol))
+    resid = scratch.array("interlaced.resid", (channels * per_channel,), values.dtype)
+    activity = scratch.array("interlaced.activity", (per_channel,), np.int32)
+    table = rans.plane_table(rows, cols)
+    rans.encoder_planes(q, values, activity, table)
     w = np.zeros((channels, WEIGHTS), dtype=np.int64)
-    gram, rhs = rans.encoder_values(grid, steps, PAD, features)
+    gram, rhs = rans.encoder_values(values, activity, table, channels, features)
     for kind in (1, 2):
         base = 1 + 6 * (kind - 1)
         w[:, base : base + 2] = _to_fixed(np.clip(_solve(gram[kind - 1], rhs[kind - 1]), -2, 2), ALPHA_SHIFT)
-    first, gram, rhs = rans.encoder_residuals(grid, w, steps, PAD, max_symbol, ALPHA_SHIFT, features)
+    first, gram, rhs = rans.encoder_residuals(values, resid, table, w, max_symbol, ALPHA_SHIFT, features)
     w[:, 0] = _to_fixed(first, M_SHIFT - _M_SCALE["a"])
     for kind in (1, 2):
         coef = _solve(gram[kind - 1], rhs[kind - 1])
@@ -234,27 +241,24 @@ def _plane_type(max_symbol: int) -> type:
     return np.int16 if max_symbol <= 16383 else np.int32
 
 
-def _padded(q: np.ndarray, max_symbol: int) -> np.ndarray:
-    """Latents ``(B, C, *S)`` as zero-padded planes ``(B, C, rows + 2P, cols + 2P)`` (rows: all but the last axis)."""
+def _rows(q: np.ndarray) -> np.ndarray:
+    """Latents ``(B, C, *S)`` as planes ``(B, C, rows, cols)`` (rows: all but the last axis)."""
     batch, channels, *size = q.shape
-    rows = math.prod(size[:-1]) if len(size) > 1 else 1
-    grid = scratch.array("interlaced.grid", (batch, channels, rows + 2 * PAD, size[-1] + 2 * PAD), _plane_type(max_symbol))
-    grid.fill(0)
-    grid[:, :, PAD:-PAD, PAD:-PAD] = q.reshape(batch, channels, rows, size[-1])
-    return grid
+    return q.reshape(batch, channels, math.prod(size[:-1]) if len(size) > 1 else 1, size[-1])
 
 
 def encode(q: np.ndarray, max_symbol: int) -> bytes:
     """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes."""
-    grid = _padded(q, max_symbol)
-    batch, channels, height, width = grid.shape
-    steps = _schedule_rows(height - 2 * PAD, width - 2 * PAD)
+    planes = _rows(q)
+    batch, channels, rows, cols = planes.shape
+    steps = _schedule_rows(rows, cols)
     symbols = q.size
     features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), _feature_type(channels, max_symbol))
-    weights = np.stack([_fit(item, steps, max_symbol, f) for item, f in zip(grid, features)])
+    weights = np.stack([_fit(item, max_symbol, f) for item, f in zip(planes, features)])
     radii, edges, tables, cum, cells, _, _, _ = _coder_tables()
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
-    rans.code_interlaced(features, weights, steps, height, width, PAD, max_symbol, radii, edges, tables, cum, cells, starts, freqs, raw)
+    rans.code_interlaced(features, weights, steps, rows + 2 * PAD, cols + 2 * PAD, PAD, max_symbol, radii, edges, tables, cum, cells,
+                         starts, freqs, raw)
     out = scratch.array("interlaced.words", (4 * symbols + 4,), np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out)
     return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()

@@ -13,11 +13,10 @@ entropy decoding. Compiling that loop together with the context arithmetic of
 :mod:`wavecodec.interlaced` makes a sample of latents decode in under a millisecond. The
 context arithmetic lives here once (:func:`_value_features`, :func:`_residual_feature`,
 :func:`_prediction`, :func:`_magnitude`, :func:`_table_indices`): the decoder computes it
-step by step and channel by channel (:func:`decode_interlaced`, on planes of its own per step,
-so that it reads with unit stride), the encoder, which knows
-every value at once, in two channel-by-channel passes that also fit the weights
-(:func:`encoder_values`, :func:`encoder_residuals`) and one coding pass
-(:func:`code_interlaced`), so the two cannot drift apart.
+step by step and channel by channel (:func:`decode_interlaced`), the encoder, which knows
+every value at once, in two passes that also fit the weights (:func:`encoder_values`,
+:func:`encoder_residuals`) and one coding pass (:func:`code_interlaced`), so the two cannot
+drift apart; both work on the same planes, one per step (:func:`plane_table`), read with unit stride.
 """
 
 from __future__ import annotations
@@ -129,26 +128,6 @@ def slot_lookup(cum: np.ndarray, radii: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _neighbours(kind: int, h: int) -> tuple[int, int, int, int, int, int, int, int]:  # pragma: no cover - compiled
-    """Row and column offsets of a step's four neighbours (pairs 0-3 and 1-2): diagonal for kind 1, axial for kind 2."""
-    if kind == 1:
-        return -h, -h, -h, h, h, -h, h, h
-    return 0, -h, -h, 0, h, 0, 0, h
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _views(plane: np.ndarray, i: int, jb: int, s: int,
-           nb: tuple[int, int, int, int, int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The four neighbours of the positions ``(i, jb + u * s)`` of ``plane``, as strided rows indexed by ``u``.
-
-    Every loop over a step's positions reads through such views with the bare loop counter:
-    Numba's negative-index wraparound on computed indices keeps LLVM from vectorising.
-    """
-    a0, b0, a1, b1, a2, b2, a3, b3 = nb
-    return plane[i + a0, jb + b0 :: s], plane[i + a1, jb + b1 :: s], plane[i + a2, jb + b2 :: s], plane[i + a3, jb + b3 :: s]
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _row_count(size: int, start: int, s: int) -> int:  # pragma: no cover - compiled
     """Positions ``start, start + s, ...`` below ``size``."""
     return (size - start + s - 1) // s
@@ -197,22 +176,6 @@ def _magnitude_weights(wc: np.ndarray, kind: int) -> tuple[int, int, int, int]: 
 
 
 @njit(cache=True, nogil=True)
-def _activity_sums(activity: np.ndarray, step: np.ndarray, pad: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """The four neighbours' summed activity at every position of the step, in raster order (shared by all channels)."""
-    height, width = activity.shape
-    i0, j0, s, kind, h = step[0], step[1], step[2], step[3], step[4]
-    nb = _neighbours(kind, h)
-    n = _row_count(width - pad, pad + j0, s)
-    p = 0
-    for i in range(pad + i0, height - pad, s):
-        x = _views(activity, i, pad + j0, s, nb)
-        o = out[p : p + n]
-        for u in range(n):
-            o[u] = np.int64(x[0][u]) + np.int64(x[1][u]) + np.int64(x[2][u]) + np.int64(x[3][u])
-        p += n
-
-
-@njit(cache=True, nogil=True)
 def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, edges: np.ndarray, cells: np.ndarray) -> None:  # pragma: no cover - compiled
     """``ks[u]`` = the number of ladder ``edges`` at or below ``magnitudes[u]``, for every ``u`` of ``ks``.
 
@@ -232,186 +195,12 @@ def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, e
 
 
 @njit(cache=True, nogil=True)
-def _activity(g: np.ndarray, activity: np.ndarray, step: np.ndarray, pad: int) -> None:  # pragma: no cover - compiled
-    """``activity = sum of |values|`` of channels 1.. at the step's positions (channel 0 is left out)."""
-    channels, height, width = g.shape
-    i0, j0, s = step[0], step[1], step[2]
-    n = _row_count(width - pad, pad + j0, s)
-    for i in range(pad + i0, height - pad, s):
-        out = activity[i, pad + j0 :: s]
-        for u in range(n):
-            out[u] = 0
-        for c in range(1, channels):
-            row = g[c, i, pad + j0 :: s]
-            for u in range(n):
-                out[u] += abs(row[u])
-
-
-@njit(cache=True, nogil=True)
 def _step_sizes(steps: np.ndarray, height: int, width: int, pad: int) -> np.ndarray:  # pragma: no cover - compiled
     """Positions per step of a padded plane ``height x width``."""
     per = np.empty(steps.shape[0], dtype=np.int64)
     for st in range(steps.shape[0]):
         per[st] = _row_count(height - pad, pad + steps[st, 0], steps[st, 2]) * _row_count(width - pad, pad + steps[st, 1], steps[st, 2])
     return per
-
-
-@njit(cache=True, nogil=True)
-def _all_activity(g: np.ndarray, activity: np.ndarray, steps: np.ndarray, pad: int, per: np.ndarray, act: np.ndarray) -> None:  # pragma: no cover - compiled
-    """The encoder knows every value at once: the activity of every position, then every step's
-    summed neighbour activity, concatenated step by step into ``act``."""
-    for st in range(steps.shape[0]):
-        _activity(g, activity, steps[st], pad)
-    o = 0
-    for st in range(steps.shape[0]):
-        if steps[st, 3] != 0:
-            _activity_sums(activity, steps[st], pad, act[o:])
-        o += per[st]
-
-
-FEATURES = 7  # per symbol, as the encoder's passes leave them: value, p1, p2, V, X, prediction, R
-
-
-@njit(cache=True, nogil=True)
-def encoder_values(g: np.ndarray, steps: np.ndarray, pad: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The encoder's first pass: every symbol's value and the context features that need no prediction
-    (the pair sums ``p1``, ``p2``, the spread ``V``, the activity ``X``), into ``features`` ``(FEATURES, symbols)``
-    in coding order; returns the normal equations of the predictions per step kind (1, 2) and
-    channel: ``(2, C, 2, 2)`` and ``(2, C, 2)`` (features ``p1 / 2, p2 / 2``, target the value).
-
-    The encoder knows every value at once, so it works channel by channel (one plane stays in
-    cache) and places each symbol where the decoder's step-by-step order has it. The sums
-    are exact integers (in quarters), so their order does not matter.
-    """
-    channels, height, width = g.shape
-    per = _step_sizes(steps, height, width, pad)
-    activity = np.zeros((height, width), dtype=np.int32)  # as the decoder's: a sum over channels outgrows int16 planes
-    act = np.empty(per.sum(), dtype=np.int64)
-    _all_activity(g, activity, steps, pad, per, act)
-    gram = np.zeros((2, channels, 2, 2))
-    rhs = np.zeros((2, channels, 2))
-    for c in range(channels):
-        gc = g[c]
-        others_flag = 0 if c == 0 else 1
-        o, start = 0, 0  # the step's offset in the activity sums and its first symbol
-        for st in range(steps.shape[0]):
-            i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
-            nb = _neighbours(kind, h)
-            n = _row_count(width - pad, pad + j0, s)
-            u = start + c * per[st]
-            s11, s12, s22, r1, r2 = 0, 0, 0, 0, 0
-            for i in range(pad + i0, height - pad, s):
-                q = gc[i, pad + j0 :: s]
-                f0, f1, f2, f3, f4 = features[0, u : u + n], features[1, u : u + n], features[2, u : u + n], features[3, u : u + n], features[4, u : u + n]
-                if kind == 0:
-                    for e in range(n):
-                        f0[e], f1[e], f2[e], f3[e], f4[e] = q[e], 0, 0, 0, 0
-                else:
-                    v = _views(gc, i, pad + j0, s, nb)
-                    ax = act[o : o + n]
-                    for e in range(n):
-                        f0[e] = q[e]
-                        f1[e], f2[e], f3[e], f4[e] = _value_features(v[0][e], v[1][e], v[2][e], v[3][e], ax[e], others_flag)
-                    for e in range(n):  # a second loop: plain contiguous sums vectorise
-                        x1, x2, y = f1[e], f2[e], f0[e]
-                        s11 += x1 * x1
-                        s12 += x1 * x2
-                        s22 += x2 * x2
-                        r1 += x1 * y
-                        r2 += x2 * y
-                o += n
-                u += n
-            if kind != 0:
-                G = gram[kind - 1, c]
-                G[0, 0] += 0.25 * s11
-                G[0, 1] += 0.25 * s12
-                G[1, 0] += 0.25 * s12
-                G[1, 1] += 0.25 * s22
-                rhs[kind - 1, c, 0] += 0.5 * r1
-                rhs[kind - 1, c, 1] += 0.5 * r2
-            start += channels * per[st]
-    return gram, rhs
-
-
-@njit(cache=True, nogil=True)
-def encoder_residuals(g: np.ndarray, w: np.ndarray, steps: np.ndarray, pad: int, max_symbol: int, alpha_shift: int,
-                      features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The encoder's second pass, with the predictions of ``w`` fixed: every symbol's prediction and the
-    neighbours' residual magnitudes ``R``, into ``features`` (left by :func:`encoder_values`); returns
-    the mean ``|residual|`` of the first step ``(C,)`` and, per kind (1, 2) and channel, the normal
-    equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)`` (exact integer sums).
-    """
-    channels, height, width = g.shape
-    per = _step_sizes(steps, height, width, pad)
-    rc = np.zeros((height, width), dtype=g.dtype)
-    first = np.zeros(channels)
-    count = 0
-    for st in range(steps.shape[0]):
-        if steps[st, 3] == 0:
-            count += per[st]
-    gram = np.zeros((2, channels, 4, 4))
-    rhs = np.zeros((2, channels, 4))
-    for c in range(channels):
-        rc[:] = 0
-        start = 0  # the step's first symbol
-        for st in range(steps.shape[0]):
-            i0, j0, s, kind, h = steps[st, 0], steps[st, 1], steps[st, 2], steps[st, 3], steps[st, 4]
-            nb = _neighbours(kind, h)
-            n = _row_count(width - pad, pad + j0, s)
-            u = start + c * per[st]
-            alpha1, alpha2 = np.int64(w[c, 1 + 6 * (kind - 1)]), np.int64(w[c, 2 + 6 * (kind - 1)])
-            # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
-            s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-            for i in range(pad + i0, height - pad, s):
-                out = rc[i, pad + j0 :: s]
-                f0, f1, f2, f3, f4 = features[0, u : u + n], features[1, u : u + n], features[2, u : u + n], features[3, u : u + n], features[4, u : u + n]
-                f5, f6 = features[5, u : u + n], features[6, u : u + n]
-                if kind == 0:
-                    total = 0
-                    for e in range(n):
-                        out[e] = f0[e]
-                        f5[e], f6[e] = 0, 0
-                        total += abs(f0[e])
-                    first[c] += total
-                    u += n
-                    continue
-                r = _views(rc, i, pad + j0, s, nb)
-                for e in range(n):
-                    mu = _prediction(f1[e], f2[e], alpha1, alpha2, alpha_shift, max_symbol)
-                    out[e] = f0[e] - mu
-                    f5[e] = mu
-                    f6[e] = _residual_feature(r[0][e], r[1][e], r[2][e], r[3][e])
-                for e in range(n):  # a second loop: plain contiguous sums vectorise
-                    spread, others, own = f3[e], f4[e], f6[e]
-                    y = abs(f0[e] - f5[e])
-                    s_v += spread
-                    s_x += others
-                    s_r += own
-                    s_vv += spread * spread
-                    s_vx += spread * others
-                    s_vr += spread * own
-                    s_xx += others * others
-                    s_xr += others * own
-                    s_rr += own * own
-                    t_1 += y
-                    t_v += spread * y
-                    t_x += others * y
-                    t_r += own * y
-                u += n
-            if kind != 0:
-                G = gram[kind - 1, c]
-                entries = ((0, 0, per[st]), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
-                           (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
-                for a_, b_, value in entries:
-                    G[a_, b_] += value
-                    if a_ != b_:
-                        G[b_, a_] += value
-                rhs[kind - 1, c, 0] += t_1
-                rhs[kind - 1, c, 1] += t_v
-                rhs[kind - 1, c, 2] += t_x
-                rhs[kind - 1, c, 3] += t_r
-            start += channels * per[st]
-    return first / max(count, 1), gram, rhs
 
 
 @njit(cache=True, nogil=True)
@@ -454,18 +243,21 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray
                 n += m
 
 
-# -- the decoder: polyphase planes ---------------------------------------------------------------
-# The decoder keeps each step's positions as a plane of their own, zero-padded by one, so that
-# every loop over a step reads its neighbours and writes its symbols with unit stride (the
-# strided views of the full planes that the encoder uses keep a compiler from vectorising the
-# decoder's context arithmetic, which then took more time than the entropy decoding). At
-# spacing ``s`` the positions ``(0, 0) mod s`` (``E``, decoded before) neighbour the centres
-# ``(h, h)`` (``OO``) and edges ``(0, h)`` (``EO``) and ``(h, 0)`` (``OE``), ``h = s / 2``; the four
-# interleave into the next spacing's ``E``, and at spacing 2 into the output.
-#: neighbours (plane: 0 for E, 1 for OO; row offset; column offset) in :func:`_neighbours`' order, per step
+# -- planes per step ---------------------------------------------------------------------------------
+# Both sides keep each step's positions as a plane of their own, zero-padded by one, so that
+# every loop over a step reads its neighbours and writes its symbols with unit stride (strided
+# views of the full planes keep a compiler from vectorising the context arithmetic, which then
+# took longer than the entropy coding). At spacing ``s`` the positions ``(0, 0) mod s`` (``E``,
+# decoded before) neighbour the centres ``(h, h)`` (``OO``) and edges ``(0, h)`` (``EO``) and
+# ``(h, 0)`` (``OE``), ``h = s / 2``; the four interleave into the next spacing's ``E``, and at
+# spacing 2 into the output.
+#: per step, its four neighbours (plane: 0 for E, 1 for OO; row offset; column offset), pairs 0-3 and 1-2:
+#: for the centres the diagonals (-, -), (-, +), (+, -), (+, +); for the edges left, up, down, right
 _CENTRE = ((0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1))
 _EDGE_0H = ((0, 0, 0), (1, -1, 0), (1, 0, 0), (0, 0, 1))
 _EDGE_H0 = ((1, 0, -1), (0, 0, 0), (0, 1, 0), (1, 0, 0))
+#: a spacing's three steps after its E: (plane in :func:`plane_table`, kind, neighbours): centres, then the two edges
+_STEPS = ((1, 1, _CENTRE), (2, 2, _EDGE_0H), (3, 2, _EDGE_H0))
 
 
 @njit(cache=True, nogil=True)
@@ -503,6 +295,29 @@ def most_per_step(rows: int, cols: int) -> int:  # pragma: no cover - compiled
     return sizes[2, 0, 0] * sizes[2, 0, 1]
 
 
+@njit(cache=True, nogil=True)
+def plane_table(rows: int, cols: int) -> np.ndarray:  # pragma: no cover - compiled
+    """``(3, 5, 3)``: per spacing 8, 4, 2 its planes ``E``, ``OO``, ``EO``, ``OE`` and the next spacing's ``E`` as
+    ``(offset, rows, cols)`` in a flat buffer of one channel (offsets per channel; ``-1`` for spacing 2's
+    next ``E``, which is the output). :func:`plane_buffer_size` entries hold them all."""
+    sizes = plane_sizes(rows, cols)
+    out = np.empty((3, 5, 3), dtype=np.int64)
+    out[0, 0, 0], out[0, 0, 1], out[0, 0, 2] = 0, sizes[0, 0, 0], sizes[0, 0, 1]
+    o = (sizes[0, 0, 0] + 2) * (sizes[0, 0, 1] + 2)
+    for level in range(3):
+        if level:
+            out[level, 0] = out[level - 1, 4]
+        for p in range(1, 4):
+            out[level, p, 0], out[level, p, 1], out[level, p, 2] = o, sizes[level, p, 0], sizes[level, p, 1]
+            o += (sizes[level, p, 0] + 2) * (sizes[level, p, 1] + 2)
+        if level < 2:
+            out[level, 4, 0], out[level, 4, 1], out[level, 4, 2] = o, sizes[level + 1, 0, 0], sizes[level + 1, 0, 1]
+            o += (sizes[level + 1, 0, 0] + 2) * (sizes[level + 1, 0, 1] + 2)
+        else:
+            out[level, 4, 0], out[level, 4, 1], out[level, 4, 2] = -1, rows, cols
+    return out
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _carve(buf: np.ndarray, o: int, lead: int, r: int, c: int) -> np.ndarray:  # pragma: no cover - compiled
     """The padded plane(s) ``(lead, r + 2, c + 2)`` at offset ``o`` of a flat buffer."""
@@ -523,6 +338,192 @@ def _bases(planes: np.ndarray, specs: tuple, lead: int, ch: int, a: int) -> tupl
     """:func:`_start` of a step's four neighbours."""
     return (_start(planes, specs[0], lead, ch, a), _start(planes, specs[1], lead, ch, a), _start(planes, specs[2], lead, ch, a),
             _start(planes, specs[3], lead, ch, a))
+
+
+# -- the encoder's passes, on the decoder's planes ------------------------------------------------
+_PHASE = ((0, 0), (1, 1), (0, 1), (1, 0))  # the phases of E, OO, EO, OE, in units of half the spacing
+
+
+@njit(cache=True, nogil=True)
+def encoder_planes(q: np.ndarray, values: np.ndarray, activity: np.ndarray, table: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Lay one item's latents ``q`` ``(C, rows, cols)`` out as the decoder's planes (every ``E`` too: the encoder
+    knows every value at once) in the flat buffers ``values`` (``C`` channels) and ``activity`` (the sum of
+    ``|values|`` of channels 1.., as the decoder keeps it)."""
+    channels = q.shape[0]
+    values[:] = 0
+    activity[:] = 0
+    s = LATTICE
+    for level in range(3):
+        h = s // 2
+        for p in range(0 if level == 0 else 1, 5 if level < 2 else 4):  # a later spacing's E is the last one's next
+            o, r, c = table[level, p, 0], table[level, p, 1], table[level, p, 2]
+            i0, j0, step = (0, 0, h) if p == 4 else (_PHASE[p][0] * h, _PHASE[p][1] * h, s)
+            for ch in range(channels):
+                base = channels * o + ch * (r + 2) * (c + 2)
+                for a in range(r):
+                    src = q[ch, i0 + a * step, j0 :: step]
+                    dst = values[base + (a + 1) * (c + 2) + 1 : base + (a + 1) * (c + 2) + 1 + c]
+                    for u in range(c):
+                        dst[u] = src[u]
+            for a in range(r):
+                dst = activity[o + (a + 1) * (c + 2) + 1 : o + (a + 1) * (c + 2) + 1 + c]
+                for ch in range(1, channels):
+                    row = values[channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1 :]
+                    for u in range(c):
+                        dst[u] += abs(row[u])
+        s = h
+
+
+FEATURES = 7  # per symbol, as the encoder's passes leave them: value, p1, p2, V, X, prediction, R
+
+
+@njit(cache=True, nogil=True)
+def encoder_values(values: np.ndarray, activity: np.ndarray, table: np.ndarray, channels: int,
+                   features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The encoder's first pass over :func:`encoder_planes`' planes: every symbol's value and the context
+    features that need no prediction (the pair sums ``p1``, ``p2``, the spread ``V``, the activity ``X``),
+    into ``features`` ``(FEATURES, symbols)`` in coding order; returns the normal equations of the
+    predictions per step kind (1, 2) and channel: ``(2, C, 2, 2)`` and ``(2, C, 2)`` (features
+    ``p1 / 2, p2 / 2``, target the value). The sums are exact integers (in quarters), so their order does not matter.
+    """
+    gram = np.zeros((2, channels, 2, 2))
+    rhs = np.zeros((2, channels, 2))
+    o, r, c = table[0, 0, 0], table[0, 0, 1], table[0, 0, 2]
+    n = r * c
+    for ch in range(channels):  # the first step: values only
+        f = features[:, ch * n : (ch + 1) * n]
+        for a in range(r):
+            row = values[channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1 :]
+            for u in range(c):
+                f[0, a * c + u], f[1, a * c + u], f[2, a * c + u], f[3, a * c + u], f[4, a * c + u] = row[u], 0, 0, 0, 0
+    start = channels * n
+    planes = np.zeros((3, 3), dtype=np.int64)
+    act = np.empty(max(table[2, 1, 1] * table[2, 1, 2], table[2, 2, 1] * table[2, 2, 2], table[2, 3, 1] * table[2, 3, 2], 1), np.int64)
+    for level in range(3):
+        planes[0], planes[1] = table[level, 0], table[level, 1]
+        for p, kind, specs in _STEPS:
+            planes[2] = table[level, p]
+            o, r, c = planes[2, 0], planes[2, 1], planes[2, 2]
+            n = r * c
+            for a in range(r):
+                b0, b1, b2, b3 = _bases(planes, specs, 1, 0, a)
+                ax = act[a * c : (a + 1) * c]
+                for u in range(c):
+                    ax[u] = (np.int64(_at(activity, b0 + u)) + np.int64(_at(activity, b1 + u)) + np.int64(_at(activity, b2 + u))
+                             + np.int64(_at(activity, b3 + u)))
+            for ch in range(channels):
+                others_flag = 0 if ch == 0 else 1
+                u0 = start + ch * n
+                f0, f1, f2, f3, f4 = features[0, u0 : u0 + n], features[1, u0 : u0 + n], features[2, u0 : u0 + n], features[3, u0 : u0 + n], features[4, u0 : u0 + n]
+                for a in range(r):
+                    own = channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1
+                    b0, b1, b2, b3 = _bases(planes, specs, channels, ch, a)
+                    for u in range(c):
+                        e = a * c + u
+                        f0[e] = _at(values, own + u)
+                        f1[e], f2[e], f3[e], f4[e] = _value_features(_at(values, b0 + u), _at(values, b1 + u), _at(values, b2 + u),
+                                                                     _at(values, b3 + u), act[e], others_flag)
+                s11, s12, s22, r1, r2 = 0, 0, 0, 0, 0
+                for e in range(n):  # a second loop: plain contiguous sums vectorise
+                    x1, x2, y = np.int64(f1[e]), np.int64(f2[e]), np.int64(f0[e])
+                    s11 += x1 * x1
+                    s12 += x1 * x2
+                    s22 += x2 * x2
+                    r1 += x1 * y
+                    r2 += x2 * y
+                G = gram[kind - 1, ch]
+                G[0, 0] += 0.25 * s11
+                G[0, 1] += 0.25 * s12
+                G[1, 0] += 0.25 * s12
+                G[1, 1] += 0.25 * s22
+                rhs[kind - 1, ch, 0] += 0.5 * r1
+                rhs[kind - 1, ch, 1] += 0.5 * r2
+            start += channels * n
+    return gram, rhs
+
+
+@njit(cache=True, nogil=True)
+def encoder_residuals(values: np.ndarray, resid: np.ndarray, table: np.ndarray, w: np.ndarray, max_symbol: int, alpha_shift: int,
+                      features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """The encoder's second pass, with the predictions of ``w`` fixed: every symbol's prediction and the
+    neighbours' residual magnitudes ``R``, into ``features`` (left by :func:`encoder_values`), residuals into
+    the planes of ``resid``; returns the mean ``|residual|`` of the first step ``(C,)`` and, per kind (1, 2)
+    and channel, the normal equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)``
+    (exact integer sums).
+    """
+    channels = w.shape[0]
+    resid[:] = 0
+    o, r, c = table[0, 0, 0], table[0, 0, 1], table[0, 0, 2]
+    n = r * c
+    first = np.zeros(channels)
+    for ch in range(channels):  # the first step: residual = value
+        f0, f5, f6 = features[0, ch * n : (ch + 1) * n], features[5, ch * n : (ch + 1) * n], features[6, ch * n : (ch + 1) * n]
+        total = 0
+        for a in range(r):
+            row = channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1
+            for u in range(c):
+                e = a * c + u
+                resid[np.uint64(row + u)] = f0[e]
+                f5[e], f6[e] = 0, 0
+                total += abs(np.int64(f0[e]))
+        first[ch] = total / max(n, 1)
+    start = channels * n
+    gram = np.zeros((2, channels, 4, 4))
+    rhs = np.zeros((2, channels, 4))
+    planes = np.zeros((3, 3), dtype=np.int64)
+    for level in range(3):
+        planes[0], planes[1] = table[level, 0], table[level, 1]
+        for p, kind, specs in _STEPS:
+            planes[2] = table[level, p]
+            o, r, c = planes[2, 0], planes[2, 1], planes[2, 2]
+            n = r * c
+            for ch in range(channels):
+                alpha1, alpha2 = np.int64(w[ch, 1 + 6 * (kind - 1)]), np.int64(w[ch, 2 + 6 * (kind - 1)])
+                u0 = start + ch * n
+                f0, f1, f2, f3, f4 = features[0, u0 : u0 + n], features[1, u0 : u0 + n], features[2, u0 : u0 + n], features[3, u0 : u0 + n], features[4, u0 : u0 + n]
+                f5, f6 = features[5, u0 : u0 + n], features[6, u0 : u0 + n]
+                for a in range(r):
+                    own = channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1
+                    b0, b1, b2, b3 = _bases(planes, specs, channels, ch, a)
+                    for u in range(c):
+                        e = a * c + u
+                        mu = _prediction(f1[e], f2[e], alpha1, alpha2, alpha_shift, max_symbol)
+                        resid[np.uint64(own + u)] = f0[e] - mu
+                        f5[e] = mu
+                        f6[e] = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
+                # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
+                s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+                for e in range(n):  # a second loop: plain contiguous sums vectorise
+                    spread, others, own_r = np.int64(f3[e]), np.int64(f4[e]), np.int64(f6[e])
+                    y = abs(np.int64(f0[e]) - np.int64(f5[e]))
+                    s_v += spread
+                    s_x += others
+                    s_r += own_r
+                    s_vv += spread * spread
+                    s_vx += spread * others
+                    s_vr += spread * own_r
+                    s_xx += others * others
+                    s_xr += others * own_r
+                    s_rr += own_r * own_r
+                    t_1 += y
+                    t_v += spread * y
+                    t_x += others * y
+                    t_r += own_r * y
+                G = gram[kind - 1, ch]
+                entries = ((0, 0, n), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
+                           (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
+                for a_, b_, value in entries:
+                    G[a_, b_] += value
+                    if a_ != b_:
+                        G[b_, a_] += value
+                rhs[kind - 1, ch, 0] += t_1
+                rhs[kind - 1, ch, 1] += t_v
+                rhs[kind - 1, ch, 2] += t_x
+                rhs[kind - 1, ch, 3] += t_r
+            start += channels * n
+        if level < 2:  # the spacing's residuals into the next spacing's E, which the next steps read
+            _interleave(_plane(resid, channels, table[level, 4]), _phases(resid, channels, table[level]), 1)
+    return first, gram, rhs
 
 
 @njit(cache=True, nogil=True)
@@ -622,12 +623,16 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _phases(buf: np.ndarray, lead: int, e: tuple[int, int, int], oo: tuple[int, int, int], eo: tuple[int, int, int],
-            oe: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """A spacing's four planes ``(offset, rows, cols)`` in a flat buffer of ``lead`` channels, in the order of their phases
+def _plane(buf: np.ndarray, lead: int, at: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The padded plane ``at`` ``(offset, rows, cols)`` (a row of :func:`plane_table`) of a flat buffer of ``lead`` channels."""
+    return _carve(buf, lead * at[0], lead, at[1], at[2])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _phases(buf: np.ndarray, lead: int, level: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """A spacing's four planes (``level``: its rows of :func:`plane_table`) in the order of their phases
     ``(0, 0), (0, 1), (1, 0), (1, 1)``: ``E``, ``EO``, ``OE``, ``OO``."""
-    return (_carve(buf, lead * e[0], lead, e[1], e[2]), _carve(buf, lead * eo[0], lead, eo[1], eo[2]),
-            _carve(buf, lead * oe[0], lead, oe[1], oe[2]), _carve(buf, lead * oo[0], lead, oo[1], oo[2]))
+    return _plane(buf, lead, level[0]), _plane(buf, lead, level[2]), _plane(buf, lead, level[3]), _plane(buf, lead, level[1])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -677,38 +682,28 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
     state[2], state[3] = 4, 0
     if state[0] < LOWER or state[1] < LOWER:
         return 4
-    sizes = plane_sizes(rows, cols)
     act, ks, mus, magnitudes = per_step[0], per_step[1], per_step[2], per_step[3]
+    table = plane_table(rows, cols)
     planes = np.zeros((3, 3), dtype=np.int64)  # E, OO, the step's own: offset, rows, cols
     for b in range(batch):
         values[:] = 0
         resid[:] = 0
         activity[:] = 0
-        o = 0
-        e = (0, sizes[0, 0, 0], sizes[0, 0, 1])  # offset, rows, cols
-        o += (e[1] + 2) * (e[2] + 2)
-        planes[2, 0], planes[2, 1], planes[2, 2] = e
+        planes[2] = table[0, 0]
         _decode_step(values, resid, activity, planes, _CENTRE, 0, state, words, weights[b], max_symbol, alpha_shift,
                      radii, edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
         for level in range(3):
-            own = [e]
-            for p in range(1, 4):
-                own.append((o, sizes[level, p, 0], sizes[level, p, 1]))
-                o += (sizes[level, p, 0] + 2) * (sizes[level, p, 1] + 2)
-            planes[0, 0], planes[0, 1], planes[0, 2] = e
-            planes[1, 0], planes[1, 1], planes[1, 2] = own[1]
-            for p, specs in ((1, _CENTRE), (2, _EDGE_0H), (3, _EDGE_H0)):
-                planes[2, 0], planes[2, 1], planes[2, 2] = own[p]
-                _decode_step(values, resid, activity, planes, specs, 1 if p == 1 else 2, state, words, weights[b], max_symbol,
+            planes[0], planes[1] = table[level, 0], table[level, 1]
+            for p, kind, specs in _STEPS:
+                planes[2] = table[level, p]
+                _decode_step(values, resid, activity, planes, specs, kind, state, words, weights[b], max_symbol,
                              alpha_shift, radii, edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
             if level == 2:  # the last spacing's planes interleave into the output
-                _interleave(out[b], _phases(values, channels, own[0], own[1], own[2], own[3]), 0)
-                break
-            e = (o, sizes[level + 1, 0, 0], sizes[level + 1, 0, 1])  # the next spacing's E
-            o += (e[1] + 2) * (e[2] + 2)
-            _interleave(_carve(values, channels * e[0], channels, e[1], e[2]), _phases(values, channels, own[0], own[1], own[2], own[3]), 1)
-            _interleave(_carve(resid, channels * e[0], channels, e[1], e[2]), _phases(resid, channels, own[0], own[1], own[2], own[3]), 1)
-            _interleave(_carve(activity, e[0], 1, e[1], e[2]), _phases(activity, 1, own[0], own[1], own[2], own[3]), 1)
+                _interleave(out[b], _phases(values, channels, table[level]), 0)
+            else:  # and the others into the next spacing's E
+                _interleave(_plane(values, channels, table[level, 4]), _phases(values, channels, table[level]), 1)
+                _interleave(_plane(resid, channels, table[level, 4]), _phases(resid, channels, table[level]), 1)
+                _interleave(_plane(activity, 1, table[level, 4]), _phases(activity, 1, table[level]), 1)
     x, y, ptr, bad = state[0], state[1], state[2], state[3]
     if ptr > n_words:
         return 1
