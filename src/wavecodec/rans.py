@@ -256,8 +256,8 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray
 _CENTRE = ((0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1))
 _EDGE_0H = ((0, 0, 0), (1, -1, 0), (1, 0, 0), (0, 0, 1))
 _EDGE_H0 = ((1, 0, -1), (0, 0, 0), (0, 1, 0), (1, 0, 0))
-#: a spacing's three steps after its E: (plane in :func:`plane_table`, kind, neighbours): centres, then the two edges
-_STEPS = ((1, 1, _CENTRE), (2, 2, _EDGE_0H), (3, 2, _EDGE_H0))
+#: a spacing's three steps after its E (its planes 1-3 in :func:`plane_table`): centres, then the two edges
+_KINDS, _SPECS = (1, 2, 2), (_CENTRE, _EDGE_0H, _EDGE_H0)
 
 
 @njit(cache=True, nogil=True)
@@ -325,12 +325,39 @@ def _carve(buf: np.ndarray, o: int, lead: int, r: int, c: int) -> np.ndarray:  #
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _row_start(lead: int, o: int, r: int, c: int, ch: int, a: int) -> int:  # pragma: no cover - compiled
+    """Where row ``a`` of channel ``ch`` of the padded plane ``(o, r, c)`` (offset, rows, cols) starts in a flat buffer of
+    ``lead`` channels: row ``a`` may be -1 or ``r`` (the padding), and column -1 is one entry before."""
+    return lead * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _start(planes: np.ndarray, spec: tuple[int, int, int], lead: int, ch: int, a: int) -> int:  # pragma: no cover - compiled
-    """Where row ``a`` of a step's neighbour ``spec`` ``(plane, row offset, column offset)`` starts in a flat buffer of
-    ``lead`` channels, channel ``ch``; ``planes``: ``(offset, rows, cols)`` of ``E`` (row 0) and ``OO`` (row 1)."""
+    """Where row ``a`` of a step's neighbour ``spec`` ``(plane, row offset, column offset)`` starts; ``planes``:
+    ``(offset, rows, cols)`` of ``E`` (row 0) and ``OO`` (row 1)."""
     p, di, dj = spec
-    o, r, c = planes[p, 0], planes[p, 1], planes[p, 2]
-    return lead * o + ch * (r + 2) * (c + 2) + (a + 1 + di) * (c + 2) + 1 + dj
+    return _row_start(lead, planes[p, 0], planes[p, 1], planes[p, 2], ch, a + di) + dj
+
+
+@njit(cache=True, nogil=True)
+def _neighbour_activity(activity: np.ndarray, planes: np.ndarray, specs: tuple, act: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``act``: the four neighbours' summed activity at every position of the step's plane (``planes[2]``), in
+    raster order; shared by all channels."""
+    rows, cols = planes[2, 1], planes[2, 2]
+    for a in range(rows):
+        b0, b1, b2, b3 = _bases(planes, specs, 1, 0, a)
+        ax = act[a * cols : (a + 1) * cols]
+        for u in range(cols):
+            ax[u] = (np.int64(_at(activity, b0 + u)) + np.int64(_at(activity, b1 + u)) + np.int64(_at(activity, b2 + u))
+                     + np.int64(_at(activity, b3 + u)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _step(table: np.ndarray, st: int, planes: np.ndarray) -> tuple[int, tuple]:  # pragma: no cover - compiled
+    """Step ``st`` (0-8) after the first: fills ``planes`` with its ``E``, ``OO`` and own plane; returns its kind and neighbours."""
+    level, k = st // 3, st % 3
+    planes[0], planes[1], planes[2] = table[level, 0], table[level, 1], table[level, 1 + k]
+    return _KINDS[k], _SPECS[k]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -368,7 +395,7 @@ def encoder_planes(q: np.ndarray, values: np.ndarray, activity: np.ndarray, tabl
             for a in range(r):
                 dst = activity[o + (a + 1) * (c + 2) + 1 : o + (a + 1) * (c + 2) + 1 + c]
                 for ch in range(1, channels):
-                    row = values[channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1 :]
+                    row = values[_row_start(channels, o, r, c, ch, a) :]
                     for u in range(c):
                         dst[u] += abs(row[u])
         s = h
@@ -393,52 +420,45 @@ def encoder_values(values: np.ndarray, activity: np.ndarray, table: np.ndarray, 
     for ch in range(channels):  # the first step: values only
         f = features[:, ch * n : (ch + 1) * n]
         for a in range(r):
-            row = values[channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1 :]
+            row = values[_row_start(channels, o, r, c, ch, a) :]
             for u in range(c):
                 f[0, a * c + u], f[1, a * c + u], f[2, a * c + u], f[3, a * c + u], f[4, a * c + u] = row[u], 0, 0, 0, 0
     start = channels * n
     planes = np.zeros((3, 3), dtype=np.int64)
     act = np.empty(max(table[2, 1, 1] * table[2, 1, 2], table[2, 2, 1] * table[2, 2, 2], table[2, 3, 1] * table[2, 3, 2], 1), np.int64)
-    for level in range(3):
-        planes[0], planes[1] = table[level, 0], table[level, 1]
-        for p, kind, specs in _STEPS:
-            planes[2] = table[level, p]
-            o, r, c = planes[2, 0], planes[2, 1], planes[2, 2]
-            n = r * c
+    for st in range(9):
+        kind, specs = _step(table, st, planes)
+        o, r, c = planes[2, 0], planes[2, 1], planes[2, 2]
+        n = r * c
+        _neighbour_activity(activity, planes, specs, act)
+        for ch in range(channels):
+            others_flag = 0 if ch == 0 else 1
+            u0 = start + ch * n
+            f0, f1, f2, f3, f4 = features[0, u0 : u0 + n], features[1, u0 : u0 + n], features[2, u0 : u0 + n], features[3, u0 : u0 + n], features[4, u0 : u0 + n]
             for a in range(r):
-                b0, b1, b2, b3 = _bases(planes, specs, 1, 0, a)
-                ax = act[a * c : (a + 1) * c]
+                own = _row_start(channels, o, r, c, ch, a)
+                b0, b1, b2, b3 = _bases(planes, specs, channels, ch, a)
                 for u in range(c):
-                    ax[u] = (np.int64(_at(activity, b0 + u)) + np.int64(_at(activity, b1 + u)) + np.int64(_at(activity, b2 + u))
-                             + np.int64(_at(activity, b3 + u)))
-            for ch in range(channels):
-                others_flag = 0 if ch == 0 else 1
-                u0 = start + ch * n
-                f0, f1, f2, f3, f4 = features[0, u0 : u0 + n], features[1, u0 : u0 + n], features[2, u0 : u0 + n], features[3, u0 : u0 + n], features[4, u0 : u0 + n]
-                for a in range(r):
-                    own = channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1
-                    b0, b1, b2, b3 = _bases(planes, specs, channels, ch, a)
-                    for u in range(c):
-                        e = a * c + u
-                        f0[e] = _at(values, own + u)
-                        f1[e], f2[e], f3[e], f4[e] = _value_features(_at(values, b0 + u), _at(values, b1 + u), _at(values, b2 + u),
-                                                                     _at(values, b3 + u), act[e], others_flag)
-                s11, s12, s22, r1, r2 = 0, 0, 0, 0, 0
-                for e in range(n):  # a second loop: plain contiguous sums vectorise
-                    x1, x2, y = np.int64(f1[e]), np.int64(f2[e]), np.int64(f0[e])
-                    s11 += x1 * x1
-                    s12 += x1 * x2
-                    s22 += x2 * x2
-                    r1 += x1 * y
-                    r2 += x2 * y
-                G = gram[kind - 1, ch]
-                G[0, 0] += 0.25 * s11
-                G[0, 1] += 0.25 * s12
-                G[1, 0] += 0.25 * s12
-                G[1, 1] += 0.25 * s22
-                rhs[kind - 1, ch, 0] += 0.5 * r1
-                rhs[kind - 1, ch, 1] += 0.5 * r2
-            start += channels * n
+                    e = a * c + u
+                    f0[e] = _at(values, own + u)
+                    f1[e], f2[e], f3[e], f4[e] = _value_features(_at(values, b0 + u), _at(values, b1 + u), _at(values, b2 + u),
+                                                                 _at(values, b3 + u), act[e], others_flag)
+            s11, s12, s22, r1, r2 = 0, 0, 0, 0, 0
+            for e in range(n):  # a second loop: plain contiguous sums vectorise
+                x1, x2, y = np.int64(f1[e]), np.int64(f2[e]), np.int64(f0[e])
+                s11 += x1 * x1
+                s12 += x1 * x2
+                s22 += x2 * x2
+                r1 += x1 * y
+                r2 += x2 * y
+            G = gram[kind - 1, ch]
+            G[0, 0] += 0.25 * s11
+            G[0, 1] += 0.25 * s12
+            G[1, 0] += 0.25 * s12
+            G[1, 1] += 0.25 * s22
+            rhs[kind - 1, ch, 0] += 0.5 * r1
+            rhs[kind - 1, ch, 1] += 0.5 * r2
+        start += channels * n
     return gram, rhs
 
 
@@ -460,7 +480,7 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, table: np.ndarray, 
         f0, f5, f6 = features[0, ch * n : (ch + 1) * n], features[5, ch * n : (ch + 1) * n], features[6, ch * n : (ch + 1) * n]
         total = 0
         for a in range(r):
-            row = channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1
+            row = _row_start(channels, o, r, c, ch, a)
             for u in range(c):
                 e = a * c + u
                 resid[np.uint64(row + u)] = f0[e]
@@ -471,58 +491,56 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, table: np.ndarray, 
     gram = np.zeros((2, channels, 4, 4))
     rhs = np.zeros((2, channels, 4))
     planes = np.zeros((3, 3), dtype=np.int64)
-    for level in range(3):
-        planes[0], planes[1] = table[level, 0], table[level, 1]
-        for p, kind, specs in _STEPS:
-            planes[2] = table[level, p]
-            o, r, c = planes[2, 0], planes[2, 1], planes[2, 2]
-            n = r * c
-            for ch in range(channels):
-                alpha1, alpha2 = np.int64(w[ch, 1 + 6 * (kind - 1)]), np.int64(w[ch, 2 + 6 * (kind - 1)])
-                u0 = start + ch * n
-                f0, f1, f2, f3, f4 = features[0, u0 : u0 + n], features[1, u0 : u0 + n], features[2, u0 : u0 + n], features[3, u0 : u0 + n], features[4, u0 : u0 + n]
-                f5, f6 = features[5, u0 : u0 + n], features[6, u0 : u0 + n]
-                for a in range(r):
-                    own = channels * o + ch * (r + 2) * (c + 2) + (a + 1) * (c + 2) + 1
-                    b0, b1, b2, b3 = _bases(planes, specs, channels, ch, a)
-                    for u in range(c):
-                        e = a * c + u
-                        mu = _prediction(f1[e], f2[e], alpha1, alpha2, alpha_shift, max_symbol)
-                        resid[np.uint64(own + u)] = f0[e] - mu
-                        f5[e] = mu
-                        f6[e] = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
-                # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
-                s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-                for e in range(n):  # a second loop: plain contiguous sums vectorise
-                    spread, others, own_r = np.int64(f3[e]), np.int64(f4[e]), np.int64(f6[e])
-                    y = abs(np.int64(f0[e]) - np.int64(f5[e]))
-                    s_v += spread
-                    s_x += others
-                    s_r += own_r
-                    s_vv += spread * spread
-                    s_vx += spread * others
-                    s_vr += spread * own_r
-                    s_xx += others * others
-                    s_xr += others * own_r
-                    s_rr += own_r * own_r
-                    t_1 += y
-                    t_v += spread * y
-                    t_x += others * y
-                    t_r += own_r * y
-                G = gram[kind - 1, ch]
-                entries = ((0, 0, n), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
-                           (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
-                for a_, b_, value in entries:
-                    G[a_, b_] += value
-                    if a_ != b_:
-                        G[b_, a_] += value
-                rhs[kind - 1, ch, 0] += t_1
-                rhs[kind - 1, ch, 1] += t_v
-                rhs[kind - 1, ch, 2] += t_x
-                rhs[kind - 1, ch, 3] += t_r
-            start += channels * n
-        if level < 2:  # the spacing's residuals into the next spacing's E, which the next steps read
-            _interleave(_plane(resid, channels, table[level, 4]), _phases(resid, channels, table[level]), 1)
+    for st in range(9):
+        kind, specs = _step(table, st, planes)
+        o, r, c = planes[2, 0], planes[2, 1], planes[2, 2]
+        n = r * c
+        for ch in range(channels):
+            alpha1, alpha2 = np.int64(w[ch, 1 + 6 * (kind - 1)]), np.int64(w[ch, 2 + 6 * (kind - 1)])
+            u0 = start + ch * n
+            f0, f1, f2, f3, f4 = features[0, u0 : u0 + n], features[1, u0 : u0 + n], features[2, u0 : u0 + n], features[3, u0 : u0 + n], features[4, u0 : u0 + n]
+            f5, f6 = features[5, u0 : u0 + n], features[6, u0 : u0 + n]
+            for a in range(r):
+                own = _row_start(channels, o, r, c, ch, a)
+                b0, b1, b2, b3 = _bases(planes, specs, channels, ch, a)
+                for u in range(c):
+                    e = a * c + u
+                    mu = _prediction(f1[e], f2[e], alpha1, alpha2, alpha_shift, max_symbol)
+                    resid[np.uint64(own + u)] = f0[e] - mu
+                    f5[e] = mu
+                    f6[e] = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
+            # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
+            s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            for e in range(n):  # a second loop: plain contiguous sums vectorise
+                spread, others, own_r = np.int64(f3[e]), np.int64(f4[e]), np.int64(f6[e])
+                y = abs(np.int64(f0[e]) - np.int64(f5[e]))
+                s_v += spread
+                s_x += others
+                s_r += own_r
+                s_vv += spread * spread
+                s_vx += spread * others
+                s_vr += spread * own_r
+                s_xx += others * others
+                s_xr += others * own_r
+                s_rr += own_r * own_r
+                t_1 += y
+                t_v += spread * y
+                t_x += others * y
+                t_r += own_r * y
+            G = gram[kind - 1, ch]
+            entries = ((0, 0, n), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
+                       (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
+            for a_, b_, value in entries:
+                G[a_, b_] += value
+                if a_ != b_:
+                    G[b_, a_] += value
+            rhs[kind - 1, ch, 0] += t_1
+            rhs[kind - 1, ch, 1] += t_v
+            rhs[kind - 1, ch, 2] += t_x
+            rhs[kind - 1, ch, 3] += t_r
+        start += channels * n
+        if st % 3 == 2 and st < 8:  # a spacing's residuals into the next spacing's E, which the next steps read
+            _interleave(_plane(resid, channels, table[st // 3, 4]), _phases(resid, channels, table[st // 3]), 1)
     return first, gram, rhs
 
 
@@ -545,12 +563,7 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
         return
     x, y, ptr, bad = state[0], state[1], state[2], state[3]
     if kind != 0:  # the four neighbours' summed activity, shared by all channels
-        for a in range(rows):
-            b0, b1, b2, b3 = _bases(planes, specs, 1, 0, a)
-            ax = act[a * cols : (a + 1) * cols]
-            for u in range(cols):
-                ax[u] = (np.int64(_at(activity, b0 + u)) + np.int64(_at(activity, b1 + u)) + np.int64(_at(activity, b2 + u))
-                         + np.int64(_at(activity, b3 + u)))
+        _neighbour_activity(activity, planes, specs, act)
     for c in range(channels):
         # 1. the contexts of the channel's symbols: predicted magnitude and prediction
         am, wv, wx, wr = _magnitude_weights(weights[c], kind)
@@ -575,7 +588,7 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
         # 2. the entropy decoding, straight into the plane
         u = 0
         for a in range(rows):
-            row = channels * o + c * (rows + 2) * (cols + 2) + (a + 1) * (cols + 2) + 1
+            row = _row_start(channels, o, rows, cols, c, a)
             gv = values[row : row + cols]
             rv = resid[row : row + cols]
             for e in range(cols):
@@ -611,12 +624,12 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
                 u += 1
     # 3. the activity of the step's positions: sum of |values| of channels 1..
     for a in range(rows):
-        row = o + (a + 1) * (cols + 2) + 1
+        row = _row_start(1, o, rows, cols, 0, a)
         out = activity[row : row + cols]
         for u in range(cols):
             out[u] = 0
         for c in range(1, channels):
-            start = channels * o + c * (rows + 2) * (cols + 2) + (a + 1) * (cols + 2) + 1
+            start = _row_start(channels, o, rows, cols, c, a)
             for u in range(cols):
                 out[u] += abs(_at(values, start + u))
     state[0], state[1], state[2], state[3] = x, y, ptr, bad
@@ -692,15 +705,14 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
         planes[2] = table[0, 0]
         _decode_step(values, resid, activity, planes, _CENTRE, 0, state, words, weights[b], max_symbol, alpha_shift,
                      radii, edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
-        for level in range(3):
-            planes[0], planes[1] = table[level, 0], table[level, 1]
-            for p, kind, specs in _STEPS:
-                planes[2] = table[level, p]
-                _decode_step(values, resid, activity, planes, specs, kind, state, words, weights[b], max_symbol,
-                             alpha_shift, radii, edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
-            if level == 2:  # the last spacing's planes interleave into the output
+        for st in range(9):
+            kind, specs = _step(table, st, planes)
+            _decode_step(values, resid, activity, planes, specs, kind, state, words, weights[b], max_symbol, alpha_shift, radii,
+                         edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
+            level = st // 3
+            if st == 8:  # the last spacing's planes interleave into the output
                 _interleave(out[b], _phases(values, channels, table[level]), 0)
-            else:  # and the others into the next spacing's E
+            elif st % 3 == 2:  # the others into the next spacing's E
                 _interleave(_plane(values, channels, table[level, 4]), _phases(values, channels, table[level]), 1)
                 _interleave(_plane(resid, channels, table[level, 4]), _phases(resid, channels, table[level]), 1)
                 _interleave(_plane(activity, 1, table[level, 4]), _phases(activity, 1, table[level]), 1)
