@@ -57,7 +57,6 @@ LADDER_SIZE = 64
 LADDER_MIN, LADDER_RATIO = 0.06, 2**0.25  # mean |residual| of table k: LADDER_MIN * LADDER_RATIO ** k
 MAX_WINDOW = 1024
 MAX_PROBABILITY = 1 - 2**-6  # the most any value may get: every symbol then costs >= 0.0227 bits
-PAD = 4  # the widest neighbour distance
 LATTICE = rans.LATTICE  # spacing of the first step
 WEIGHTS = 13  # per channel: a0 | alpha1, alpha2, a, wV, wX, wR (diagonal) | the same (axial)
 ALPHA_SHIFT = 10  # alpha in units of 2^-10
@@ -257,8 +256,7 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     weights = np.stack([_fit(item, max_symbol, f) for item, f in zip(planes, features)])
     radii, edges, tables, cum, cells, _, _, _ = _coder_tables()
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
-    rans.code_interlaced(features, weights, steps, rows + 2 * PAD, cols + 2 * PAD, PAD, max_symbol, radii, edges, tables, cum, cells,
-                         starts, freqs, raw)
+    rans.code_interlaced(features, weights, steps, rows, cols, max_symbol, radii, edges, tables, cum, cells, starts, freqs, raw)
     out = scratch.array("interlaced.words", (4 * symbols + 4,), np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out)
     return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()

@@ -195,26 +195,26 @@ def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, e
 
 
 @njit(cache=True, nogil=True)
-def _step_sizes(steps: np.ndarray, height: int, width: int, pad: int) -> np.ndarray:  # pragma: no cover - compiled
-    """Positions per step of a padded plane ``height x width``."""
+def _step_sizes(steps: np.ndarray, rows: int, cols: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Positions per step of planes ``rows x cols``."""
     per = np.empty(steps.shape[0], dtype=np.int64)
     for st in range(steps.shape[0]):
-        per[st] = _row_count(height - pad, pad + steps[st, 0], steps[st, 2]) * _row_count(width - pad, pad + steps[st, 1], steps[st, 2])
+        per[st] = _row_count(rows, steps[st, 0], steps[st, 2]) * _row_count(cols, steps[st, 1], steps[st, 2])
     return per
 
 
 @njit(cache=True, nogil=True)
-def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray, height: int, width: int, pad: int,
-                    max_symbol: int, radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray,
+def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray, rows: int, cols: int, max_symbol: int,
+                    radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray,
                     starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray) -> None:  # pragma: no cover - compiled
     """The encoder's side of :func:`decode_interlaced`, from the features ``(B, FEATURES, symbols)`` and the
     weights ``(B, C, 13)``: fills every symbol's cumulative frequency ``starts``, frequency ``freqs`` and
     ``raw`` value (``value + max_symbol`` after an escape, else -1), in coding order
-    (:func:`encode_symbols`' input; each ``B * symbols`` long). ``height x width``: the padded planes.
+    (:func:`encode_symbols`' input; each ``B * symbols`` long). ``rows x cols``: the planes, ``steps`` their schedule.
     """
     batch = features.shape[0]
     channels = weights.shape[1]
-    per = _step_sizes(steps, height, width, pad)
+    per = _step_sizes(steps, rows, cols)
     most = per.max()
     magnitudes, ks, floats = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.float64)
     n = 0
