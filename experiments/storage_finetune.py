@@ -7,7 +7,7 @@ next to Pillow's JPEG and WebP curves computed in the same run, with ``benchmark
 quality measures and Bjontegaard deltas (PSNR, MS-SSIM, SSIMULACRA2).
 
 Run: ``.venv/bin/python experiments/storage_finetune.py runs/rgb-storage-long.safetensors`` (after training
-and exporting the recipe). Writes ``experiments/results/storage_finetune.json``.
+and exporting the recipe). Writes ``experiments/results/storage_finetune.json`` (``-o`` another file).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("finetuned", help="the fine-tuned checkpoint")
     parser.add_argument("--shipped", default="rgb-storage")
+    parser.add_argument("-o", "--output", default=str(RESULTS / "storage_finetune.json"), help="result file")
     args = parser.parse_args()
     torch.set_num_threads(2)
     photos = dev_photos()
@@ -57,7 +58,7 @@ def main() -> None:
                                 if anchor != label} for label in models},
         "machine": machine(),
     }
-    path = write_json(RESULTS / "storage_finetune.json", report)
+    path = write_json(Path(args.output), report)
     for label, deltas in report["bjontegaard"].items():
         for anchor, bd in deltas.items():
             print(label, "vs", anchor, {k: (round(v, 2) if v is not None else None) for k, v in bd.items()})
