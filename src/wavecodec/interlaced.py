@@ -159,10 +159,7 @@ def _fit(q: np.ndarray, max_symbol: int, features: np.ndarray | None = None) -> 
     channels, rows, cols = q.shape
     if features is None:
         features = np.empty((rans.FEATURES, q.size), dtype=_feature_type(channels, max_symbol))
-    per_channel = rans.plane_buffer_size(rows, cols)
-    values = scratch.array("interlaced.values", (channels * per_channel,), _plane_type(max_symbol))
-    resid = scratch.array("interlaced.resid", (channels * per_channel,), values.dtype)
-    activity = scratch.array("interlaced.activity", (per_channel,), np.int32)
+    values, resid, activity = _plane_buffers(channels, rows, cols, max_symbol)
     table = rans.plane_table(rows, cols)
     rans.encoder_planes(q, values, activity, table)
     w = np.zeros((channels, WEIGHTS), dtype=np.int64)
@@ -240,6 +237,15 @@ def _plane_type(max_symbol: int) -> type:
     return np.int16 if max_symbol <= 16383 else np.int32
 
 
+def _plane_buffers(channels: int, rows: int, cols: int, max_symbol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat scratch for the per-step planes (:func:`wavecodec.rans.plane_table`) of values, residuals (``channels`` each)
+    and activity (one; int32, as a sum over channels outgrows int16)."""
+    per_channel = rans.plane_buffer_size(rows, cols)
+    values = scratch.array("interlaced.values", (channels * per_channel,), _plane_type(max_symbol))
+    return (values, scratch.array("interlaced.resid", (channels * per_channel,), values.dtype),
+            scratch.array("interlaced.activity", (per_channel,), np.int32))
+
+
 def _rows(q: np.ndarray) -> np.ndarray:
     """Latents ``(B, C, *S)`` as planes ``(B, C, rows, cols)`` (rows: all but the last axis)."""
     batch, channels, *size = q.shape
@@ -280,10 +286,7 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     words = scratch.array("interlaced.words", (2 * symbols + 4,), np.uint16)
     words[:n_words] = np.frombuffer(data, dtype="<u2", offset=head)  # read in place: no copy of the payload
     words[n_words:] = 0  # zero padding: the decoder can never read past it
-    per_channel = rans.plane_buffer_size(rows, cols)
-    values = scratch.array("interlaced.values", (channels * per_channel,), _plane_type(max_symbol))
-    resid = scratch.array("interlaced.resid", (channels * per_channel,), values.dtype)
-    activity = scratch.array("interlaced.activity", (per_channel,), np.int32)
+    values, resid, activity = _plane_buffers(channels, rows, cols, max_symbol)
     most = rans.most_per_step(rows, cols)
     per_step, floats = scratch.array("interlaced.per_step", (4, most), np.int64), scratch.array("interlaced.floats", (most,), np.float64)
     out = np.empty((batch, channels, rows, cols), dtype=dtype)  # the caller's own
