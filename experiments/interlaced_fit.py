@@ -34,23 +34,22 @@ SCALES = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)
 FITS = ((0, 1.0), (3, 1.0), (10, 0.5))  # (IRLS iterations, floor); 0: least squares
 
 
-def _layout(q: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray, int, int]:
-    """The encoder's planes of item 0 (values, residuals, activity, their table), the schedule, each symbol's
-    (kind, channel) in coding order, and the plane size."""
+def _layout(q: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The encoder's planes of item 0 (values, residuals, activity, their table) and each symbol's
+    (kind, channel) in coding order."""
     item = q[0]
     channels, rows, cols = item.shape
     per_channel = rans.plane_buffer_size(rows, cols)
     values, activity = np.empty(channels * per_channel, np.int16), np.empty(per_channel, np.int32)
     table = rans.plane_table(rows, cols)
     rans.encoder_planes(item, values, activity, table)
-    steps = il._schedule_rows(rows, cols)
-    per = rans._step_sizes(steps, rows, cols)
-    kinds = np.concatenate([np.full(channels * per[st], steps[st, 3]) for st in range(len(steps))])
-    chans = np.concatenate([np.repeat(np.arange(channels), per[st]) for st in range(len(steps))])
-    return (values, np.empty_like(values), activity, table), steps, np.stack([kinds, chans]), rows, cols
+    steps = rans.step_kinds_and_sizes(table)
+    kinds = np.concatenate([np.full(channels * n, kind) for kind, n in steps])
+    chans = np.concatenate([np.repeat(np.arange(channels), n) for _, n in steps])
+    return (values, np.empty_like(values), activity, table), np.stack([kinds, chans])
 
 
-def _magnitudes(w: np.ndarray, planes: tuple[np.ndarray, ...], steps: np.ndarray, f: np.ndarray) -> None:
+def _magnitudes(w: np.ndarray, planes: tuple[np.ndarray, ...], f: np.ndarray) -> None:
     values, resid, _, table = planes
     first, gram, rhs = rans.encoder_residuals(values, resid, table, w, 127, il.ALPHA_SHIFT, f)
     w[:, 0] = il._to_fixed(first, il.M_SHIFT - il._M_SCALE["a"])
@@ -60,10 +59,10 @@ def _magnitudes(w: np.ndarray, planes: tuple[np.ndarray, ...], steps: np.ndarray
             w[:, 1 + 6 * (kind - 1) + 2 + slot] = il._to_fixed(coef[:, slot], il.M_SHIFT - il._M_SCALE[name])
 
 
-def _code(q: np.ndarray, w: np.ndarray, planes: tuple[np.ndarray, ...], steps: np.ndarray, f: np.ndarray, rows: int, cols: int) -> tuple[bytes, np.ndarray]:
+def _code(q: np.ndarray, w: np.ndarray, planes: tuple[np.ndarray, ...], f: np.ndarray) -> tuple[bytes, np.ndarray]:
     radii, edges, tables, cum, cells, _, _, _ = il._coder_tables()
     starts, freqs, raw = (np.empty(q.size, np.int32) for _ in range(3))
-    rans.code_interlaced(f[None], w[None], steps, rows, cols, 127, radii, edges, tables, cum, cells, starts, freqs, raw)
+    rans.code_interlaced(f[None], w[None], planes[3], 127, radii, edges, tables, cum, cells, starts, freqs, raw)
     out = np.empty(4 * q.size + 4, np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, np.empty((2, 2 * q.size), np.int32), out)
     data = w.astype("<i2").tobytes() + out[:n][::-1].astype("<u2").tobytes()
@@ -72,9 +71,9 @@ def _code(q: np.ndarray, w: np.ndarray, planes: tuple[np.ndarray, ...], steps: n
     return data, bits
 
 
-def fit_variant(q: np.ndarray, iterations: int, floor: float) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray, np.ndarray, int, int]:
+def fit_variant(q: np.ndarray, iterations: int, floor: float) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
     """Weights with the predictions fitted by least squares (0 iterations) or least absolute deviations."""
-    planes, steps, index, rows, cols = _layout(q)
+    planes, index = _layout(q)
     f = np.empty((rans.FEATURES, q.size), np.int64)
     w = np.zeros((q.shape[1], il.WEIGHTS), np.int64)
     values, _, activity, table = planes
@@ -89,8 +88,8 @@ def fit_variant(q: np.ndarray, iterations: int, floor: float) -> tuple[np.ndarra
                 weight = 1.0 / np.maximum(np.abs(y - X @ coef[c]), floor)
                 coef[c] = il._solve(((X * weight[:, None]).T @ X)[None], ((X * weight[:, None]).T @ y)[None])[0]
         w[:, 1 + 6 * (kind - 1) : 3 + 6 * (kind - 1)] = il._to_fixed(np.clip(coef, -2, 2), il.ALPHA_SHIFT)
-    _magnitudes(w, planes, steps, f)
-    return w, planes, steps, f, rows, cols
+    _magnitudes(w, planes, f)
+    return w, planes, f
 
 
 def main() -> None:
@@ -103,8 +102,8 @@ def main() -> None:
         with torch.inference_mode():
             q = codec.quantize(codec.encode(x)).numpy().astype(np.int32)
         for (it, fl), key in zip(FITS, sizes):
-            w, planes, steps, f, rows, cols = fit_variant(q, it, fl)
-            data, _ = _code(q, w, planes, steps, f, rows, cols)
+            w, planes, f = fit_variant(q, it, fl)
+            data, _ = _code(q, w, planes, f)
             sizes[key] += len(data)
             if it == 0:
                 assert data == il.encode(q, 127), "the least-squares variant is the shipped encoder"
@@ -114,7 +113,7 @@ def main() -> None:
                         cols = slice(3 + 6 * (kind - 1), 7 + 6 * (kind - 1))
                         scaled[:, cols] = np.clip(np.round(w[:, cols] * s), -32767, 32767)
                     scaled[:, 0] = np.clip(np.round(w[:, 0] * s), -32767, 32767)
-                    scale_bits[s] += _code(q, scaled, planes, steps, f, rows, cols)[1]
+                    scale_bits[s] += _code(q, scaled, planes, f)[1]
     base_bits, base_size = scale_bits[1.0], sizes[next(iter(sizes))]
     report = {
         "model": "rgb-16x", "photos": 10, "size": [768, 512],

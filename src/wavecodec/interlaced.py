@@ -42,7 +42,6 @@ Payload: per item ``C x 13`` int16 weights (little-endian), then the rANS words
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,15 +56,11 @@ LADDER_SIZE = 64
 LADDER_MIN, LADDER_RATIO = 0.06, 2**0.25  # mean |residual| of table k: LADDER_MIN * LADDER_RATIO ** k
 MAX_WINDOW = 1024
 MAX_PROBABILITY = 1 - 2**-6  # the most any value may get: every symbol then costs >= 0.0227 bits
-LATTICE = rans.LATTICE  # spacing of the first step
 WEIGHTS = 13  # per channel: a0 | alpha1, alpha2, a, wV, wX, wR (diagonal) | the same (axial)
 ALPHA_SHIFT = 10  # alpha in units of 2^-10
 M_SHIFT = 16  # magnitudes m in units of 2^-16
 _M_SCALE = {"a": 6, "wV": 2, "wX": 0, "wR": 2}  # each weight's unit is 2^-(M_SHIFT - shift)
 LADDER_PATH = Path(__file__).resolve().parent / "assets" / "laplace_ladder.npz"
-
-DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))  # pairs: (0, 3) and (1, 2)
-AXIAL = ((0, -1), (-1, 0), (1, 0), (0, 1))  # pairs: (0, 3) left/right and (1, 2) up/down
 
 
 # -- the frozen ladder of tables ----------------------------------------------------------
@@ -105,33 +100,6 @@ def ladder() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     cum = np.zeros((tables.shape[0], tables.shape[1] + 1), dtype=np.int64)
     np.cumsum(tables, axis=1, out=cum[:, 1:])
     return radii, edges, tables, cum
-
-
-# -- the schedule ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Step:
-    """Positions decoded together in every channel: one or two strided sub-lattices ``(i0, j0)`` of spacing ``spacing``."""
-
-    lattices: tuple[tuple[int, int], ...]
-    spacing: int
-    offsets: tuple[tuple[int, int], ...]  # the four neighbours (pairs 0-3 and 1-2); empty for the first step
-    kind: int  # 0 first step, 1 diagonal, 2 axial
-
-
-def schedule(rows: int, cols: int) -> tuple[Step, ...]:
-    """The decoding steps for planes of ``rows x cols`` (empty sub-lattices left out)."""
-    def keep(lattices: list[tuple[int, int]], s: int) -> tuple[tuple[int, int], ...]:
-        return tuple((i, j) for i, j in lattices if i < rows and j < cols)
-
-    steps = [Step(((0, 0),), LATTICE, (), 0)]
-    s = LATTICE
-    while s >= 2:
-        h = s // 2
-        steps.append(Step(keep([(h, h)], s), s, tuple((h * a, h * b) for a, b in DIAGONAL), 1))
-        for lattice in ((0, h), (h, 0)):  # the two edge lattices never read each other
-            steps.append(Step(keep([lattice], s), s, tuple((h * a, h * b) for a, b in AXIAL), 2))
-        s = h
-    return tuple(step for step in steps if step.lattices)
 
 
 # -- fitting (encoder only) -----------------------------------------------------------------
@@ -219,19 +187,6 @@ def _coder_tables() -> tuple[np.ndarray, ...]:
             rans.slot_lookup(cum, radii).astype(np.uint16))
 
 
-def _steps_array(steps: tuple[Step, ...]) -> np.ndarray:
-    """The schedule as rows ``(i0, j0, spacing, kind, h)`` for the compiled decoder."""
-    return np.array([(*st.lattices[0], st.spacing, st.kind, st.spacing // 2) for st in steps], dtype=np.int64).reshape(-1, 5)
-
-
-@lru_cache(maxsize=64)
-def _schedule_rows(rows: int, cols: int) -> np.ndarray:
-    """:func:`_steps_array` of :func:`schedule`, made once per plane size (read-only: it is shared)."""
-    steps = _steps_array(schedule(rows, cols))
-    steps.flags.writeable = False
-    return steps
-
-
 def _plane_type(max_symbol: int) -> type:
     """int16 where values and residuals (within twice ``max_symbol``) fit, else int32: planes half the size stay in cache."""
     return np.int16 if max_symbol <= 16383 else np.int32
@@ -256,13 +211,13 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes."""
     planes = _rows(q)
     batch, channels, rows, cols = planes.shape
-    steps = _schedule_rows(rows, cols)
     symbols = q.size
     features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), _feature_type(channels, max_symbol))
     weights = np.stack([_fit(item, max_symbol, f) for item, f in zip(planes, features)])
     radii, edges, tables, cum, cells, _, _, _ = _coder_tables()
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
-    rans.code_interlaced(features, weights, steps, rows, cols, max_symbol, radii, edges, tables, cum, cells, starts, freqs, raw)
+    rans.code_interlaced(features, weights, rans.plane_table(rows, cols), max_symbol, radii, edges, tables, cum, cells, starts, freqs,
+                         raw)
     out = scratch.array("interlaced.words", (4 * symbols + 4,), np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out)
     return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()
@@ -287,7 +242,7 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     words[:n_words] = np.frombuffer(data, dtype="<u2", offset=head)  # read in place: no copy of the payload
     words[n_words:] = 0  # zero padding: the decoder can never read past it
     values, resid, activity = _plane_buffers(channels, rows, cols, max_symbol)
-    most = rans.most_per_step(rows, cols)
+    most = rans.most_per_step(rans.plane_table(rows, cols))
     per_step, floats = scratch.array("interlaced.per_step", (4, most), np.int64), scratch.array("interlaced.floats", (most,), np.float64)
     out = np.empty((batch, channels, rows, cols), dtype=dtype)  # the caller's own
     radii, edges, _, _, cells, intervals, offsets, lookup = _coder_tables()

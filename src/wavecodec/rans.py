@@ -195,36 +195,27 @@ def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, e
 
 
 @njit(cache=True, nogil=True)
-def _step_sizes(steps: np.ndarray, rows: int, cols: int) -> np.ndarray:  # pragma: no cover - compiled
-    """Positions per step of planes ``rows x cols``."""
-    per = np.empty(steps.shape[0], dtype=np.int64)
-    for st in range(steps.shape[0]):
-        per[st] = _row_count(rows, steps[st, 0], steps[st, 2]) * _row_count(cols, steps[st, 1], steps[st, 2])
-    return per
-
-
-@njit(cache=True, nogil=True)
-def code_interlaced(features: np.ndarray, weights: np.ndarray, steps: np.ndarray, rows: int, cols: int, max_symbol: int,
+def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray, max_symbol: int,
                     radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray,
                     starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray) -> None:  # pragma: no cover - compiled
     """The encoder's side of :func:`decode_interlaced`, from the features ``(B, FEATURES, symbols)`` and the
     weights ``(B, C, 13)``: fills every symbol's cumulative frequency ``starts``, frequency ``freqs`` and
     ``raw`` value (``value + max_symbol`` after an escape, else -1), in coding order
-    (:func:`encode_symbols`' input; each ``B * symbols`` long). ``rows x cols``: the planes, ``steps`` their schedule.
+    (:func:`encode_symbols`' input; each ``B * symbols`` long). ``table``: the planes' :func:`plane_table`.
     """
     batch = features.shape[0]
     channels = weights.shape[1]
-    per = _step_sizes(steps, rows, cols)
-    most = per.max()
+    steps = step_kinds_and_sizes(table)
+    most = most_per_step(table)
     magnitudes, ks, floats = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.float64)
     n = 0
     for b in range(batch):
         values, spreads, others, mus, owns = features[b, 0], features[b, 3], features[b, 4], features[b, 5], features[b, 6]
         u = 0
         for st in range(steps.shape[0]):
-            m = per[st]
+            m = steps[st, 1]
             for c in range(channels):
-                a, wv, wx, wr = _magnitude_weights(weights[b, c], steps[st, 3])
+                a, wv, wx, wr = _magnitude_weights(weights[b, c], steps[st, 0])
                 so, xo, ro = spreads[u : u + m], others[u : u + m], owns[u : u + m]
                 for e in range(m):
                     magnitudes[e] = _magnitude(a, wv, wx, wr, so[e], xo[e], ro[e])
@@ -278,24 +269,6 @@ def plane_sizes(rows: int, cols: int) -> np.ndarray:  # pragma: no cover - compi
 
 
 @njit(cache=True, nogil=True)
-def plane_buffer_size(rows: int, cols: int) -> int:  # pragma: no cover - compiled
-    """Entries of one channel's polyphase planes, padded, over all spacings (the decoder's scratch per channel)."""
-    sizes = plane_sizes(rows, cols)
-    total = 0
-    for level in range(3):
-        for p in range(4):
-            total += (sizes[level, p, 0] + 2) * (sizes[level, p, 1] + 2)
-    return total
-
-
-@njit(cache=True, nogil=True)
-def most_per_step(rows: int, cols: int) -> int:  # pragma: no cover - compiled
-    """The most positions a step has: spacing 2's ``E`` is at least as large as any step's plane."""
-    sizes = plane_sizes(rows, cols)
-    return sizes[2, 0, 0] * sizes[2, 0, 1]
-
-
-@njit(cache=True, nogil=True)
 def plane_table(rows: int, cols: int) -> np.ndarray:  # pragma: no cover - compiled
     """``(3, 5, 3)``: per spacing 8, 4, 2 its planes ``E``, ``OO``, ``EO``, ``OE`` and the next spacing's ``E`` as
     ``(offset, rows, cols)`` in a flat buffer of one channel (offsets per channel; ``-1`` for spacing 2's
@@ -315,6 +288,31 @@ def plane_table(rows: int, cols: int) -> np.ndarray:  # pragma: no cover - compi
             o += (sizes[level + 1, 0, 0] + 2) * (sizes[level + 1, 0, 1] + 2)
         else:
             out[level, 4, 0], out[level, 4, 1], out[level, 4, 2] = -1, rows, cols
+    return out
+
+
+@njit(cache=True, nogil=True)
+def plane_buffer_size(rows: int, cols: int) -> int:  # pragma: no cover - compiled
+    """Entries of one channel's planes, padded, over all spacings: where :func:`plane_table`'s last plane ends."""
+    last = plane_table(rows, cols)[2, 3]
+    return last[0] + (last[1] + 2) * (last[2] + 2)
+
+
+@njit(cache=True, nogil=True)
+def most_per_step(table: np.ndarray) -> int:  # pragma: no cover - compiled
+    """The most positions a step of :func:`plane_table` ``table`` has: spacing 2's ``E`` is at least as large as any step's plane."""
+    return table[2, 0, 1] * table[2, 0, 2]
+
+
+@njit(cache=True, nogil=True)
+def step_kinds_and_sizes(table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``(10, 2)``: the coding order's steps, each its kind (0 the first, 1 centres, 2 edges) and its positions."""
+    out = np.empty((10, 2), dtype=np.int64)
+    out[0, 0], out[0, 1] = 0, table[0, 0, 1] * table[0, 0, 2]
+    planes = np.empty((3, 3), dtype=np.int64)
+    for st in range(9):
+        kind, _ = _step(table, st, planes)
+        out[st + 1, 0], out[st + 1, 1] = kind, planes[2, 1] * planes[2, 2]
     return out
 
 
@@ -352,6 +350,20 @@ def _neighbour_activity(activity: np.ndarray, planes: np.ndarray, specs: tuple, 
                      + np.int64(_at(activity, b3 + u)))
 
 
+@njit(cache=True, nogil=True)
+def _plane_activity(values: np.ndarray, activity: np.ndarray, channels: int, o: int, r: int, c: int) -> None:  # pragma: no cover - compiled
+    """The activity of the plane ``(o, r, c)``: the sum of ``|values|`` of channels 1.. (channel 0 is left out)."""
+    for a in range(r):
+        row = _row_start(1, o, r, c, 0, a)
+        out = activity[row : row + c]
+        for u in range(c):
+            out[u] = 0
+        for ch in range(1, channels):
+            start = _row_start(channels, o, r, c, ch, a)
+            for u in range(c):
+                out[u] += abs(_at(values, start + u))
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _step(table: np.ndarray, st: int, planes: np.ndarray) -> tuple[int, tuple]:  # pragma: no cover - compiled
     """Step ``st`` (0-8) after the first: fills ``planes`` with its ``E``, ``OO`` and own plane; returns its kind and neighbours."""
@@ -386,18 +398,12 @@ def encoder_planes(q: np.ndarray, values: np.ndarray, activity: np.ndarray, tabl
             o, r, c = table[level, p, 0], table[level, p, 1], table[level, p, 2]
             i0, j0, step = (0, 0, h) if p == 4 else (_PHASE[p][0] * h, _PHASE[p][1] * h, s)
             for ch in range(channels):
-                base = channels * o + ch * (r + 2) * (c + 2)
                 for a in range(r):
                     src = q[ch, i0 + a * step, j0 :: step]
-                    dst = values[base + (a + 1) * (c + 2) + 1 : base + (a + 1) * (c + 2) + 1 + c]
+                    dst = values[_row_start(channels, o, r, c, ch, a) :]
                     for u in range(c):
                         dst[u] = src[u]
-            for a in range(r):
-                dst = activity[o + (a + 1) * (c + 2) + 1 : o + (a + 1) * (c + 2) + 1 + c]
-                for ch in range(1, channels):
-                    row = values[_row_start(channels, o, r, c, ch, a) :]
-                    for u in range(c):
-                        dst[u] += abs(row[u])
+            _plane_activity(values, activity, channels, o, r, c)
         s = h
 
 
@@ -425,7 +431,7 @@ def encoder_values(values: np.ndarray, activity: np.ndarray, table: np.ndarray, 
                 f[0, a * c + u], f[1, a * c + u], f[2, a * c + u], f[3, a * c + u], f[4, a * c + u] = row[u], 0, 0, 0, 0
     start = channels * n
     planes = np.zeros((3, 3), dtype=np.int64)
-    act = np.empty(max(table[2, 1, 1] * table[2, 1, 2], table[2, 2, 1] * table[2, 2, 2], table[2, 3, 1] * table[2, 3, 2], 1), np.int64)
+    act = np.empty(most_per_step(table), np.int64)
     for st in range(9):
         kind, specs = _step(table, st, planes)
         o, r, c = planes[2, 0], planes[2, 1], planes[2, 2]
@@ -622,16 +628,8 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
                 gv[e] = value
                 rv[e] = value - _at(mus, u)
                 u += 1
-    # 3. the activity of the step's positions: sum of |values| of channels 1..
-    for a in range(rows):
-        row = _row_start(1, o, rows, cols, 0, a)
-        out = activity[row : row + cols]
-        for u in range(cols):
-            out[u] = 0
-        for c in range(1, channels):
-            start = _row_start(channels, o, rows, cols, c, a)
-            for u in range(cols):
-                out[u] += abs(_at(values, start + u))
+    # 3. the activity of the step's positions, which later steps read
+    _plane_activity(values, activity, channels, o, rows, cols)
     state[0], state[1], state[2], state[3] = x, y, ptr, bad
 
 
@@ -679,7 +677,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
     Step by step, and within a step channel by channel, on polyphase planes (see above):
     ``values``, ``resid`` ``(C * plane_buffer_size,)`` and ``activity`` ``(plane_buffer_size,)`` are
     their flat scratch; ``per_step`` ``(4, n)`` (int64) and ``floats`` ``(n,)`` scratch for a step's contexts, ``n``
-    at least :func:`most_per_step`. ``intervals`` holds table ``k``'s entries from ``offsets[k]`` on, each
+    at least :func:`most_per_step` of the planes' table. ``intervals`` holds table ``k``'s entries from ``offsets[k]`` on, each
     ``cumulative frequency | frequency << 16``. ``words`` holds the stream's ``n_words`` words
     followed by zero padding up to two words per symbol (the most a stream can consume), so no
     read can leave the array whatever the payload; a stream that reads into the padding is
