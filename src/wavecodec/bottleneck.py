@@ -33,6 +33,7 @@ def _scales(step: Step) -> bool:
 
 _NUMPY_TYPES = {torch.int8: np.dtype(np.int8), torch.int16: np.dtype(np.int16)}
 
+
 class Bottleneck(nn.Module):
     """Compand, perturb or round, and expand latents of ``bits``-bit precision."""
 

@@ -62,7 +62,6 @@ class Decoder(nn.Module):
             return out, noise
         return out if noise is None else out + noise
 
-
     def _bfloat16_residual(self) -> nn.Module:
         """A bfloat16 copy of the residual, images in channels-last layout (oneDNN's bfloat16 convolutions
         run in it without reordering every layer), made again whenever a weight changes.
