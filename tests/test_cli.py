@@ -240,3 +240,20 @@ def test_encode_step_option_makes_smaller_files(model_path: Path, tmp_path: Path
     assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "b.wvc"), "--step", "4", "--quiet"]) == 0
     assert (tmp_path / "b.wvc").stat().st_size < (tmp_path / "a.wvc").stat().st_size
     assert main(["encode", str(src), "--model", str(model_path), "-o", str(tmp_path / "c.wvc"), "--step", "0.1"]) == 2
+
+
+def test_decode_precision_flags(model_path: Path, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "photo.png"
+    _photo(src)
+    assert main(["encode", str(src), "--model", str(model_path)]) == 0
+    wvc = tmp_path / "photo.wvc"
+    decoded = {}
+    for flags in ([], ["--fast"], ["--int8"]):
+        out = tmp_path / f"out{''.join(flags)}.png"
+        assert main(["decode", str(wvc), "--model", str(model_path), "-o", str(out), *flags]) == 0
+        decoded[tuple(flags)] = np.asarray(Image.open(out)).astype(int)
+    for flags in (("--fast",), ("--int8",)):
+        assert np.abs(decoded[flags] - decoded[()]).max() <= 4
+    with pytest.raises(SystemExit) as exit_info:  # one precision at a time
+        main(["decode", str(wvc), "--fast", "--int8"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err

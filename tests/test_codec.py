@@ -124,40 +124,85 @@ def test_reduction_and_subbands() -> None:
     assert a.ndim == 1 and a.subbands == 512
 
 
-def test_fast_decode_stays_within_a_hundredth_of_a_db(fitted) -> None:
+def _with_a_residual_that_matters(fitted: Codec) -> Codec:
     import copy
 
+    fitted = copy.deepcopy(fitted)  # the fixture is shared
+    with torch.no_grad():
+        for p in fitted.decoder.residual.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return fitted
+
+
+@pytest.mark.parametrize("precision, db, levels", [("bfloat16", 0.01, 2), ("int8", 0.05, 8)])
+def test_lower_precision_decodes_stay_close_to_float32(fitted, precision: str, db: float, levels: int) -> None:
     from helpers import synthetic_images
     from wavecodec.metrics import psnr
 
-    fitted = copy.deepcopy(fitted)  # the fixture is shared
+    fitted = _with_a_residual_that_matters(fitted)
     x = synthetic_images(1, size=64)
-    with torch.no_grad():
-        for p in fitted.decoder.residual.parameters():  # a residual that matters
-            p.add_(0.05 * torch.randn_like(p))
     data = fitted.compress(x)
     exact = fitted.decompress(data)
-    fitted.fast_decode = True
+    fitted.decoder_precision = precision
+    low = fitted.decompress(data)
+    assert not torch.equal(low, exact)  # the lower precision really ran
+    assert abs(psnr(x, exact, 255.0) - psnr(x, low, 255.0)) < db
+    assert (exact.int() - low.int()).abs().max() <= levels
+    assert torch.equal(fitted.decompress(data), low)  # and repeats itself
+
+
+def test_an_int8_decode_does_not_depend_on_the_tiling(fitted) -> None:
+    from helpers import synthetic_images
+    from wavecodec import compression
+
+    fitted = _with_a_residual_that_matters(fitted)
+    fitted.decoder_precision = "int8"
+    data = fitted.compress(synthetic_images(1, size=96, seed=4))
+    whole = fitted.decompress(data)
+    before = compression.TILE
+    compression.TILE = 7  # the scales are fixed by the calibration, not by what each tile holds
     try:
-        fast = fitted.decompress(data)
+        tiled = fitted.decompress(data)
     finally:
-        fitted.fast_decode = False
-    assert abs(psnr(x, exact, 255.0) - psnr(x, fast, 255.0)) < 0.01
-    assert (exact.int() - fast.int()).abs().max() <= 2
+        compression.TILE = before
+    assert (tiled.int() - whole.int()).abs().max() <= 1
 
 
-def test_the_bfloat16_residual_is_cast_once_and_follows_weight_changes(fitted) -> None:
+def test_an_unknown_decoder_precision_is_refused(fitted) -> None:
     import copy
 
-    decoder = copy.deepcopy(fitted.decoder)
-    first = decoder._bfloat16_residual()
-    assert decoder._bfloat16_residual() is first  # cast once, not per call
-    weight = next(decoder.residual.parameters())
+    fitted = copy.deepcopy(fitted)
+    fitted.decoder_precision = "float16"
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        fitted.decompress(fitted.compress(torch.zeros(1, 3, 16, 16, dtype=torch.uint8)))
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "int8"])
+def test_the_lower_precision_copies_are_made_once_and_follow_weight_changes(fitted, kind: str) -> None:
+    import copy
+
+    codec = copy.deepcopy(fitted)
+    decoder = codec.decoder
+    make = decoder._bfloat16_residual if kind == "bfloat16" else lambda: decoder._int8_residual(codec.calibration_latents)
+    z = codec.calibration_latents()[0]
+    first = make()
+    assert make() is first  # made once, not per call
+    weight = decoder.residual[0].weight
     with torch.no_grad():
+        before = first(z.to(torch.bfloat16) if kind == "bfloat16" else z).float()
         weight.add_(1.0)
-    second = decoder._bfloat16_residual()
-    assert second is not first and torch.equal(next(second.parameters()), weight.to(torch.bfloat16))
-    assert set(decoder.state_dict()) == set(fitted.decoder.state_dict())  # the copy is neither saved nor trained
+    second = make()
+    assert second is not first
+    with torch.no_grad():
+        after = second(z.to(torch.bfloat16) if kind == "bfloat16" else z).float()
+    assert not torch.allclose(before, after)  # the new copy has the new weights
+    assert set(decoder.state_dict()) == set(fitted.decoder.state_dict())  # the copies are neither saved nor trained
+
+
+def test_calibration_latents_are_fixed(fitted) -> None:
+    first, second = fitted.calibration_latents(), fitted.calibration_latents()
+    assert len(first) >= 4 and all(torch.equal(a, b) for a, b in zip(first, second))
+    assert all(z.shape[1] == fitted.config.latent_dim and z.abs().max() > 0 for z in first)
 
 
 def test_inference_encode_in_scratch_equals_the_plain_composition(small_codec: Codec) -> None:

@@ -149,3 +149,12 @@ def test_training_visits_every_rung_with_its_lambda(tmp_path: Path) -> None:
     codec = export(tmp_path / "run", tmp_path / "t.safetensors", fit_batches=1)
     assert wavecodec.load(tmp_path / "t.safetensors").config.rate_lambdas == (0.001, 0.01, 0.1)
     assert codec.rates is not None and not torch.allclose(codec.rates.log_steps[0], codec.rates.log_steps[2])
+
+
+def test_an_int8_decoder_is_calibrated_at_both_ends_of_the_ladder(ladder: Codec) -> None:
+    from wavecodec.quantized import SEEDS
+
+    latents = ladder.calibration_latents()
+    assert len(latents) == 3 * SEEDS  # quality 0, the default and 100 for each signal
+    coarsest, finest = latents[0], latents[2]
+    assert torch.unique(coarsest[:, 0]).numel() < torch.unique(finest[:, 0]).numel()

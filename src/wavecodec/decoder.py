@@ -9,6 +9,7 @@ only has to learn the correction. That is what lets a small decoder train well o
 from __future__ import annotations
 
 from copy import deepcopy
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -16,7 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import CodecConfig
+from .errors import ConfigError
 from .layers import ResidualBlock, conv
+from .quantized import int8_available, int8_residual
+
+PRECISIONS = ("float32", "bfloat16", "int8")  # how the decoder's residual may run on a CPU
 
 
 class Decoder(nn.Module):
@@ -40,19 +45,25 @@ class Decoder(nn.Module):
 
         self.noise = NoiseFill(config) if config.noise_fill else None
 
-    def forward(self, z: torch.Tensor, fast: bool = False,
-                split_noise: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
-        """Subbands from expanded latents; ``fast`` runs the residual in bfloat16 where the CPU has it;
-        ``split_noise`` returns ``(subbands without the noise fill, the noise fill or None)`` (training:
-        a loss may charge the waveform error to the first only).
+    def forward(self, z: torch.Tensor, precision: str = "float32", split_noise: bool = False,
+                calibration: Callable[[], list[torch.Tensor]] | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """Subbands from expanded latents; ``split_noise`` returns ``(subbands without the noise fill, the
+        noise fill or None)`` (training: a loss may charge the waveform error to the first only).
 
-        Only the residual, a small correction, is computed in bfloat16 (about 1.9x faster on
-        CPUs with AVX512-BF16, measured in ``benchmarks/data_path.py``); the linear path,
-        which carries the signal, stays float32, so decoded PSNR moves by well under 0.01 dB.
+        ``precision`` (one of :data:`PRECISIONS`) is how the residual runs on a CPU in inference:
+        ``"bfloat16"`` (about 1.8x faster where the CPU has AVX512-BF16, float32 elsewhere) or
+        ``"int8"`` (about 2.8x with AVX512-VNNI; :mod:`wavecodec.quantized`, its scales observed
+        once on ``calibration()``, expanded latents). Only the residual, a small correction,
+        runs in the lower precision; the linear path, which carries the signal, stays float32.
         """
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         out = self.linear(z)
         if self.residual is not None:
-            if fast and not self.training and z.dtype == torch.float32 and z.device.type == "cpu" and cpu_bfloat16():
+            cpu = not self.training and z.dtype == torch.float32 and z.device.type == "cpu"
+            if cpu and precision == "int8" and calibration is not None and int8_available():
+                out = out + self._int8_residual(calibration)(z)
+            elif cpu and precision != "float32" and cpu_bfloat16():
                 layout = torch.channels_last if z.dim() == 4 else torch.contiguous_format
                 out = out + self._bfloat16_residual()(z.to(torch.bfloat16).contiguous(memory_format=layout)).float()
             else:
@@ -64,20 +75,33 @@ class Decoder(nn.Module):
 
     def _bfloat16_residual(self) -> nn.Module:
         """A bfloat16 copy of the residual, images in channels-last layout (oneDNN's bfloat16 convolutions
-        run in it without reordering every layer), made again whenever a weight changes.
+        run in it without reordering every layer).
 
         A copy with its weights cast once, not ``torch.autocast``, which casts every weight on
-        every call. It is kept off the module's registry, so it is neither saved nor trained.
+        every call.
         """
-        params = list(self.residual.parameters())
-        key = tuple((p.data_ptr(), _version(p)) for p in params)
-        cached = self.__dict__.get("_bfloat16_cache")
-        if cached is None or cached[0] != key:
+        def build() -> nn.Module:
             copy = deepcopy(self.residual).to(torch.bfloat16)
-            if params and params[0].dim() == 4:
+            if copy[0].weight.dim() == 4:
                 copy = copy.to(memory_format=torch.channels_last)
-            cached = self.__dict__["_bfloat16_cache"] = (key, copy.eval())
-        return cached[1]
+            return copy.eval()
+
+        return self._cached("bfloat16", build)
+
+    def _int8_residual(self, calibration: Callable[[], list[torch.Tensor]]) -> nn.Module:
+        """The int8 copy of the residual (:func:`wavecodec.quantized.int8_residual`)."""
+        return self._cached("int8", lambda: int8_residual(self.residual, calibration(), cpu_bfloat16()))
+
+    def _cached(self, kind: str, build: Callable[[], nn.Module]) -> nn.Module:
+        """A copy of the residual made by ``build``, made again whenever one of its weights changes.
+
+        Kept off the module's registry, so it is neither saved nor trained.
+        """
+        key = tuple((p.data_ptr(), _version(p)) for p in self.residual.parameters())
+        cache = self.__dict__.setdefault("_copies", {})
+        if kind not in cache or cache[kind][0] != key:
+            cache[kind] = (key, build())
+        return cache[kind][1]
 
 
 class NoiseFill(nn.Module):

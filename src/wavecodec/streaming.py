@@ -168,7 +168,7 @@ def decode_tiles(codec: Codec, latents: torch.Tensor, tile: int,
     def subbands(r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         a0, a1, b0, b1 = max(0, r0 - net), min(h, r1 + net), max(0, c0 - net), min(w, c1 + net)
         z = codec.bottleneck.expand(latents[..., a0:a1, b0:b1])
-        return codec.decoder(z, fast=codec.fast_decode)[..., r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
+        return codec.synthesize(z)[..., r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
 
     tiles = [(i, j) for i in range(0, h, tile) for j in range(0, w, tile)]
     for done, (i, j) in enumerate(tiles, start=1):
@@ -195,7 +195,7 @@ def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frame
         """Decoder output for frames ``[lo, hi)`` inside ``[0, frames)``, with the network's context clipped at the ends."""
         a, b = max(0, lo - net), min(frames, hi + net)
         z = codec.dequantize(torch.from_numpy(latents(a, b))[None], quant_step)
-        return codec.decoder(codec.bottleneck.expand(z), fast=codec.fast_decode)[..., lo - a : hi - a]
+        return codec.synthesize(codec.bottleneck.expand(z))[..., lo - a : hi - a]
 
     for k in range(chunk_count(frames, chunk_frames)):
         lo, hi = k * chunk_frames, min(frames, (k + 1) * chunk_frames)
