@@ -395,9 +395,11 @@ sample, a quarter of the bytes to allocate (and to copy to an accelerator, which
 `q.float() * step`). The float32 sample's fresh memory is where the page faults above come from. Most of a read is the
 compiled decoding kernel. Its context arithmetic runs on planes of their own per step (each step's positions zero-padded, so
 every neighbour is read with unit stride and the loops vectorise), and its rANS loop reads the
-tables through unsigned indices (no negative-index checks on the dependency chain); what is left is
-mostly that chain: the two interleaved states share one word pointer, so each symbol waits on
-the table reads of the one before. Halving it needs independent streams, that is a new format version.
+tables through unsigned indices (no negative-index checks on the dependency chain). About half of
+a decode is that rANS loop, and it is not waiting on its states' chain: the same loop with four
+interleaved states instead of two decodes only 9% faster (6.56 -> 5.97 ns per symbol,
+`.venv/bin/python experiments/rans_states.py`), so a new format version for more states would
+not pay; the loop is bound by the instructions each symbol needs (about 20 cycles).
 
 """]
     lines.append(f"""## The coder against the one it replaced
