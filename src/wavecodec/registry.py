@@ -4,7 +4,12 @@ Weights live in ``wavecodec/weights/`` next to ``index.json``, which lists each 
 name, file, channel count, description and the figures measured on the dev evaluation set.
 Loading a shipped model therefore needs no network. This module is the one place that
 decides which model an input or a file gets (:func:`model_for`, :func:`model_for_header`)
-and the one writer of ``index.json`` (:func:`register`).
+and the one writer of ``index.json`` (:func:`register`, :func:`retire`).
+
+A shipped model can be retrained under its name. Its former weights then stay in
+``weights/retired/`` (:func:`retire`), listed under the entry by their hash, so every file and
+dataset made with them still decodes: a file records the hash of the weights that made it, and
+:func:`model_for_header` answers ``name@hash`` for a retired version, which :func:`load` opens.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .atomic import write_text
+from .atomic import write_bytes, write_text
 from .checkpoint import load_file
 from .errors import CheckpointError
 from .model import Codec
@@ -41,6 +46,7 @@ class ModelInfo:
     figures: dict[str, Any] = field(default_factory=dict)
     task: str = ""  # a model made for one dataset (e.g. "fashion-mnist") is never picked by default
     use: str = ""  # what the model is for, one short phrase (`wavecodec models` shows it)
+    retired: tuple[tuple[str, str], ...] = ()  # former versions still decoded: (hash, file under weights/)
 
     @property
     def variable_rate(self) -> bool:
@@ -56,6 +62,7 @@ class ModelInfo:
 def _entry(data: dict[str, Any]) -> ModelInfo:
     known = {k: v for k, v in data.items() if k in ModelInfo.__dataclass_fields__}
     known.setdefault("channels", int(data.get("figures", {}).get("channels", 0)))
+    known["retired"] = tuple((str(r["hash"]), str(r["file"])) for r in data.get("retired", []))
     return ModelInfo(**known)
 
 
@@ -134,8 +141,15 @@ def model_for(kind: str, channels: int, purpose: str = "files") -> str:
     return default_model("image", 3, purpose)
 
 
+def version_of(name: str, model_hash: object) -> str:
+    """``name``, or ``name@model_hash`` when that hash is a retired version of the shipped model ``name``."""
+    retired = {h for h, _ in get_info(name).retired}
+    return f"{name}@{model_hash}" if isinstance(model_hash, str) and model_hash in retired else name
+
+
 def model_for_header(header: dict[str, Any]) -> str:
-    """The shipped model a ``.wvc`` file names in its header.
+    """The shipped model a ``.wvc`` file names in its header: its name, or ``name@hash`` for a
+    retired version of it (:func:`version_of`).
 
     Only shipped names select weights: a file never makes the decoder open another file.
 
@@ -147,7 +161,7 @@ def model_for_header(header: dict[str, Any]) -> str:
         raise CheckpointError("the file names no model; give the checkpoint it was made with explicitly")
     if not is_shipped(name):
         raise CheckpointError(f"the file was made with model {name!r}, which is not shipped; give its checkpoint explicitly")
-    return name
+    return version_of(name, header.get("model_hash"))
 
 
 def model_for_dataset(index: dict[str, Any]) -> str:
@@ -155,18 +169,31 @@ def model_for_dataset(index: dict[str, Any]) -> str:
     ref = str(index.get("model_ref", ""))
     if ref and not is_shipped(ref) and Path(ref).is_file():
         return ref
-    return str(index["model"])
+    name = str(index["model"])
+    return version_of(name, index.get("model_hash")) if is_shipped(name) else name
+
+
+def _weights_of(ref: str) -> Path:
+    """The weight file of ``name`` or of its retired version ``name@hash``."""
+    name, _, digest = ref.partition("@")
+    info = get_info(name)
+    if not digest:
+        return info.path
+    for h, file in info.retired:
+        if h == digest:
+            return WEIGHTS_DIR / file
+    raise CheckpointError(f"model {name!r} has no version {digest}")
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Codec:
-    """Load a shipped model by name, or any checkpoint by path, in eval mode.
+    """Load a shipped model by name (``name@hash``: a retired version of it), or any checkpoint by path, in eval mode.
 
     Raises:
         CheckpointError: neither a shipped name nor a readable checkpoint.
     """
     text = str(name_or_path)
-    if is_shipped(text):
-        return load_file(get_info(text).path, device)
+    if is_shipped(text.partition("@")[0]) and not Path(text).is_file():
+        return load_file(_weights_of(text), device)
     if Path(text).is_file():
         return load_file(text, device)
     raise CheckpointError(f"{text!r} is neither a shipped model ({_known()}) nor a checkpoint file")
@@ -196,6 +223,8 @@ def register(model: str, description: str, figures: dict[str, Any], task: str = 
         entry["task"] = task
     if use or old.get("use"):
         entry["use"] = use or old["use"]
+    if old.get("retired"):
+        entry["retired"] = old["retired"]
     names = [m["name"] for m in index["models"]]
     if cfg.name in names:  # in place: the order decides which model is a modality's default
         index["models"][names.index(cfg.name)] = entry
@@ -204,3 +233,21 @@ def register(model: str, description: str, figures: dict[str, Any], task: str = 
     write_text(INDEX_PATH, json.dumps(index, indent=2) + "\n")
     _index.cache_clear()
     return INDEX_PATH
+
+
+def retire(name: str) -> Path:
+    """Keep the current weights of the shipped model ``name`` as a retired version, before new weights
+    take its file: they are copied to ``weights/retired/NAME-HASH.safetensors`` and listed under its
+    entry, so files made with them keep decoding. Returns the copy's path.
+    """
+    info = get_info(name)
+    digest = load(name).fingerprint()
+    file = f"retired/{name}-{digest}.safetensors"
+    (WEIGHTS_DIR / "retired").mkdir(exist_ok=True)
+    write_bytes(WEIGHTS_DIR / file, info.path.read_bytes())
+    index = json.loads(INDEX_PATH.read_text())
+    entry = next(m for m in index["models"] if m["name"] == name)
+    entry["retired"] = [r for r in entry.get("retired", []) if r["hash"] != digest] + [{"hash": digest, "file": file}]
+    write_text(INDEX_PATH, json.dumps(index, indent=2) + "\n")
+    _index.cache_clear()
+    return WEIGHTS_DIR / file
