@@ -81,6 +81,13 @@ def test_retiring_keeps_the_entry_and_survives_a_new_registration(weights: Path)
     assert registry.retire("test-rgb") == path and len(registry.get_info("test-rgb").retired) == 1  # no duplicates
 
 
+def test_the_current_version_can_be_pinned_by_its_hash(weights: Path) -> None:
+    digest = registry.load("test-rgb").fingerprint()
+    assert registry.load(f"test-rgb@{digest}").fingerprint() == digest
+    _retrain(weights)
+    assert registry.load(f"test-rgb@{digest}").fingerprint() == digest  # and stays valid once retired
+
+
 def test_an_unknown_version_is_refused(weights: Path) -> None:
     with pytest.raises(CheckpointError, match="has no version"):
         registry.load("test-rgb@0123456789abcdef")

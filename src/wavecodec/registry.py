@@ -174,7 +174,7 @@ def model_for_dataset(index: dict[str, Any]) -> str:
 
 
 def _weights_of(ref: str) -> Path:
-    """The weight file of ``name`` or of its retired version ``name@hash``."""
+    """The weight file of ``name``, or of its version ``name@hash`` (retired, or the current one pinned by its hash)."""
     name, _, digest = ref.partition("@")
     info = get_info(name)
     if not digest:
@@ -182,6 +182,8 @@ def _weights_of(ref: str) -> Path:
     for h, file in info.retired:
         if h == digest:
             return WEIGHTS_DIR / file
+    if load_file(info.path).fingerprint() == digest:  # the current weights, pinned by their hash
+        return info.path
     raise CheckpointError(f"model {name!r} has no version {digest}")
 
 
