@@ -63,6 +63,14 @@ def test_files_of_a_retired_version_still_decode(weights: Path, tmp_path: Path) 
     assert (tmp_path / "old.png").exists()
 
 
+def test_models_lists_the_retired_versions(weights: Path, capsys) -> None:
+    digest = registry.load("test-rgb").fingerprint()
+    _retrain(weights)
+    assert main(["models"]) == 0 and f"older weights still decoded: {digest}" in capsys.readouterr().out
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["retired_versions"] == [digest]
+
+
 def test_datasets_of_a_retired_version_name_it(weights: Path) -> None:
     old_hash = registry.load("test-rgb").fingerprint()
     _retrain(weights)

@@ -446,7 +446,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     entries = models()
     if args.json:
         print(json.dumps([{"name": m.name, "file": m.file, "modality": m.modality, "task": m.task, "use": m.use,
-                           "description": m.description, "figures": m.figures} for m in entries], indent=2))
+                           "description": m.description, "figures": m.figures,
+                           "retired_versions": [h for h, _ in m.retired]} for m in entries], indent=2))
         return 0
     if not entries:
         print("no models shipped yet (train one, or pass --model with a checkpoint path)")
@@ -460,6 +461,8 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"{str(f.get('reduction', '?')) + 'x':>12}  {measured}{task}")
         if m.use:
             print(f"{'':<16} for {m.use}")
+        if m.retired:
+            print(f"{'':<16} older weights still decoded: {', '.join(h for h, _ in m.retired)}")
     return 0
 
 
