@@ -2,7 +2,7 @@
 
 The residual's convolutions run as int8 (PyTorch's x86 quantized kernels: per-channel weights,
 per-tensor activations). That is about 2.8x float32 on a CPU with AVX512-VNNI, where bfloat16 is
-1.8-1.9x (``benchmarks/data_path.py``). Two choices keep the decode close to float32:
+1.8-1.9x (``benchmarks/data_path.py``). Three choices keep the decode close to float32:
 
 * the last convolution, which maps the features to every subband at once (their ranges differ
   by orders of magnitude, more than one int8 scale can hold), stays in floating point, and so
