@@ -196,3 +196,39 @@ def test_register_keeps_the_order_and_the_description(tmp_path: Path, monkeypatc
         assert after[0]["description"] == before[0]["description"] and after[0]["figures"]["dev_bpp"] == 9.99
     finally:
         registry._index.cache_clear()
+
+
+@pytest.mark.parametrize("kind", ["dilated", "convnext"])
+def test_other_decoder_blocks_code_whole_and_in_tiles_alike(kind: str) -> None:
+    from helpers import synthetic_images
+    from wavecodec import CodecConfig, compression
+    from wavecodec.fitting import pca_init
+    from wavecodec.model import Codec
+    from wavecodec.streaming import decoder_reach
+
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(levels=2, latent_dim=6, decoder_width=8, decoder_depth=2, decoder_block=kind))
+    pca_init(codec, synthetic_images(8, seed=1).split(4))
+    with torch.no_grad():
+        for p in codec.decoder.residual.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    codec.eval()
+    assert decoder_reach(codec) == (1 + 2 * (1 + 2) if kind == "dilated" else 1 + 2 * 3)  # the wider views are counted
+    assert "decoder_block" in codec.config.to_dict()  # a new kind is part of the fingerprint
+    data = codec.compress(synthetic_images(1, size=96, seed=4))
+    whole = codec.decompress(data)
+    before = compression.TILE
+    compression.TILE = 7
+    try:
+        tiled = codec.decompress(data)
+    finally:
+        compression.TILE = before
+    assert (tiled.int() - whole.int()).abs().max() <= 1
+
+
+def test_the_default_decoder_block_leaves_fingerprints_alone() -> None:
+    from wavecodec import CodecConfig, ConfigError
+
+    assert "decoder_block" not in CodecConfig().to_dict()  # shipped models keep their hashes
+    with pytest.raises(ConfigError, match="decoder_block must be one of"):
+        CodecConfig(decoder_block="transformer")

@@ -14,6 +14,7 @@ from .errors import ConfigError
 
 CONFIG_VERSION = 1
 MODALITIES = ("image", "audio", "volume", "signal")
+DECODER_BLOCKS = ("residual", "dilated", "convnext")  # kinds of the decoder's residual blocks
 _DEFAULT_NDIM = {"image": 2, "audio": 1, "volume": 3}
 
 
@@ -61,6 +62,10 @@ class CodecConfig:
     # the decoder adds noise of a learned level to every subband (wavecodec.decoder.NoiseFill): what a
     # low-rate audio latent cannot carry (the high bands) comes back as noise of the right loudness
     noise_fill: bool = False
+    # the decoder's residual blocks (wavecodec.layers.BLOCKS): "residual" (two k x k convolutions),
+    # "dilated" (the second one dilated 2x: a wider view for the same work) or "convnext" (a
+    # depthwise 7 x 7 convolution and a 1 x 1 bottleneck, ConvNeXt-style)
+    decoder_block: str = "residual"
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -93,6 +98,7 @@ class CodecConfig:
             (math.isfinite(self.value_range[0]) and math.isfinite(self.value_range[1]), f"value_range must be finite, got {self.value_range}"),
             (self.decoder_width > 0 or self.decoder_depth == 0, "decoder_depth > 0 needs decoder_width > 0"),
             (isinstance(self.noise_fill, bool), f"noise_fill must be true or false, got {self.noise_fill!r}"),
+            (self.decoder_block in DECODER_BLOCKS, f"decoder_block must be one of {', '.join(DECODER_BLOCKS)}, got {self.decoder_block!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -133,6 +139,8 @@ class CodecConfig:
             del d["rate_lambdas"]
         if not self.noise_fill:
             del d["noise_fill"]
+        if self.decoder_block == "residual":
+            del d["decoder_block"]
         d["config_version"] = CONFIG_VERSION
         return d
 

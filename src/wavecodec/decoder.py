@@ -18,7 +18,7 @@ from torch import nn
 
 from .config import CodecConfig
 from .errors import ConfigError
-from .layers import ResidualBlock, conv
+from .layers import conv, decoder_blocks
 from .quantized import int8_available, int8_residual
 
 PRECISIONS = ("float32", "bfloat16", "int8")  # how the decoder's residual may run on a CPU
@@ -38,7 +38,7 @@ class Decoder(nn.Module):
             nn.init.zeros_(out.bias)
             self.residual = nn.Sequential(
                 conv(d, config.latent_dim, width, config.decoder_kernel),
-                *[ResidualBlock(d, width, config.decoder_kernel) for _ in range(config.decoder_depth)],
+                *decoder_blocks(config.decoder_block, d, width, config.decoder_kernel, config.decoder_depth),
                 nn.GELU(),
                 out,
             )
