@@ -9,7 +9,7 @@ photos (``recipes/rgb-16x.toml`` with ``--set steps=STEPS``, MSE only):
 * ``convnext``: 96 wide, 16 blocks of a depthwise 7 x 7 convolution and a 2x wide 1 x 1 bottleneck, reach 49.
 
 Each is evaluated on the 10 dev photos (whole ``.wvc`` files: bpp, PSNR) and timed (decoder
-network on one 768x512 photo's latents, two threads, float32 and int8). Training is resumable:
+network on the latents of the first dev photo, scikit-image's 512x512 astronaut, two threads, float32 and int8). Training is resumable:
 rerunning skips finished runs.
 
 Run: ``.venv/bin/python experiments/decoder_blocks.py [--steps 1500]`` (about 10 minutes a variant on
@@ -83,7 +83,7 @@ def main() -> None:
     for name, v in report["variants"].items():
         ax.scatter(v["decoder_ms_float32"], v["dev_psnr_db"], s=40)
         ax.annotate(f"{name} ({v['macs_per_pixel']:,.0f} MAC/px)", (v["decoder_ms_float32"], v["dev_psnr_db"]), fontsize=8)
-    ax.set_xlabel("decoder network, ms per 768x512 photo (2 threads, float32)")
+    ax.set_xlabel("decoder network, ms per 512x512 photo (2 threads, float32)")
     ax.set_ylabel("dev PSNR (dB)")
     save_figure(fig, RESULTS / "decoder_blocks.png", f"rgb-16x decoders at equal MAC/pixel, {args.steps} steps each")
     print("wrote", RESULTS / "decoder_blocks.json")
