@@ -257,3 +257,9 @@ def test_decode_precision_flags(model_path: Path, tmp_path: Path, capsys) -> Non
     with pytest.raises(SystemExit) as exit_info:  # one precision at a time
         main(["decode", str(wvc), "--fast", "--int8"])
     assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    reports = {}
+    for flags in ([], ["--int8"]):  # eval measures the decode it is asked for
+        out = tmp_path / f"eval{''.join(flags)}.json"
+        assert main(["eval", str(src), "--model", str(model_path), "-o", str(out), "--quiet", "--no-perceptual", *flags]) == 0
+        reports[tuple(flags)] = json.loads(out.read_text())["files"][0]["psnr"]
+    assert abs(reports[("--int8",)] - reports[()]) < 0.1

@@ -158,6 +158,17 @@ def decoded_name(path: Path, header: dict, fmt: str | None = None) -> str:
     return stem + ("." + fmt.lstrip(".") if fmt else default_suffix(header))
 
 
+def _precision_flags(p: argparse.ArgumentParser) -> None:
+    """``--fast`` / ``--int8``: the decoder network's precision (:attr:`wavecodec.model.Codec.decoder_precision`)."""
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument("--fast", action="store_true",
+                       help="run the decoder's residual in bfloat16 where the CPU has it (about 1.8x faster; "
+                            "pixels may differ from the exact decode by a level)")
+    speed.add_argument("--int8", action="store_true",
+                       help="run the decoder's residual in int8 (about 2.8x faster; within 0.03 dB for rgb-16x and "
+                            "0.1 dB for rgb-4x, up to 1 dB for rgb-storage at high quality)")
+
+
 def _precision(args: argparse.Namespace) -> str:
     """The decoder precision ``decode``'s flags ask for."""
     return "int8" if getattr(args, "int8", False) else "bfloat16" if getattr(args, "fast", False) else "float32"
@@ -392,13 +403,7 @@ def add_decode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="checkpoint to decode with (default: the model named in the file)")
     p.add_argument("--format", metavar="EXT",
                    help="output type for every file, e.g. png, tif, jpg, wav, flac, npy (default: lossless by content)")
-    speed = p.add_mutually_exclusive_group()
-    speed.add_argument("--fast", action="store_true",
-                       help="run the decoder's residual in bfloat16 where the CPU has it (about 1.8x faster; "
-                            "pixels may differ from the exact decode by a level)")
-    speed.add_argument("--int8", action="store_true",
-                       help="run the decoder's residual in int8 (about 2.8x faster; within 0.03 dB for rgb-16x and "
-                            "0.1 dB for rgb-4x, up to 1 dB for rgb-storage at high quality)")
+    _precision_flags(p)
     _common_flags(p)
     _device_flag(p)
     p.set_defaults(func=cmd_decode)
@@ -490,6 +495,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     audio_input = bool(found) and all(suffix_of(p) in AUDIO_SUFFIXES for p in found)  # audio only when no images
     codec = load(args.model or _default(lambda: model_for("audio", 2) if audio_input else model_for("image", 3)),
                  _device(args.device))
+    codec.decoder_precision = _precision(args)
     suffixes = AUDIO_SUFFIXES if codec.config.modality == "audio" else IMAGE_SUFFIXES
     paths = [p for p in found if p == src or suffix_of(p) in suffixes]
     reports = []
@@ -520,6 +526,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perceptual", action=argparse.BooleanOptionalAction, default=None,
                    help="SSIMULACRA2 (images) and ViSQOL MOS-LQO (audio); default: when wavecodec[metrics] is installed")
     p.add_argument("--quiet", action="store_true", help="print nothing")
+    _precision_flags(p)
     _device_flag(p)
     p.set_defaults(func=cmd_eval)
 
