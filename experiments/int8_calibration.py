@@ -2,7 +2,7 @@
 
 For ``rgb-16x``, ``rgb-4x`` and ``rgb-storage`` (at its default quality), each variant of
 :func:`wavecodec.quantized.int8_residual` (PyTorch's default histogram observer or min/max, the
-residual blocks' additions in int8 or in float) decodes the latents of 8 crops of training photos
+residual blocks' additions in int8 or in float, the first convolution in int8 or in float) decodes the latents of 8 crops of training photos
 (512x512 from ``plasma-workspace-wallpapers`` and ``mate-backgrounds`` downsampled 3x with
 Lanczos; the dev photos are left for the benchmark), calibrated as the decoder is (latents of pink noise). Reports the PSNR
 change against the float32 decode (mean and worst), the PSNR of the int8 decode measured against
@@ -26,8 +26,9 @@ from wavecodec.decoder import cpu_bfloat16
 from wavecodec.quantized import int8_residual
 
 RESULTS = Path(__file__).resolve().parent / "results"
-VARIANTS = {"histogram, int8 additions": ("histogram", False), "histogram, float additions": ("histogram", True),
-            "min/max, int8 additions": ("minmax", False), "min/max, float additions (shipped)": ("minmax", True)}
+VARIANTS = {"histogram, int8 additions": ("histogram", False, False), "histogram, float additions": ("histogram", True, False),
+            "min/max, int8 additions": ("minmax", False, False), "min/max, float additions (shipped)": ("minmax", True, False),
+            "  + first convolution in float": ("minmax", True, True)}
 
 
 def pixels(codec: wavecodec.Codec, subbands: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -52,8 +53,8 @@ def main() -> None:
             exact = [psnr_of(y, x) for y, x in zip(floats, images)]
             calibration = codec.calibration_latents()
             rows = {}
-            for label, (observer, float_additions) in VARIANTS.items():
-                q = int8_residual(codec.decoder.residual, calibration, cpu_bfloat16(), observer, float_additions)
+            for label, (observer, float_additions, float_first) in VARIANTS.items():
+                q = int8_residual(codec.decoder.residual, calibration, cpu_bfloat16(), observer, float_additions, float_first)
                 ints = [pixels(codec, codec.decoder.linear(z) + q(z), x) for z, x in zip(zs, images)]
                 change = [psnr_of(y, x) - e for y, x, e in zip(ints, images, exact)]
                 apart = [psnr_of(y, f) for y, f in zip(ints, floats)]  # how far the int8 decode is from the float32 one

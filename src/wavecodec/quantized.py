@@ -18,7 +18,9 @@ Outputs then depend on the calibration, not on the signal being decoded, so a ti
 decode equals the whole decode and repeated decodes are identical. The int8 decode's own noise
 sits about 50 dB below full scale for ``rgb-16x`` and ``rgb-4x`` (0.03 and 0.06 dB lost at worst on
 training photos) but 44 dB for ``rgb-storage``, whose larger residual carries more of the signal: up
-to 1.1 dB lost on smooth photos decoded at 38-39 dB (``experiments/int8_calibration.py``).
+to 1.2 dB lost on smooth photos decoded at 38-39 dB (``experiments/int8_calibration.py``). Keeping the
+first convolution, which reads the latents, in floating point would lift that floor by 3-4 dB
+(``rgb-storage``: -0.46 dB at worst) but cuts the speed-up to about 2x, below bfloat16's, so it is not done.
 """
 
 from __future__ import annotations
@@ -81,12 +83,13 @@ class Int8Residual(nn.Module):
 
 
 def int8_residual(residual: nn.Sequential, calibration: list[torch.Tensor], half: bool, observer: str = "minmax",
-                  float_additions: bool = True) -> Int8Residual:
+                  float_additions: bool = True, float_first: bool = False) -> Int8Residual:
     """An int8 copy of ``residual`` (a ``Sequential`` ending in a convolution), its activation scales
     observed on the expanded latents ``calibration``; ``half``: run the last convolution in bfloat16.
 
-    ``observer`` (``"minmax"`` or PyTorch's default ``"histogram"``) and ``float_additions`` are
-    there to compare the choices (``experiments/int8_calibration.py``); the defaults are the decoder's.
+    ``observer`` (``"minmax"`` or PyTorch's default ``"histogram"``), ``float_additions`` and
+    ``float_first`` (the first convolution, which reads the latents, in floating point) are there to
+    compare the choices (``experiments/int8_calibration.py``); the defaults are the decoder's.
     """
     from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver, QConfig, get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -98,6 +101,8 @@ def int8_residual(residual: nn.Sequential, calibration: list[torch.Tensor], half
                                                                                         qscheme=torch.per_channel_symmetric)))
     if float_additions:
         mapping = mapping.set_object_type(operator.add, None)
+    if float_first:
+        mapping = mapping.set_module_name("0", None)
     body = copy.deepcopy(residual[:-1]).float().eval()
     with warnings.catch_warnings():  # the FX API warns that it moves to torchao; it is in this PyTorch
         warnings.simplefilter("ignore")
