@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import wavecodec
 from wavecodec import wpt
-from wavecodec.benchmarking import dev_photos, interleaved_ms, machine, write_json
+from wavecodec.benchmarking import decoder_macs_per_pixel, dev_photos, interleaved_ms, machine, write_json
 from wavecodec.coders import decode_symbols, encode_symbols
 from wavecodec.convert import convert
 from wavecodec.data import LatentDataset, LatentShards
@@ -216,14 +216,13 @@ def decoder_speeds(photos: dict[str, np.ndarray], codec: wavecodec.Codec, repeat
             return codec.decoder(z, precision=precision, calibration=codec.calibration_latents)
 
         latent_positions = z.shape[2] * z.shape[3]
-        macs = sum(m.weight.numel() for m in codec.decoder.modules() if isinstance(m, torch.nn.Conv2d))  # per latent position
         for threads, key in ((1, "decoder_network"), (2, "decoder_network_2_threads")):
             torch.set_num_threads(threads)
             net("int8")  # the int8 copy is made (calibrated) once, outside the timing
             t = interleaved_ms({"float32": lambda: net("float32"), "bfloat16_residual": lambda: net("bfloat16"),
                                 "int8_residual": lambda: net("int8")}, repeats)
             out[key] = {**t, "speedup": t["float32"] / t["bfloat16_residual"], "speedup_int8": t["float32"] / t["int8_residual"],
-                        "macs_per_pixel": macs / codec.config.block**2,
+                        "macs_per_pixel": decoder_macs_per_pixel(codec),
                         "megapixels_s_float32": latent_positions * codec.config.block**2 / 1e3 / t["float32"]}
         torch.set_num_threads(1)
     return out

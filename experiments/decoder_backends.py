@@ -47,7 +47,7 @@ def main() -> None:
             residual = decoder.residual(z)
         return decoder.linear(z) + residual.float()
 
-    ways = {"float32": lambda: decoder(z), "autocast bfloat16": autocast, "bfloat16 copy, channels-last (--fast)": lambda: decoder(z, fast=True),
+    ways = {"float32": lambda: decoder(z), "autocast bfloat16": autocast, "bfloat16 copy, channels-last (--fast)": lambda: decoder(z, precision="bfloat16"),
             "  + TorchScript freeze": lambda: residual_by(frozen), "  + torch.compile": lambda: residual_by(compiled)}
     times: dict[str, list[float]] = {name: [] for name in ways}
     error: dict[str, float] = {}

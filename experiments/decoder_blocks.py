@@ -24,11 +24,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import wavecodec
-from wavecodec.benchmarking import dev_photos, interleaved_ms, machine, save_figure, write_json
+from wavecodec.benchmarking import decoder_macs_per_pixel, dev_photos, interleaved_ms, machine, save_figure, write_json
 from wavecodec.evaluation import evaluate_image
 from wavecodec.streaming import decoder_reach
 
@@ -68,9 +67,7 @@ def main() -> None:
             net = {p: (lambda p=p: codec.decoder(z, precision=p, calibration=codec.calibration_latents)) for p in ("float32", "int8")}
             net["int8"]()  # calibrate once, untimed
             ms = interleaved_ms(net, 7)
-        convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-        macs = sum(m.weight.numel() for m in codec.decoder.modules() if isinstance(m, convs)) / codec.config.block**2
-        report["variants"][name] = {"macs_per_pixel": macs, "parameters": codec.num_parameters("decoder"), "reach": decoder_reach(codec),
+        report["variants"][name] = {"macs_per_pixel": decoder_macs_per_pixel(codec), "parameters": codec.num_parameters("decoder"), "reach": decoder_reach(codec),
                                     "dev_bpp": statistics.mean(r["bpp"] for r in rows), "dev_psnr_db": statistics.mean(r["psnr"] for r in rows),
                                     "decoder_ms_float32": ms["float32"], "decoder_ms_int8": ms["int8"]}
         v = report["variants"][name]

@@ -76,6 +76,13 @@ def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def decoder_macs_per_pixel(codec: Any) -> float:
+    """Multiply-accumulates of the codec's decoder network per input sample position (its convolutions' weights
+    per latent position, over the positions a latent covers)."""
+    convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    return sum(m.weight.numel() for m in codec.decoder.modules() if isinstance(m, convs)) / codec.config.block ** codec.config.ndim
+
+
 def training_files() -> list[str]:
     """The training photos (sorted paths); :class:`InputError` naming the packages when none are installed."""
     files = sorted({f for g in TRAIN_GLOBS for f in glob.glob(g)})

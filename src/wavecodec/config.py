@@ -62,7 +62,7 @@ class CodecConfig:
     # the decoder adds noise of a learned level to every subband (wavecodec.decoder.NoiseFill): what a
     # low-rate audio latent cannot carry (the high bands) comes back as noise of the right loudness
     noise_fill: bool = False
-    # the decoder's residual blocks (wavecodec.layers.BLOCKS): "residual" (two k x k convolutions),
+    # the decoder's residual blocks (DECODER_BLOCKS, built by wavecodec.layers.decoder_blocks): "residual" (two k x k convolutions),
     # "dilated" (the second one dilated 2x: a wider view for the same work) or "convnext" (a
     # depthwise 7 x 7 convolution and a 1 x 1 bottleneck, ConvNeXt-style)
     decoder_block: str = "residual"

@@ -173,18 +173,17 @@ def model_for_dataset(index: dict[str, Any]) -> str:
     return version_of(name, index.get("model_hash")) if is_shipped(name) else name
 
 
-def _weights_of(ref: str) -> Path:
-    """The weight file of ``name``, or of its version ``name@hash`` (retired, or the current one pinned by its hash)."""
+def _load_version(ref: str, device: str | torch.device) -> Codec:
+    """The shipped model ``name``, or its version ``name@hash`` (retired, or the current one pinned by its hash)."""
     name, _, digest = ref.partition("@")
     info = get_info(name)
-    if not digest:
-        return info.path
     for h, file in info.retired:
-        if h == digest:
-            return WEIGHTS_DIR / file
-    if load_file(info.path).fingerprint() == digest:  # the current weights, pinned by their hash
-        return info.path
-    raise CheckpointError(f"model {name!r} has no version {digest}")
+        if digest and h == digest:
+            return load_file(WEIGHTS_DIR / file, device)
+    codec = load_file(info.path, device)
+    if digest and codec.fingerprint() != digest:
+        raise CheckpointError(f"model {name!r} has no version {digest}")
+    return codec
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Codec:
@@ -195,7 +194,7 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
     """
     text = str(name_or_path)
     if is_shipped(text.partition("@")[0]) and not Path(text).is_file():
-        return load_file(_weights_of(text), device)
+        return _load_version(text, device)
     if Path(text).is_file():
         return load_file(text, device)
     raise CheckpointError(f"{text!r} is neither a shipped model ({_known()}) nor a checkpoint file")
@@ -232,8 +231,7 @@ def register(model: str, description: str, figures: dict[str, Any], task: str = 
         index["models"][names.index(cfg.name)] = entry
     else:
         index["models"].append(entry)
-    write_text(INDEX_PATH, json.dumps(index, indent=2) + "\n")
-    _index.cache_clear()
+    _write_index(index)
     return INDEX_PATH
 
 
@@ -250,6 +248,11 @@ def retire(name: str) -> Path:
     index = json.loads(INDEX_PATH.read_text())
     entry = next(m for m in index["models"] if m["name"] == name)
     entry["retired"] = [r for r in entry.get("retired", []) if r["hash"] != digest] + [{"hash": digest, "file": file}]
+    _write_index(index)
+    return WEIGHTS_DIR / file
+
+
+def _write_index(index: dict[str, Any]) -> None:
+    """Write ``index.json`` atomically and forget the cached registry."""
     write_text(INDEX_PATH, json.dumps(index, indent=2) + "\n")
     _index.cache_clear()
-    return WEIGHTS_DIR / file
