@@ -166,7 +166,7 @@ def _precision_flags(p: argparse.ArgumentParser) -> None:
                             "pixels may differ from the exact decode by a level)")
     speed.add_argument("--int8", action="store_true",
                        help="run the decoder's residual in int8 (about 2.8x faster; within 0.03 dB for rgb-16x and "
-                            "0.1 dB for rgb-4x, up to 1 dB for rgb-storage at high quality)")
+                            "0.1 dB for rgb-4x, up to 1.2 dB for rgb-storage at high quality)")
 
 
 def _precision(args: argparse.Namespace) -> str:

@@ -58,7 +58,7 @@ class Codec(nn.Module):
         #: how the decoder's residual runs when decoding (not training) on a CPU: ``"float32"`` (the
         #: default: the same samples on every machine), ``"bfloat16"`` (about 1.8x faster where the CPU
         #: has it, within 0.01 dB) or ``"int8"`` (about 2.8x, within 0.03 dB for ``rgb-16x`` and 0.1 dB for
-        #: ``rgb-4x``, but up to 1 dB for ``rgb-storage`` at high quality; see :mod:`wavecodec.quantized`). The lower two depend on the CPU.
+        #: ``rgb-4x``, but up to 1.2 dB for ``rgb-storage`` at high quality; see :mod:`wavecodec.quantized`). The lower two depend on the CPU.
         self.decoder_precision = "float32"
 
     # -- identity ---------------------------------------------------------------------
