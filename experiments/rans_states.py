@@ -5,7 +5,8 @@ pointer. If the loop were bound by the latency of each state's chain (table read
 renormalisation), more states would decode faster, and that would justify a new format version.
 This times the same loop with two and with four states on 2 million symbols drawn from the frozen
 ladder's tables (table ``k`` picked per symbol around the ladder's middle, as photos' latents pick
-them), both reading the shipped packed intervals and slot lookup; the symbols are checked.
+them), both reading the shipped decoder's tables (:func:`wavecodec.rans.decoder_tables`) and renormalising
+without a branch as it does; the symbols are checked.
 
 Run: ``.venv/bin/python experiments/rans_states.py`` (under a minute). Writes
 ``experiments/results/rans_states.json``.
@@ -22,7 +23,7 @@ from numba import njit
 
 from wavecodec.benchmarking import machine, write_json
 from wavecodec.interlaced import _coder_tables
-from wavecodec.rans import COARSE, LOWER
+from wavecodec.rans import COARSE, LOWER, PRECISION
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SYMBOLS = 2_000_000
@@ -48,42 +49,41 @@ def encode(starts: np.ndarray, freqs: np.ndarray, lanes: int, out: np.ndarray) -
 
 
 @njit(cache=True, inline="always")
-def _one(x: int, k: int, words: np.ndarray, ptr: int, intervals: np.ndarray, offsets: np.ndarray,
-         lookup: np.ndarray) -> tuple[int, int, int]:
+def _one(x: int, k: int, words: np.ndarray, ptr: int, intervals: np.ndarray, lookup: np.ndarray) -> tuple[int, int, int]:
+    """One symbol: the new state, word pointer and the index of its interval in ``intervals``."""
     slot = x & 0xFFFF
-    first = offsets[np.uint64(k)]
-    sym = np.int64(lookup[np.uint64(k), np.uint64(slot >> COARSE)])
-    entry = np.int64(intervals[np.uint64(first + sym)])
+    i = np.int64(lookup[np.uint64((k << (PRECISION - COARSE)) + (slot >> COARSE))])
+    entry = np.int64(intervals[np.uint64(i)])
     while slot - (entry & 0xFFFF) >= (entry >> 16):
-        sym += 1
-        entry = np.int64(intervals[np.uint64(first + sym)])
+        i += 1
+        entry = np.int64(intervals[np.uint64(i)])
     x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
-    low = x < LOWER
-    x = ((x << 16) | np.int64(words[np.uint64(ptr)])) if low else x
-    return x, ptr + low, sym
+    low = np.int64(x < LOWER)
+    x = (x << (low << 4)) | (np.int64(words[np.uint64(ptr)]) & -low)
+    return x, ptr + low, i
 
 
 @njit(cache=True)
-def decode2(words: np.ndarray, ks: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray, out: np.ndarray) -> None:
+def decode2(words: np.ndarray, ks: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, out: np.ndarray) -> None:
     x, y = (np.int64(words[0]) << 16) | words[1], (np.int64(words[2]) << 16) | words[3]
     ptr = 4
     for u in range(ks.size):
-        x, ptr, out[u] = _one(x, ks[u], words, ptr, intervals, offsets, lookup)
+        x, ptr, out[u] = _one(x, ks[u], words, ptr, intervals, lookup)
         x, y = y, x
 
 
 @njit(cache=True)
-def decode4(words: np.ndarray, ks: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray, out: np.ndarray) -> None:
+def decode4(words: np.ndarray, ks: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, out: np.ndarray) -> None:
     x0, x1 = (np.int64(words[0]) << 16) | words[1], (np.int64(words[2]) << 16) | words[3]
     x2, x3 = (np.int64(words[4]) << 16) | words[5], (np.int64(words[6]) << 16) | words[7]
     ptr = 8
     for u in range(ks.size):
-        x0, ptr, out[u] = _one(x0, ks[u], words, ptr, intervals, offsets, lookup)
+        x0, ptr, out[u] = _one(x0, ks[u], words, ptr, intervals, lookup)
         x0, x1, x2, x3 = x1, x2, x3, x0
 
 
 def main() -> None:
-    radii, _, tables, cum, _, intervals, offsets, lookup = _coder_tables()
+    radii, _, tables, cum, _, lookup, intervals, ends = _coder_tables()
     rng = np.random.default_rng(0)
     ks = np.clip(np.round(rng.normal(28, 6, SYMBOLS)), 0, len(radii) - 1).astype(np.int64)
     syms = np.empty(SYMBOLS, dtype=np.int64)
@@ -98,12 +98,12 @@ def main() -> None:
         n = encode(starts, freqs, lanes, buf)
         words = np.concatenate([buf[:n][::-1], np.zeros(8, np.uint16)])
         out = np.empty(SYMBOLS, dtype=np.int64)
-        decode(words, ks, intervals, offsets, lookup, out)
-        assert np.array_equal(out, syms), "the symbols must come back"
+        decode(words, ks, intervals, lookup, out)
+        assert np.array_equal(out - (ends[ks, 0] - radii[ks]), syms), "the symbols must come back"
         times = []
         for _ in range(9):
             start = time.perf_counter()
-            decode(words, ks, intervals, offsets, lookup, out)
+            decode(words, ks, intervals, lookup, out)
             times.append(time.perf_counter() - start)
         report["ns_per_symbol"][f"{lanes} states"] = 1e9 * statistics.median(times) / SYMBOLS
         print(f"{lanes} states: {report['ns_per_symbol'][f'{lanes} states']:.2f} ns per symbol "

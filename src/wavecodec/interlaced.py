@@ -179,12 +179,10 @@ def _coder_tables() -> tuple[np.ndarray, ...]:
     """The ladder in the forms the compiled coder reads: radii, edges (with a sentinel above every
     magnitude, so the table lookup needs no bounds test), frequencies and cumulative frequencies
     (int32, for the encoder), the cells of :func:`wavecodec.rans.edge_cells`, and for the decoder
-    the packed intervals, their offsets and the slot lookup (:func:`wavecodec.rans.packed_intervals`)."""
+    the slot lookup and the packed intervals (:func:`wavecodec.rans.decoder_tables`)."""
     radii, edges, tables, cum = ladder()
     padded_edges = np.append(edges, np.int64(1) << 62)
-    intervals, offsets = rans.packed_intervals(tables, cum, radii)
-    return (radii, padded_edges, tables.astype(np.int32), cum.astype(np.int32), rans.edge_cells(edges), intervals, offsets,
-            rans.slot_lookup(cum, radii).astype(np.uint16))
+    return radii, padded_edges, tables.astype(np.int32), cum.astype(np.int32), rans.edge_cells(edges), *rans.decoder_tables(tables, cum, radii)
 
 
 def _plane_type(max_symbol: int) -> type:
@@ -214,7 +212,7 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     symbols = q.size
     features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), _feature_type(channels, max_symbol))
     weights = np.stack([_fit(item, max_symbol, f) for item, f in zip(planes, features)])
-    radii, edges, tables, cum, cells, _, _, _ = _coder_tables()
+    radii, edges, tables, cum, cells, *_ = _coder_tables()
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
     rans.code_interlaced(features, weights, rans.plane_table(rows, cols), max_symbol, radii, edges, tables, cum, cells, starts, freqs,
                          raw)
@@ -243,10 +241,10 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     words[n_words:] = 0  # zero padding: the decoder can never read past it
     values, resid, activity = _plane_buffers(channels, rows, cols, max_symbol)
     most = rans.most_per_step(rans.plane_table(rows, cols))
-    per_step, floats = scratch.array("interlaced.per_step", (4, most), np.int64), scratch.array("interlaced.floats", (most,), np.float64)
-    out = np.empty((batch, channels, rows, cols), dtype=dtype)  # the caller's own
-    radii, edges, _, _, cells, intervals, offsets, lookup = _coder_tables()
-    status = rans.decode_interlaced(words, n_words, weights, out, max_symbol, radii, edges, intervals, offsets, lookup, cells,
+    per_step, floats = scratch.array("interlaced.per_step", (5, most), np.int64), scratch.array("interlaced.floats", (most,), np.float64)
+    out = scratch.output("interlaced.out", (batch, channels, rows, cols), dtype)  # the caller's own
+    _, edges, _, _, cells, lookup, intervals, ends = _coder_tables()
+    status = rans.decode_interlaced(words, n_words, weights, out, max_symbol, edges, intervals, lookup, ends, cells,
                                     ALPHA_SHIFT, values, resid, activity, per_step, floats)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))

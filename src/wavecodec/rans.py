@@ -100,31 +100,26 @@ def edge_cells(edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, starts, side="right").astype(np.int64)
 
 
-def packed_intervals(tables: np.ndarray, cum: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The tables' intervals back to back, ``cumulative frequency | frequency << 16`` (uint32), and where each table starts.
+def decoder_tables(tables: np.ndarray, cum: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What :func:`decode_interlaced` looks symbols up in: ``(lookup, intervals, ends)``.
 
-    One four-byte read per decoded symbol, and a fifth of the padded tables' size, so that
-    the decoder's tables stay in cache next to a training job's other data.
+    ``intervals`` (uint32) holds every table's intervals back to back, each ``cumulative
+    frequency | frequency << 16``; ``lookup`` (uint16, ``2^(16 - COARSE)`` entries a table) the
+    index in ``intervals`` of the first interval reaching into each coarse slot range (decoding
+    steps on in the rare range that holds more than one); ``ends`` ``(K, 2)`` (int64) each
+    table's ``(index of symbol 0 less its radius, index of its escape)``, so an index gives the
+    decoded offset without the table's own numbers on the state's dependency chain. Small
+    tables: a sample's read starts with the caches full of other work (a training step, an
+    image decode), and every line of table it touches comes from memory.
     """
     sizes = 2 * radii.astype(np.int64) + 2
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    packed = np.concatenate([cum[k, : sizes[k]] | (tables[k, : sizes[k]] << 16) for k in range(len(sizes))])
-    return packed.astype(np.uint32), offsets
-
-
-def slot_lookup(cum: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """``(K, 2^(16 - COARSE))``: for each coarse slot range, the first symbol whose interval reaches into it.
-
-    Decoding looks a slot up there and steps forward over the few symbols that share the
-    range, instead of a branchy binary search over the cumulative table.
-    """
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    intervals = np.concatenate([cum[k, :size] | (tables[k, :size].astype(np.int64) << 16) for k, size in enumerate(sizes)])
+    assert intervals.size < 1 << 16 and np.all(tables < 1 << 16)  # indices fit the lookup, frequencies their 16 bits
     starts = np.arange(0, 1 << PRECISION, 1 << COARSE)
-    out = np.empty((cum.shape[0], starts.size), dtype=np.int64)
-    for k in range(cum.shape[0]):
-        size = 2 * int(radii[k]) + 2
-        out[k] = np.searchsorted(cum[k, 1 : size + 1], starts, side="right")
-    return out
-
+    lookup = np.concatenate([first[k] + np.searchsorted(cum[k, 1 : size + 1], starts, side="right") for k, size in enumerate(sizes)])
+    ends = np.stack([first + radii, first + sizes - 1], axis=1).astype(np.int64)
+    return lookup.astype(np.uint16), intervals.astype(np.uint32), ends
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -550,11 +545,48 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, table: np.ndarray, 
     return first, gram, rhs
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _rans_run(t: int, ks: np.ndarray, mus: np.ndarray, decoded: np.ndarray, words: np.ndarray, state: np.ndarray,
+              lookup: np.ndarray, intervals: np.ndarray, ends: np.ndarray, max_symbol: int) -> None:  # pragma: no cover - compiled
+    """Decode ``t`` symbols, symbol ``u`` with table ``ks[u]``, into ``decoded[:t]`` as residuals from the predictions
+    ``mus`` (read for escapes only); ``state``: ``x, y, ptr`` in and out. Tables: :func:`decoder_tables`.
+
+    The loop reads flat arrays only and checks nothing it need not: few enough live values
+    for the processor's registers (with more, the compiler reloaded pointers from the stack at
+    every symbol). Decoded values are range-checked by the caller.
+    """
+    x, y, ptr = state[0], state[1], state[2]
+    for u in range(t):
+        k = _at(ks, u)
+        slot = x & 0xFFFF
+        i = np.int64(_at(lookup, (k << (PRECISION - COARSE)) + (slot >> COARSE)))
+        entry = np.int64(_at(intervals, i))
+        while slot - (entry & 0xFFFF) >= (entry >> 16):  # step to the interval that holds the slot
+            i += 1
+            entry = np.int64(_at(intervals, i))
+        x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
+        low = np.int64(x < LOWER)  # renormalise without a branch (the padding makes the read safe): a
+        x = (x << (low << 4)) | (np.int64(_at(words, ptr)) & -low)  # branch here is mispredicted often
+        ptr += low
+        x, y = y, x  # the next symbol uses the other state
+        offset = i - ends[k, 0]
+        if i == ends[k, 1]:  # escape: the raw value follows, at frequency 1: x = 1 * (x >> 16) + slot - slot
+            slot = x & 0xFFFF
+            x = x >> 16
+            if x < LOWER:
+                x = (x << 16) | np.int64(_at(words, ptr))
+                ptr += 1
+            x, y = y, x
+            offset = slot - max_symbol - _at(mus, u)
+        decoded[u] = offset
+    state[0], state[1], state[2] = x, y, ptr
+
+
 @njit(cache=True, nogil=True)
 def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, planes: np.ndarray, specs: tuple, kind: int,
-                 state: np.ndarray, words: np.ndarray, weights: np.ndarray, max_symbol: int, alpha_shift: int, radii: np.ndarray,
-                 edges: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray, cells: np.ndarray,
-                 act: np.ndarray, magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, mus: np.ndarray) -> None:  # pragma: no cover - compiled
+                 state: np.ndarray, words: np.ndarray, weights: np.ndarray, max_symbol: int, alpha_shift: int,
+                 edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray, act: np.ndarray,
+                 magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, mus: np.ndarray, decoded: np.ndarray) -> None:  # pragma: no cover - compiled
     """Decode one step into its plane of the flat buffers ``values``, ``resid`` (``C`` channels) and ``activity`` (one).
 
     ``planes`` ``(3, 3)``: ``(offset, rows, cols)`` of the planes ``E`` and ``OO`` it reads (as
@@ -567,7 +599,6 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
     t = rows * cols
     if t == 0:
         return
-    x, y, ptr, bad = state[0], state[1], state[2], state[3]
     if kind != 0:  # the four neighbours' summed activity, shared by all channels
         _neighbour_activity(activity, planes, specs, act)
     for c in range(channels):
@@ -591,46 +622,26 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
                     uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
                     mo[u] = _magnitude(am, wv, wx, wr, spread, others, own)
         _table_indices(magnitudes, floats, ks[:t], edges, cells)
-        # 2. the entropy decoding, straight into the plane
-        u = 0
+        # 2. the entropy decoding, into a run of the step's symbols, then into the plane's rows
+        _rans_run(t, ks, mus, decoded, words, state, lookup, intervals, ends, max_symbol)
+        u, bad = 0, 0
         for a in range(rows):
             row = _row_start(channels, o, rows, cols, c, a)
             gv = values[row : row + cols]
             rv = resid[row : row + cols]
+            dv = decoded[u : u + cols]
+            mv = mus[u : u + cols]
             for e in range(cols):
-                k = _at(ks, u)
-                window = _at(radii, k)
-                first = _at(offsets, k)
-                slot = x & 0xFFFF
-                sym = np.int64(lookup[np.uint64(k), np.uint64(slot >> COARSE)])  # then step to the interval that holds the slot
-                entry = np.int64(_at(intervals, first + sym))
-                while slot - (entry & 0xFFFF) >= (entry >> 16):
-                    sym += 1
-                    entry = np.int64(_at(intervals, first + sym))
-                x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
-                low = x < LOWER  # renormalise without a branch: the padding makes the read safe
-                x = ((x << 16) | np.int64(_at(words, ptr))) if low else x
-                ptr += low
-                x, y = y, x  # the next symbol uses the other state
-                if sym == 2 * window + 1:  # escape: the raw value follows
-                    slot = x & 0xFFFF
-                    x = x >> 16  # frequency 1: x = 1 * (x >> 16) + slot - slot
-                    if x < LOWER:
-                        x = (x << 16) | np.int64(_at(words, ptr))
-                        ptr += 1
-                    x, y = y, x
-                    value = slot - max_symbol
-                else:
-                    value = _at(mus, u) + sym - window
-                if value > max_symbol or value < -max_symbol:  # flagged, not returned: an exit in
-                    bad = 1  # the loop slows it down; clamped so the rest stays bounded
-                    value = 0
+                value = mv[e] + dv[e]
+                out_of_range = value > max_symbol or value < -max_symbol
+                bad |= out_of_range  # flagged, and clamped so that the rest stays bounded
+                value = 0 if out_of_range else value
                 gv[e] = value
-                rv[e] = value - _at(mus, u)
-                u += 1
+                rv[e] = value - mv[e]
+            u += cols
+        state[3] |= bad
     # 3. the activity of the step's positions, which later steps read
     _plane_activity(values, activity, channels, o, rows, cols)
-    state[0], state[1], state[2], state[3] = x, y, ptr, bad
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -668,18 +679,17 @@ def _interleave(dst: np.ndarray, parts: tuple, pad: int) -> None:  # pragma: no 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out: np.ndarray, max_symbol: int, radii: np.ndarray,
-                      edges: np.ndarray, intervals: np.ndarray, offsets: np.ndarray, lookup: np.ndarray, cells: np.ndarray,
+def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out: np.ndarray, max_symbol: int,
+                      edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray,
                       alpha_shift: int, values: np.ndarray, resid: np.ndarray, activity: np.ndarray, per_step: np.ndarray,
                       floats: np.ndarray) -> int:  # pragma: no cover - compiled
     """Decode every item of ``out`` ``(B, C, rows, cols)``; returns 0 or a :data:`PROBLEMS` code.
 
     Step by step, and within a step channel by channel, on polyphase planes (see above):
     ``values``, ``resid`` ``(C * plane_buffer_size,)`` and ``activity`` ``(plane_buffer_size,)`` are
-    their flat scratch; ``per_step`` ``(4, n)`` (int64) and ``floats`` ``(n,)`` scratch for a step's contexts, ``n``
-    at least :func:`most_per_step` of the planes' table. ``intervals`` holds table ``k``'s entries from ``offsets[k]`` on, each
-    ``cumulative frequency | frequency << 16``. ``words`` holds the stream's ``n_words`` words
-    followed by zero padding up to two words per symbol (the most a stream can consume), so no
+    their flat scratch; ``per_step`` ``(5, n)`` (int64) and ``floats`` ``(n,)`` scratch for a step's contexts, ``n``
+    at least :func:`most_per_step` of the planes' table. ``lookup`` and ``intervals``: :func:`decoder_tables`.
+    ``words`` holds the stream's ``n_words`` words followed by zero padding up to two words per symbol (the most a stream can consume), so no
     read can leave the array whatever the payload; a stream that reads into the padding is
     refused afterwards. Table reads are bounded by construction (every table's last interval
     ends at ``2^16``).
@@ -693,7 +703,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
     state[2], state[3] = 4, 0
     if state[0] < LOWER or state[1] < LOWER:
         return 4
-    act, ks, mus, magnitudes = per_step[0], per_step[1], per_step[2], per_step[3]
+    act, ks, mus, magnitudes, decoded = per_step[0], per_step[1], per_step[2], per_step[3], per_step[4]
     table = plane_table(rows, cols)
     planes = np.zeros((3, 3), dtype=np.int64)  # E, OO, the step's own: offset, rows, cols
     for b in range(batch):
@@ -702,11 +712,11 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
         activity[:] = 0
         planes[2] = table[0, 0]
         _decode_step(values, resid, activity, planes, _CENTRE, 0, state, words, weights[b], max_symbol, alpha_shift,
-                     radii, edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
+                     edges, intervals, lookup, ends, cells, act, magnitudes, floats, ks, mus, decoded)
         for st in range(9):
             kind, specs = _step(table, st, planes)
-            _decode_step(values, resid, activity, planes, specs, kind, state, words, weights[b], max_symbol, alpha_shift, radii,
-                         edges, intervals, offsets, lookup, cells, act, magnitudes, floats, ks, mus)
+            _decode_step(values, resid, activity, planes, specs, kind, state, words, weights[b], max_symbol, alpha_shift,
+                         edges, intervals, lookup, ends, cells, act, magnitudes, floats, ks, mus, decoded)
             level = st // 3
             if st == 8:  # the last spacing's planes interleave into the output
                 _interleave(out[b], _phases(values, channels, table[level]), 0)
