@@ -102,7 +102,7 @@ def test_a_codec_file_uses_it_and_is_identical_across_thread_counts(fitted) -> N
     assert one == four
     from wavecodec.compression import open_latents, read_header
 
-    assert read_header(one)["coder"] == "ans" and read_header(one)["format_version"] == 2
+    assert read_header(one)["coder"] == "ans" and read_header(one)["format_version"] == 3
     with torch.no_grad():
         expected = fitted.quantize(fitted.encode(x)).numpy()
     assert np.array_equal(open_latents(fitted, one)[1].all(), expected)

@@ -3,7 +3,7 @@
 Layout (all integers little-endian)::
 
     8 bytes   magic  b"\\x89WVC\\r\\n\\x1a\\n"  (PNG-style: catches text-mode mangling)
-    u16       format version (2; version 1 files are still read)
+    u16       format version (3; files of versions 1 and 2 are still read)
     u32       header length n
     n bytes   header, UTF-8 JSON object; header["sections"] lists [name, size] pairs
     ...       the sections' bytes, concatenated in that order
@@ -25,8 +25,8 @@ from typing import Any
 from .errors import FormatError
 
 MAGIC = b"\x89WVC\r\n\x1a\n"
-VERSION = 2
-READABLE = (1, 2)  # version 2 changed what the coder name "ans" means (see wavecodec.coders)
+VERSION = 3
+READABLE = (1, 2, 3)  # versions 2 and 3 each changed what the coder name "ans" means (see wavecodec.coders)
 MAX_HEADER_BYTES = 64 * 1024
 _PREFIX = struct.Struct("<8sHI")
 

@@ -1,4 +1,4 @@
-"""The default entropy coder (``.wvc`` format version 2): interlaced context coding in ten whole-tensor passes.
+"""The default entropy coder (``.wvc`` format versions 2 and 3): interlaced context coding in ten whole-tensor passes.
 
 The serial context coder of format version 1 (:mod:`wavecodec.context`) decodes one
 wavefront at a time: hundreds of small steps per image. This coder decodes every latent
@@ -36,7 +36,8 @@ frozen ladder (``assets/laplace_ladder.npz``), so decoding is bit-exact on every
 thread count. Values outside a table's window are an escape plus the raw value.
 
 Payload: per item ``C x 13`` int16 weights (little-endian), then the rANS words
-(:mod:`wavecodec.rans`: 16-bit words, little-endian, two interleaved states).
+(:mod:`wavecodec.rans`: 16-bit words, little-endian, four interleaved states; format version 2
+has two, and is otherwise the same: its files decode with ``lanes=2``, the coder ``ans-two-states``).
 """
 
 from __future__ import annotations
@@ -158,13 +159,13 @@ def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 # -- coding --------------------------------------------------------------------------------
-def max_symbols(payload_bytes: int) -> int:
+def max_symbols(payload_bytes: int, lanes: int = rans.LANES) -> int:
     """The most symbols a stream of ``payload_bytes`` can code: each costs at least ``-log2(MAX_PROBABILITY)`` bits.
 
-    The rANS states add at most 64 bits of slack. Work and memory of a decode are linear in the
+    The ``lanes`` rANS states add at most 32 bits each of slack. Work and memory of a decode are linear in the
     symbol count, so they are bounded by the payload's size, whatever the header declares.
     """
-    return int((8 * payload_bytes + 64) / _least_bits()) + 1
+    return int((8 * payload_bytes + 32 * lanes) / _least_bits()) + 1
 
 
 @lru_cache(maxsize=1)
@@ -205,8 +206,9 @@ def _rows(q: np.ndarray) -> np.ndarray:
     return q.reshape(batch, channels, math.prod(size[:-1]) if len(size) > 1 else 1, size[-1])
 
 
-def encode(q: np.ndarray, max_symbol: int) -> bytes:
-    """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes."""
+def encode(q: np.ndarray, max_symbol: int, lanes: int = rans.LANES) -> bytes:
+    """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes, with ``lanes``
+    interleaved rANS states (format version 3's four, or version 2's two)."""
     planes = _rows(q)
     batch, channels, rows, cols = planes.shape
     symbols = q.size
@@ -216,27 +218,27 @@ def encode(q: np.ndarray, max_symbol: int) -> bytes:
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
     rans.code_interlaced(features, weights, rans.plane_table(rows, cols), max_symbol, radii, edges, tables, cum, cells, starts, freqs,
                          raw)
-    out = scratch.array("interlaced.words", (4 * symbols + 4,), np.uint16)
-    n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out)
+    out = scratch.array("interlaced.words", (4 * symbols + 2 * lanes,), np.uint16)
+    n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out, lanes)
     return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()
 
 
-def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = np.int32) -> np.ndarray:
+def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = np.int32, lanes: int = rans.LANES) -> np.ndarray:
     """Inverse of :func:`encode` for latents of ``shape``, as ``dtype``; :class:`FormatError` for anything malformed."""
     batch, channels, *size = shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
     cols = size[-1]
     head = batch * channels * WEIGHTS * 2
-    if len(data) < head + 4 or (len(data) - head) % 2:
+    if len(data) < head + 4 * lanes or (len(data) - head) % 2:
         raise FormatError("the ANS payload has the wrong length for the declared latents")
     symbols = batch * channels * rows * cols
-    if symbols > max_symbols(len(data) - head):  # checked before anything is allocated
+    if symbols > max_symbols(len(data) - head, lanes):  # checked before anything is allocated
         raise FormatError("the ANS payload is too short to hold the latents it declares")
     weights = np.frombuffer(data, dtype="<i2", count=head // 2).astype(np.int64).reshape(batch, channels, WEIGHTS)
     n_words = (len(data) - head) // 2
-    if n_words > 2 * symbols + 4:
+    if n_words > 2 * symbols + 2 * lanes:
         raise FormatError("the ANS payload is longer than the declared latents can need")
-    words = scratch.array("interlaced.words", (2 * symbols + 4,), np.uint16)
+    words = scratch.array("interlaced.words", (2 * symbols + 2 * lanes,), np.uint16)
     words[:n_words] = np.frombuffer(data, dtype="<u2", offset=head)  # read in place: no copy of the payload
     words[n_words:] = 0  # zero padding: the decoder can never read past it
     values, resid, activity = _plane_buffers(channels, rows, cols, max_symbol)
@@ -245,7 +247,7 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     out = scratch.output("interlaced.out", (batch, channels, rows, cols), dtype)  # the caller's own
     _, edges, _, _, cells, lookup, intervals, ends = _coder_tables()
     status = rans.decode_interlaced(words, n_words, weights, out, max_symbol, edges, intervals, lookup, ends, cells,
-                                    ALPHA_SHIFT, values, resid, activity, per_step, floats)
+                                    ALPHA_SHIFT, values, resid, activity, per_step, floats, lanes)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
     return out.reshape(shape)

@@ -1,7 +1,8 @@
 """Range asymmetric numeral systems (rANS) with 16-bit words, compiled with Numba, for the interlaced coder.
 
-The coder keeps two interleaved 32-bit states in ``[2^16, 2^32)`` (symbol ``t`` uses state
-``t % 2``, so a decoder's two dependency chains overlap in the processor). Coding a symbol whose frequency
+The coder keeps :data:`LANES` interleaved 32-bit states in ``[2^16, 2^32)`` (format version 3;
+version 2's streams have two): symbol ``t`` uses state ``t % lanes``, so a decoder's dependency
+chains overlap in the processor. Coding a symbol whose frequency
 is ``f`` and cumulative frequency ``c`` (out of ``2^16``) maps ``x`` to
 ``(x // f) * 2^16 + x % f + c``, first writing out the low 16 bits while ``x`` is too large;
 decoding inverts it and reads 16-bit words back in. Words are written last symbol first, so
@@ -43,14 +44,15 @@ def _at(buf: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def encode_symbols(starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, spliced: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover - compiled
+def encode_symbols(starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, spliced: np.ndarray, out: np.ndarray,
+                   lanes: int) -> int:  # pragma: no cover - compiled
     """Write into ``out`` the 16-bit words coding symbol ``u``'s interval ``(starts[u], freqs[u])`` and,
     where ``raw[u] >= 0`` (an escape), then ``raw[u]`` at frequency 1; returns their count ``n``.
     ``out[:n][::-1]`` is what :func:`decode_interlaced` reads, in order.
 
     The escapes' raw values are first spliced in as intervals of their own (``spliced``:
-    ``(2, 2 * symbols)`` scratch); the ``t``-th interval uses state ``t % 2``, and the words are
-    made last interval first. ``out`` holds ``4 * symbols + 4`` words.
+    ``(2, 2 * symbols)`` scratch); the ``t``-th interval uses state ``t % lanes`` (``lanes``: 2 or
+    :data:`LANES`), and the words are made last interval first. ``out`` holds ``4 * symbols + 2 * lanes`` words.
     """
     escapes = 0
     for u in range(raw.size):
@@ -65,23 +67,24 @@ def encode_symbols(starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, splic
                 t += 1
         starts, freqs = spliced[0, :t], spliced[1, :t]
     n = 0
-    x, y = np.uint64(LOWER), np.uint64(LOWER)  # the states of interval t and of interval t - 1
-    for t in range(starts.size - 1, -1, -1):  # last interval first; interval t uses state t % 2
-        f = np.uint64(_at(freqs, t))
+    states = np.full(lanes, np.uint64(LOWER), dtype=np.uint64)
+    for t in range(starts.size - 1, -1, -1):  # last interval first; interval t uses state t % lanes
+        lane = t % lanes
+        x, f = states[lane], np.uint64(_at(freqs, t))
         if x >= (f << np.uint64(16)):
             out[np.uint64(n)] = np.uint16(x & np.uint64(0xFFFF))
             n += 1
             x >>= np.uint64(16)
         x32, f32 = np.uint32(x), np.uint32(f)  # x < 2^32: a 32-bit division is quicker
-        x = (np.uint64(x32 // f32) << np.uint64(16)) + np.uint64(x32 % f32) + np.uint64(_at(starts, t))
-        x, y = y, x
-    for state in (x, y):  # now x is state 1 and y state 0; reversed, the decoder reads state 0, then state 1
-        out[n] = np.uint16(state & np.uint64(0xFFFF))
-        out[n + 1] = np.uint16(state >> np.uint64(16))
+        states[lane] = (np.uint64(x32 // f32) << np.uint64(16)) + np.uint64(x32 % f32) + np.uint64(_at(starts, t))
+    for lane in range(lanes - 1, -1, -1):  # reversed, the decoder reads state 0 first, high word first
+        out[n] = np.uint16(states[lane] & np.uint64(0xFFFF))
+        out[n + 1] = np.uint16(states[lane] >> np.uint64(16))
         n += 2
     return n
 
 
+LANES = 4  # interleaved rANS states of format version 3 (version 2's streams have 2)
 LATTICE = 8  # the first step's spacing: the decoder's planes are laid out for spacings 8, 4, 2
 COARSE = 6  # the slot lookup table has one entry per 2^COARSE slots
 CELL_LIMIT = 1 << 48  # magnitudes from here on take the last table
@@ -545,53 +548,80 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, table: np.ndarray, 
     return first, gram, rhs
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _symbol(x: int, k: int, words: np.ndarray, ptr: int, lookup: np.ndarray, intervals: np.ndarray) -> tuple[int, int, int]:  # pragma: no cover - compiled
+    """Decode one symbol of table ``k`` from state ``x``: ``(new state, new word pointer, interval index)``."""
+    slot = x & 0xFFFF
+    i = np.int64(_at(lookup, (k << (PRECISION - COARSE)) + (slot >> COARSE)))
+    entry = np.int64(_at(intervals, i))
+    while slot - (entry & 0xFFFF) >= (entry >> 16):  # step to the interval that holds the slot
+        i += 1
+        entry = np.int64(_at(intervals, i))
+    x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
+    low = np.int64(x < LOWER)  # renormalise without a branch (the padding makes the read safe):
+    x = (x << (low << 4)) | (np.int64(_at(words, ptr)) & -low)  # a branch here is mispredicted often
+    return x, ptr + low, i
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _raw(x: int, words: np.ndarray, ptr: int) -> tuple[int, int, int]:  # pragma: no cover - compiled
+    """Decode an escape's raw 16-bit value, coded at frequency 1: ``x = 1 * (x >> 16) + slot - slot``."""
+    slot = x & 0xFFFF
+    x = x >> 16
+    low = np.int64(x < LOWER)
+    x = (x << (low << 4)) | (np.int64(_at(words, ptr)) & -low)
+    return x, ptr + low, slot
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _rans_run(t: int, ks: np.ndarray, mus: np.ndarray, decoded: np.ndarray, words: np.ndarray, state: np.ndarray,
-              lookup: np.ndarray, intervals: np.ndarray, ends: np.ndarray, max_symbol: int) -> None:  # pragma: no cover - compiled
+              lookup: np.ndarray, intervals: np.ndarray, ends: np.ndarray, max_symbol: int, lanes: int) -> None:  # pragma: no cover - compiled
     """Decode ``t`` symbols, symbol ``u`` with table ``ks[u]``, into ``decoded[:t]`` as residuals from the predictions
-    ``mus`` (read for escapes only); ``state``: ``x, y, ptr`` in and out. Tables: :func:`decoder_tables`.
+    ``mus`` (read for escapes only). ``state``: the ``lanes`` interleaved states (2 or :data:`LANES`; the next
+    symbol's first), then the word pointer, in and out. Tables: :func:`decoder_tables`.
 
-    The loop reads flat arrays only and checks nothing it need not: few enough live values
-    for the processor's registers (with more, the compiler reloaded pointers from the stack at
-    every symbol). Decoded values are range-checked by the caller.
+    A function of its own with a loop over flat arrays: few enough live values for the
+    processor's registers (with more, the compiler reloaded pointers from the stack at every
+    symbol). With four states the processor overlaps four symbols' dependency chains (table
+    reads, multiply, renormalisation), where two left it waiting. Values are range-checked by the caller.
     """
-    x, y, ptr = state[0], state[1], state[2]
-    for u in range(t):
-        k = _at(ks, u)
-        slot = x & 0xFFFF
-        i = np.int64(_at(lookup, (k << (PRECISION - COARSE)) + (slot >> COARSE)))
-        entry = np.int64(_at(intervals, i))
-        while slot - (entry & 0xFFFF) >= (entry >> 16):  # step to the interval that holds the slot
-            i += 1
-            entry = np.int64(_at(intervals, i))
-        x = (entry >> 16) * (x >> 16) + slot - (entry & 0xFFFF)
-        low = np.int64(x < LOWER)  # renormalise without a branch (the padding makes the read safe): a
-        x = (x << (low << 4)) | (np.int64(_at(words, ptr)) & -low)  # branch here is mispredicted often
-        ptr += low
-        x, y = y, x  # the next symbol uses the other state
-        offset = i - ends[k, 0]
-        if i == ends[k, 1]:  # escape: the raw value follows, at frequency 1: x = 1 * (x >> 16) + slot - slot
-            slot = x & 0xFFFF
-            x = x >> 16
-            if x < LOWER:
-                x = (x << 16) | np.int64(_at(words, ptr))
-                ptr += 1
-            x, y = y, x
-            offset = slot - max_symbol - _at(mus, u)
-        decoded[u] = offset
-    state[0], state[1], state[2] = x, y, ptr
+    x0, x1, x2, x3, ptr = state[0], state[1], state[2], state[3], state[4]
+    if lanes == LANES:
+        for u in range(t):
+            k = _at(ks, u)
+            x0, ptr, i = _symbol(x0, k, words, ptr, lookup, intervals)
+            x0, x1, x2, x3 = x1, x2, x3, x0  # the next symbol uses the next state
+            offset = i - ends[k, 0]
+            if i == ends[k, 1]:  # escape: the raw value follows
+                x0, ptr, slot = _raw(x0, words, ptr)
+                x0, x1, x2, x3 = x1, x2, x3, x0
+                offset = slot - max_symbol - _at(mus, u)
+            decoded[u] = offset
+    else:
+        for u in range(t):
+            k = _at(ks, u)
+            x0, ptr, i = _symbol(x0, k, words, ptr, lookup, intervals)
+            x0, x1 = x1, x0
+            offset = i - ends[k, 0]
+            if i == ends[k, 1]:
+                x0, ptr, slot = _raw(x0, words, ptr)
+                x0, x1 = x1, x0
+                offset = slot - max_symbol - _at(mus, u)
+            decoded[u] = offset
+    state[0], state[1], state[2], state[3], state[4] = x0, x1, x2, x3, ptr
 
 
 @njit(cache=True, nogil=True)
 def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, planes: np.ndarray, specs: tuple, kind: int,
                  state: np.ndarray, words: np.ndarray, weights: np.ndarray, max_symbol: int, alpha_shift: int,
                  edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray, act: np.ndarray,
-                 magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, mus: np.ndarray, decoded: np.ndarray) -> None:  # pragma: no cover - compiled
+                 magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, mus: np.ndarray, decoded: np.ndarray,
+                 lanes: int) -> None:  # pragma: no cover - compiled
     """Decode one step into its plane of the flat buffers ``values``, ``resid`` (``C`` channels) and ``activity`` (one).
 
     ``planes`` ``(3, 3)``: ``(offset, rows, cols)`` of the planes ``E`` and ``OO`` it reads (as
     ``specs`` says; the first step, ``kind`` 0, reads nothing) and of its own. ``state``:
-    ``x, y, ptr, bad``, carried from step to step. Every loop indexes the flat buffers from
+    four rANS states (``lanes`` in use), the word pointer and a flag for out-of-range values, carried from step to step. Every loop indexes the flat buffers from
     a row's start, so the context arithmetic vectorises.
     """
     channels = weights.shape[0]
@@ -623,7 +653,7 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
                     mo[u] = _magnitude(am, wv, wx, wr, spread, others, own)
         _table_indices(magnitudes, floats, ks[:t], edges, cells)
         # 2. the entropy decoding, into a run of the step's symbols, then into the plane's rows
-        _rans_run(t, ks, mus, decoded, words, state, lookup, intervals, ends, max_symbol)
+        _rans_run(t, ks, mus, decoded, words, state, lookup, intervals, ends, max_symbol, lanes)
         u, bad = 0, 0
         for a in range(rows):
             row = _row_start(channels, o, rows, cols, c, a)
@@ -639,7 +669,7 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
                 gv[e] = value
                 rv[e] = value - mv[e]
             u += cols
-        state[3] |= bad
+        state[5] |= bad
     # 3. the activity of the step's positions, which later steps read
     _plane_activity(values, activity, channels, o, rows, cols)
 
@@ -682,27 +712,28 @@ def _interleave(dst: np.ndarray, parts: tuple, pad: int) -> None:  # pragma: no 
 def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out: np.ndarray, max_symbol: int,
                       edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray,
                       alpha_shift: int, values: np.ndarray, resid: np.ndarray, activity: np.ndarray, per_step: np.ndarray,
-                      floats: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Decode every item of ``out`` ``(B, C, rows, cols)``; returns 0 or a :data:`PROBLEMS` code.
+                      floats: np.ndarray, lanes: int) -> int:  # pragma: no cover - compiled
+    """Decode every item of ``out`` ``(B, C, rows, cols)`` from a stream of ``lanes`` interleaved states (2 or
+    :data:`LANES`); returns 0 or a :data:`PROBLEMS` code.
 
     Step by step, and within a step channel by channel, on polyphase planes (see above):
     ``values``, ``resid`` ``(C * plane_buffer_size,)`` and ``activity`` ``(plane_buffer_size,)`` are
     their flat scratch; ``per_step`` ``(5, n)`` (int64) and ``floats`` ``(n,)`` scratch for a step's contexts, ``n``
     at least :func:`most_per_step` of the planes' table. ``lookup`` and ``intervals``: :func:`decoder_tables`.
-    ``words`` holds the stream's ``n_words`` words followed by zero padding up to two words per symbol (the most a stream can consume), so no
-    read can leave the array whatever the payload; a stream that reads into the padding is
+    ``words`` holds the stream's ``n_words`` words followed by zero padding up to two words per symbol and
+    ``2 * lanes`` for the states (the most a stream can consume), so no read can leave the array whatever the payload; a stream that reads into the padding is
     refused afterwards. Table reads are bounded by construction (every table's last interval
     ends at ``2^16``).
     """
     batch, channels, rows, cols = out.shape
-    if n_words < 4:
+    if n_words < 2 * lanes:
         return 1
-    state = np.empty(4, dtype=np.int64)
-    state[0] = (np.int64(words[0]) << 16) | np.int64(words[1])  # the state of the next symbol
-    state[1] = (np.int64(words[2]) << 16) | np.int64(words[3])  # the other state (two interleaved states)
-    state[2], state[3] = 4, 0
-    if state[0] < LOWER or state[1] < LOWER:
-        return 4
+    state = np.full(6, LOWER, dtype=np.int64)  # the states (those not in use stay at LOWER), word pointer, flag
+    for lane in range(lanes):  # the next symbol's state first
+        state[lane] = (np.int64(words[2 * lane]) << 16) | np.int64(words[2 * lane + 1])
+        if state[lane] < LOWER:
+            return 4
+    state[4], state[5] = 2 * lanes, 0
     act, ks, mus, magnitudes, decoded = per_step[0], per_step[1], per_step[2], per_step[3], per_step[4]
     table = plane_table(rows, cols)
     planes = np.zeros((3, 3), dtype=np.int64)  # E, OO, the step's own: offset, rows, cols
@@ -712,11 +743,11 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
         activity[:] = 0
         planes[2] = table[0, 0]
         _decode_step(values, resid, activity, planes, _CENTRE, 0, state, words, weights[b], max_symbol, alpha_shift,
-                     edges, intervals, lookup, ends, cells, act, magnitudes, floats, ks, mus, decoded)
+                     edges, intervals, lookup, ends, cells, act, magnitudes, floats, ks, mus, decoded, lanes)
         for st in range(9):
             kind, specs = _step(table, st, planes)
             _decode_step(values, resid, activity, planes, specs, kind, state, words, weights[b], max_symbol, alpha_shift,
-                         edges, intervals, lookup, ends, cells, act, magnitudes, floats, ks, mus, decoded)
+                         edges, intervals, lookup, ends, cells, act, magnitudes, floats, ks, mus, decoded, lanes)
             level = st // 3
             if st == 8:  # the last spacing's planes interleave into the output
                 _interleave(out[b], _phases(values, channels, table[level]), 0)
@@ -724,11 +755,10 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
                 _interleave(_plane(values, channels, table[level, 4]), _phases(values, channels, table[level]), 1)
                 _interleave(_plane(resid, channels, table[level, 4]), _phases(resid, channels, table[level]), 1)
                 _interleave(_plane(activity, 1, table[level, 4]), _phases(activity, 1, table[level]), 1)
-    x, y, ptr, bad = state[0], state[1], state[2], state[3]
-    if ptr > n_words:
+    if state[4] > n_words:
         return 1
-    if bad:
+    if state[5]:
         return 2
-    if ptr != n_words or x != LOWER or y != LOWER:
+    if state[4] != n_words or state[0] != LOWER or state[1] != LOWER or state[2] != LOWER or state[3] != LOWER:
         return 3
     return 0
