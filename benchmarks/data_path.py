@@ -180,7 +180,10 @@ def stage_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Code
         coded = {name: encode_symbols(name, q, codec) for name in sizes}
         for name in sizes:
             sizes[name].append(len(coded[name]))
-        t = interleaved_ms({name: (lambda n=name: decode_symbols(n, coded[n], q.shape, codec)) for name in dec_ms}, max(3, repeats // 3))
+        # the two interlaced forms round-robin with each other; the 100x slower wavefront coder on its own, as
+        # what runs just before a decode (a cache-thrashing 90 ms one) changes its speed
+        t = interleaved_ms({name: (lambda n=name: decode_symbols(n, coded[n], q.shape, codec)) for name in ("ans", "ans-two-states")}, repeats)
+        t.update(interleaved_ms({"ans-wavefront": lambda: decode_symbols("ans-wavefront", coded["ans-wavefront"], q.shape, codec)}, 3))
         for name in dec_ms:
             dec_ms[name].append(t[name])
     out["coder"] = {

@@ -198,8 +198,8 @@ def test_register_keeps_the_order_and_the_description(tmp_path: Path, monkeypatc
         registry._index.cache_clear()
 
 
-@pytest.mark.parametrize("kind", ["dilated", "convnext"])
-def test_other_decoder_blocks_code_whole_and_in_tiles_alike(kind: str) -> None:
+@pytest.mark.parametrize(("kind", "size"), [("dilated", 96), ("convnext", 96), ("downup", 96), ("downup", 84)])
+def test_other_decoder_blocks_code_whole_and_in_tiles_alike(kind: str, size: int) -> None:
     from helpers import synthetic_images
     from wavecodec import CodecConfig, compression
     from wavecodec.fitting import pca_init
@@ -213,9 +213,10 @@ def test_other_decoder_blocks_code_whole_and_in_tiles_alike(kind: str) -> None:
         for p in codec.decoder.residual.parameters():
             p.add_(0.05 * torch.randn_like(p))
     codec.eval()
-    assert decoder_reach(codec) == (1 + 2 * (1 + 2) if kind == "dilated" else 1 + 2 * 3)  # the wider views are counted
+    reach = {"dilated": 1 + 2 * (1 + 2), "convnext": 1 + 2 * 3, "downup": 1 + 2 * (2 * 2) + 1}  # the wider views are counted
+    assert decoder_reach(codec) == reach[kind]
     assert "decoder_block" in codec.config.to_dict()  # a new kind is part of the fingerprint
-    data = codec.compress(synthetic_images(1, size=96, seed=4))
+    data = codec.compress(synthetic_images(1, size=size, seed=4))  # 84: an odd number (21) of latent positions a side
     whole = codec.decompress(data)
     before = compression.TILE
     compression.TILE = 7
@@ -224,6 +225,30 @@ def test_other_decoder_blocks_code_whole_and_in_tiles_alike(kind: str) -> None:
     finally:
         compression.TILE = before
     assert (tiled.int() - whole.int()).abs().max() <= 1
+    if kind == "downup":  # the half-resolution stage is exercised, and its windows must be aligned to match the whole
+        from wavecodec import streaming
+
+        assert streaming.decoder_alignment(codec) == 2
+        original = streaming.decoder_alignment
+        streaming.decoder_alignment = lambda codec: 1
+        compression.TILE = 7
+        try:
+            misaligned = codec.decompress(data)
+        finally:
+            compression.TILE, streaming.decoder_alignment = before, original
+        assert (misaligned.int() - whole.int()).abs().max() > 1
+
+
+def test_the_down_up_stage_costs_what_the_blocks_it_replaces_cost() -> None:
+    from wavecodec import CodecConfig
+    from wavecodec.benchmarking import decoder_macs_per_pixel
+    from wavecodec.model import Codec
+
+    plain, downup = (Codec(CodecConfig(latent_dim=12, decoder_width=96, decoder_depth=4, decoder_block=k)) for k in ("residual", "downup"))
+    ratio = decoder_macs_per_pixel(downup) / decoder_macs_per_pixel(plain)
+    assert 0.95 < ratio <= 1.0
+    x = torch.randn(1, 12, 9, 11)
+    assert torch.equal(downup.decoder(x), downup.decoder.linear(x)), "the residual starts at zero"
 
 
 def test_the_default_decoder_block_leaves_fingerprints_alone() -> None:

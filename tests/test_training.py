@@ -242,3 +242,14 @@ def test_noise_fill_is_local_deterministic_and_off_by_default() -> None:
         level = torch.nn.functional.softplus(torch.tensor(0.0))
         assert 0.7 < float(n.pow(2).mean() / level**2) < 1.3  # unit power times the level
         assert abs(float(torch.corrcoef(n.reshape(-1, 64))[0, 1])) < 0.5
+
+
+def test_an_ms_ssim_term_is_logged_and_counted_in_the_loss(image_folder: Path, tmp_path: Path) -> None:
+    base = dict(crop=48, steps=12, lr=3e-3, log_every=4, val_every=100, pca_init=True)
+    train(tiny(image_folder, tmp_path / "mse", **base))
+    train(tiny(image_folder, tmp_path / "perceptual", ms_ssim_weight=0.5, **base))
+    plain, tuned = train_rows(tmp_path / "mse"), train_rows(tmp_path / "perceptual")
+    assert all("ms_ssim" not in r for r in plain)
+    assert all(0 < r["ms_ssim"] <= 1 and r["loss"] > r["mse"] + 0.5 * (1 - r["ms_ssim"]) - 1e-6 for r in tuned)
+    with pytest.raises(ConfigError, match="image loss"):
+        tiny(image_folder, tmp_path / "bad", ms_ssim_weight=-1.0)

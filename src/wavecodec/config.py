@@ -14,7 +14,7 @@ from .errors import ConfigError
 
 CONFIG_VERSION = 1
 MODALITIES = ("image", "audio", "volume", "signal")
-DECODER_BLOCKS = ("residual", "dilated", "convnext")  # kinds of the decoder's residual blocks
+DECODER_BLOCKS = ("residual", "dilated", "convnext", "downup")  # kinds of the decoder's residual blocks
 _DEFAULT_NDIM = {"image": 2, "audio": 1, "volume": 3}
 
 
@@ -64,7 +64,8 @@ class CodecConfig:
     noise_fill: bool = False
     # the decoder's residual blocks (DECODER_BLOCKS, built by wavecodec.layers.decoder_blocks): "residual" (two k x k convolutions),
     # "dilated" (the second one dilated 2x: a wider view for the same work) or "convnext" (a
-    # depthwise 7 x 7 convolution and a 1 x 1 bottleneck, ConvNeXt-style)
+    # depthwise 7 x 7 convolution and a 1 x 1 bottleneck, ConvNeXt-style) or "downup" (the middle half of the blocks at
+    # half resolution, wider for the same work: wavecodec.layers.DownUp)
     decoder_block: str = "residual"
 
     def __post_init__(self) -> None:

@@ -34,10 +34,10 @@ def psnr(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, data_range:
     return psnr_from_mse(mse, data_range)
 
 
-def _gaussian(device: torch.device) -> torch.Tensor:
+def _gaussian(device: torch.device, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     t = torch.arange(_WINDOW, dtype=torch.float64, device=device) - _WINDOW // 2
     g = torch.exp(-(t**2) / (2 * _SIGMA**2))
-    return g / g.sum()
+    return (g / g.sum()).to(dtype)
 
 
 def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -48,12 +48,12 @@ def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 def _ssim_parts(x: torch.Tensor, y: torch.Tensor, data_range: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean SSIM and mean contrast-structure term per image, ``(B,)`` each."""
-    g = _gaussian(x.device)
+    g = _gaussian(x.device, x.dtype)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mx, my = _filter(x, g), _filter(y, g)
-    sxx = _filter(x * x, g) - mx**2
-    syy = _filter(y * y, g) - my**2
-    sxy = _filter(x * y, g) - mx * my
+    mx, my, xx, yy, xy = _filter(torch.cat([x, y, x * x, y * y, x * y], dim=1), g).chunk(5, dim=1)  # one pass for all five
+    sxx = xx - mx**2
+    syy = yy - my**2
+    sxy = xy - mx * my
     cs = (2 * sxy + c2) / (sxx + syy + c2)
     ssim = (2 * mx * my + c1) / (mx**2 + my**2 + c1) * cs
     return ssim.flatten(1).mean(1), cs.flatten(1).mean(1)
@@ -73,13 +73,13 @@ def ms_ssim_scales(height: int, width: int) -> int:
     return scales
 
 
-def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Multi-scale SSIM of ``(B, C, H, W)`` images: ``(B,)``."""
-    x, y = x.double(), y.double()
+def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Multi-scale SSIM of ``(B, C, H, W)`` images: ``(B,)``; computed in ``dtype`` (float32 is enough for a training loss)."""
+    x, y = x.to(dtype), y.to(dtype)
     scales = ms_ssim_scales(x.shape[2], x.shape[3])
     if scales == 0:
         raise ValueError(f"images of {x.shape[2]}x{x.shape[3]} are smaller than the {_WINDOW}-pixel SSIM window")
-    weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=torch.float64, device=x.device)
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=dtype, device=x.device)
     weights = weights / weights.sum()
     values = []
     for s in range(scales):

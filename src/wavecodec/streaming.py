@@ -27,6 +27,8 @@ import pywt
 import torch
 from torch import nn
 
+from .layers import DownUp
+
 if TYPE_CHECKING:
     from .model import Codec
 
@@ -44,7 +46,23 @@ def transform_reach(codec: Codec) -> int:
 def decoder_reach(codec: Codec) -> int:
     """Latent positions on each side the decoder network reads along an axis (its receptive field's half-width)."""
     convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    return sum((m.kernel_size[0] // 2) * m.dilation[0] for m in codec.decoder.modules() if isinstance(m, convs))
+    stages = [m for m in codec.decoder.modules() if isinstance(m, DownUp)]
+    inside = {id(c) for s in stages for c in s.modules()}
+    return sum((m.kernel_size[0] // 2) * m.dilation[0] for m in codec.decoder.modules() if isinstance(m, convs) and id(m) not in inside) \
+        + sum(s.reach() for s in stages)
+
+
+def decoder_alignment(codec: Codec) -> int:
+    """Where a window of latents may start for the decoder network to compute what it computes on the whole:
+    every position, or every second one when it has a half-resolution stage (:class:`wavecodec.layers.DownUp`)."""
+    return 2 if any(isinstance(m, DownUp) for m in codec.decoder.modules()) else 1
+
+
+def _window(lo: int, hi: int, net: int, align: int, length: int) -> tuple[int, int]:
+    """The latents ``[a, b)`` the decoder network reads for outputs ``[lo, hi)`` of a signal of ``length``: the reach on
+    each side, clipped at the ends, widened to the network's alignment (see :func:`decoder_alignment`)."""
+    a, b = max(0, lo - net), min(length, hi + net)
+    return a - a % align, min(length, b + b % align)
 
 
 def padded_positions(start: int, stop: int, length: int, padded: int) -> np.ndarray:
@@ -162,11 +180,11 @@ def decode_tiles(codec: Codec, latents: torch.Tensor, tile: int,
     without seams and equal the whole-image decode to float rounding, while memory holds one
     tile's subbands at a time instead of the whole image's.
     """
-    block, reach, net = codec.config.block, transform_reach(codec), decoder_reach(codec)
+    block, reach, net, align = codec.config.block, transform_reach(codec), decoder_reach(codec), decoder_alignment(codec)
     h, w = latents.shape[-2:]
 
     def subbands(r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
-        a0, a1, b0, b1 = max(0, r0 - net), min(h, r1 + net), max(0, c0 - net), min(w, c1 + net)
+        (a0, a1), (b0, b1) = _window(r0, r1, net, align, h), _window(c0, c1, net, align, w)
         z = codec.bottleneck.expand(latents[..., a0:a1, b0:b1])
         return codec.synthesize(z)[..., r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
 
@@ -189,11 +207,11 @@ def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frame
 
     ``latents(lo, hi)`` gives the integer symbols of frames ``[lo, hi)`` as ``(latent_dim, hi - lo)``.
     """
-    block, reach, net = codec.config.block, transform_reach(codec), decoder_reach(codec)
+    block, reach, net, align = codec.config.block, transform_reach(codec), decoder_reach(codec), decoder_alignment(codec)
 
     def subbands(lo: int, hi: int) -> torch.Tensor:
         """Decoder output for frames ``[lo, hi)`` inside ``[0, frames)``, with the network's context clipped at the ends."""
-        a, b = max(0, lo - net), min(frames, hi + net)
+        a, b = _window(lo, hi, net, align, frames)
         z = codec.dequantize(torch.from_numpy(latents(a, b))[None], quant_step)
         return codec.synthesize(codec.bottleneck.expand(z))[..., lo - a : hi - a]
 

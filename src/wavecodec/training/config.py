@@ -34,6 +34,7 @@ class TrainConfig:
     subband_weight: float = 0.0  # extra weight of the wavelet-domain MSE
     stft_weight: float = 0.0  # audio: weight of the multi-resolution STFT loss (training/losses.py)
     mel_weight: float = 0.0  # audio: weight of the log-mel L1 loss
+    ms_ssim_weight: float = 0.0  # images: weight of 1 - MS-SSIM, a perceptual tuning (SSIMULACRA2 punishes blur more than PSNR)
     noise_free_mse: bool = False  # noise-fill decoders: the MSE term sees the decode without its noise, so only the spectral losses train the noise
     noise_level_start: float = 0.0  # > 0: a noise-fill decoder (with init_weights) starts every subband's noise at this level (unit range)
     # initialisation
@@ -75,6 +76,8 @@ class TrainConfig:
              "noise_level_start needs a noise-fill codec (noise_fill = true) started from init_weights, and must be >= 0"),
             (not self.noise_free_mse or (self.codec.noise_fill and (self.stft_weight or self.mel_weight)),
              "noise_free_mse needs a noise-fill codec (noise_fill = true) and a spectral loss (stft_weight or mel_weight)"),
+            (self.ms_ssim_weight >= 0 and (not self.ms_ssim_weight or self.codec.ndim == 2),
+             "ms_ssim_weight is an image loss (>= 0); use it with an image codec"),
             (0 <= self.ema < 1, "ema must be in [0, 1)"),
             (self.amp in ("none", "bf16", "fp16"), "amp must be none, bf16 or fp16"),
             (self.checkpoint_every >= 1 and self.log_every >= 1 and self.val_every >= 1, "intervals must be >= 1"),

@@ -201,7 +201,7 @@ class _Stepper:
             group["lr"] = cfg.lr * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             rung = _rung(self.codec, step)
-            x_hat, losses = self.model(batch, rung, without_noise=cfg.noise_free_mse)
+            x_hat, losses = self.model(batch, rung, without_noise=cfg.noise_free_mse, ms_ssim=cfg.ms_ssim_weight > 0)
             waveform = losses["mse_without_noise"] if cfg.noise_free_mse else losses["mse"]
             loss = waveform + losses.get("lmbda", cfg.lmbda) * losses["bpp"]  # a rung brings its own lambda
             if cfg.subband_weight:
@@ -212,6 +212,8 @@ class _Stepper:
             if self.mel is not None:
                 losses["mel"] = self.mel(x_hat, batch)
                 loss = loss + cfg.mel_weight * losses["mel"]
+            if cfg.ms_ssim_weight:
+                loss = loss + cfg.ms_ssim_weight * (1 - losses["ms_ssim"])
             objective = loss + 1e-3 * losses["entropy_fit"]  # fits the tables, leaves the latents alone
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(objective).backward()
@@ -294,7 +296,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
                 mse = losses["mse"].item()
                 row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse, "psnr": psnr_from_mse(max(mse, 1e-12)),
                        "bpp": losses["bpp"].item(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
-                row.update({k: losses[k].item() for k in ("stft", "mel") if k in losses})
+                row.update({k: losses[k].item() for k in ("stft", "mel", "ms_ssim") if k in losses})
                 if (rung := _rung(codec, step)) is not None:
                     row["rung"] = rung
                 log.write(json.dumps(row) + "\n")
