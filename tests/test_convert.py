@@ -82,6 +82,15 @@ def test_convert_with_two_workers_and_read_back(fitted, model_path: Path, tmp_pa
     assert len(streamed) == 10 and all(torch.equal(a[0], b[0]) for a, b in zip(streamed, (ds[i] for i in range(10))))
     loader = torch.utils.data.DataLoader(LatentShards(dst, codec=fitted, shuffle=4), num_workers=2, batch_size=None)
     assert sorted(int(lbl) for _, lbl in loader) == sorted(ds[i][1] for i in range(10))
+    import pickle  # DataLoader workers started by spawn get a pickled copy: it opens its own shard descriptors
+
+    copy = pickle.loads(pickle.dumps(ds))
+    assert all(torch.equal(copy[i][0], ds[i][0]) and copy[i][1] == ds[i][1] for i in range(10))
+    name, offset, size, *_ = ds.entries[-1]
+    with open(dst / name, "r+b") as f:  # a shard cut short after the dataset was opened
+        f.truncate(offset + size // 2)
+    with pytest.raises(wavecodec.FormatError, match="shorter than its index"):
+        ds[len(ds) - 1]
 
 
 def test_rerun_skips_finished_shards_and_resumes_a_crash(fitted, model_path: Path, tmp_path: Path, monkeypatch) -> None:

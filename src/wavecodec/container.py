@@ -64,7 +64,7 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
     if len(data) < end_header + 4:
         raise FormatError("the file is truncated inside its header")
     (crc,) = struct.unpack_from("<I", data, len(data) - 4)
-    if zlib.crc32(data[:-4]) != crc:
+    if zlib.crc32(memoryview(data)[:-4]) != crc:  # a view: no copy of the payload
         raise FormatError("the file is corrupted or truncated (CRC32 mismatch)")
     try:
         header = json.loads(data[_PREFIX.size : end_header].decode("utf-8"))

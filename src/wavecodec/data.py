@@ -17,6 +17,7 @@ instead; ``label`` is -1 when the dataset has no labels. Latents are entropy-dec
 from __future__ import annotations
 
 import json
+import os
 import random
 import tarfile
 from pathlib import Path
@@ -60,7 +61,8 @@ class _Reader:
         self.as_integers, self.decode, self.crop = as_integers, decode, crop
         self.class_names: list[str] = self.index.get("class_names", [])
 
-    def sample(self, wvc: bytes, label: bytes | None, rng: random.Random) -> tuple[torch.Tensor, int]:
+    def sample(self, wvc: bytes, label: bytes | None, rng: random.Random | None) -> tuple[torch.Tensor, int]:
+        """What the dataset yields for one sample; ``rng`` draws the random crop (unused without one)."""
         y = int(label) if label is not None else -1
         if self.decode:
             return decompress(self.codec, wvc).signal[0], y
@@ -95,6 +97,7 @@ class LatentDataset(Dataset):
     ) -> None:
         self.reader = _Reader(root, codec, as_integers, decode, crop)
         self.seed, self.epoch = seed, 0
+        self._fds: dict[str, int] = {}  # shard name -> open descriptor (see _read)
         self.entries: list[tuple[str, int, int, int | None, int]] = []  # shard, wvc offset, size, cls offset, cls size
         for shard in self.reader.index["shards"]:
             members: dict[str, dict[str, tuple[int, int]]] = {}
@@ -131,16 +134,29 @@ class LatentDataset(Dataset):
         base = self.seed if self.seed is not None else torch.initial_seed()  # differs per worker and per epoch
         return random.Random(f"{base}:{self.epoch}:{i}")
 
+    def _read(self, name: str, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of shard ``name``, through a descriptor kept open (a positioned read: no
+        seek, so forked DataLoader workers share it safely); opening the shard per sample took a twentieth of a read."""
+        fd = self._fds.get(name)
+        if fd is None:
+            fd = self._fds[name] = os.open(self.reader.root / name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        data = os.pread(fd, size, offset)
+        if len(data) != size:
+            raise FormatError(f"{name} is shorter than its index says")
+        return data
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         name, offset, size, cls_offset, cls_size = self.entries[i]
-        with open(self.reader.root / name, "rb") as f:
-            f.seek(offset)
-            wvc = f.read(size)
-            label = None
-            if cls_offset is not None:
-                f.seek(cls_offset)
-                label = f.read(cls_size)
-        return self.reader.sample(wvc, label, self._rng(i))
+        wvc = self._read(name, offset, size)
+        label = self._read(name, cls_offset, cls_size) if cls_offset is not None else None
+        return self.reader.sample(wvc, label, self._rng(i) if self.reader.crop else None)
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers started by spawn open their own descriptors
+        return {**self.__dict__, "_fds": {}}
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_fds", {}).values():
+            os.close(fd)
 
 
 def _rank() -> tuple[int, int]:
