@@ -400,7 +400,7 @@ Reading a `rgb-16x` sample takes {s16['vs_jpeg_decode']:.2f}x the JPEG decode ti
 sample, a quarter of the bytes to copy to an accelerator (which dequantizes them as
 `q.float() * step`). A sample is decoded into memory that an earlier sample used once nothing holds that one any
 more (`wavecodec.scratch.output`), so reads cost no page faults, and its bytes come through a shard descriptor kept
-open (a positioned read: opening the shard for each sample cost about 0.15 ms here, next to a JPEG decode). Most of a read is the
+open (a positioned read, instead of opening the shard for every sample). Most of a read is the
 compiled decoding kernel. Its context arithmetic runs on planes of their own per step (each step's positions zero-padded, so
 every neighbour is read with unit stride and the loops vectorise). Its rANS loop is a function of its own over flat
 tables (a coarse slot lookup gives an interval's index, the index gives the decoded value), so its few live values stay
