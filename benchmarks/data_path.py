@@ -421,7 +421,7 @@ On the `rgb-16x` latents of the 10 photos (payload bytes, no header):
 | `webp` (lossless WebP mosaic of the latents) | {c['payload_bytes']['webp']:,} | {c['payload_bytes']['webp'] / c['payload_bytes']['ans-wavefront']:.3f} | |
 
 The new coder decodes {c['decode_speedup']:.0f}x faster, {c['four_states_decode_speedup']:.2f}x the speed of its two-state form for
-{c['payload_bytes']['ans'] - c['payload_bytes']['ans-two-states']} more bytes in all (four states to flush, 8 bytes a file); its payloads are {100 * (c['ans_vs_wavefront_size'] - 1):.1f}% larger than the format-1
+{c['payload_bytes']['ans'] - c['payload_bytes']['ans-two-states']:+} bytes in all (four states to flush instead of two); its payloads are {100 * (c['ans_vs_wavefront_size'] - 1):.1f}% larger than the format-1
 coder's (target: at most 3%) and {100 * (c['ans_vs_webp_mosaic_size'] - 1):+.1f}% against the WebP mosaic (target: at least 5%
 smaller); on these 768x512 photos the format-1 coder itself is only {100 * (1 - c['payload_bytes']['ans-wavefront'] / c['payload_bytes']['webp']):.1f}% smaller than the mosaic.
 The bits go in the first levels of the pyramid, where the neighbours are 4-8 latent positions
