@@ -79,13 +79,9 @@ def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
 def decoder_macs_per_pixel(codec: Any) -> float:
     """Multiply-accumulates of the codec's decoder network per input sample position (its convolutions' weights
     per latent position, over the positions a latent covers)."""
-    from .layers import DownUp
+    from .layers import macs_per_position
 
-    convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-    stages = [m for m in codec.decoder.modules() if isinstance(m, DownUp)]
-    inside = {id(c) for s in stages for c in s.modules()}
-    per_position = sum(m.weight.numel() for m in codec.decoder.modules() if isinstance(m, convs) and id(m) not in inside)
-    return (per_position + sum(s.macs_per_position() for s in stages)) / codec.config.block ** codec.config.ndim
+    return macs_per_position(codec.decoder) / codec.config.block ** codec.config.ndim
 
 
 def training_files() -> list[str]:

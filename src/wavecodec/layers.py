@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONVS = tuple(_CONV.values())
 
 
 def conv(ndim: int, in_channels: int, out_channels: int, kernel: int = 1, dilation: int = 1, groups: int = 1) -> nn.Module:
@@ -52,8 +53,8 @@ class DownUp(nn.Module):
     channels (a 1 x 1 convolution), ``up`` the reverse; ``up`` starts at zero, so the stage
     starts as the identity. A signal of odd length is zero-padded at its end (as the
     convolutions' own zero padding), so a window that starts at an even position and ends at
-    an even position or at the signal's end decodes the same as the whole: the decoder's
-    :attr:`alignment` is 2.
+    an even position or at the signal's end decodes the same as the whole
+    (:func:`wavecodec.streaming.decoder_alignment`).
     """
 
     def __init__(self, ndim: int, width: int, inner: int, kernel: int, depth: int) -> None:
@@ -65,14 +66,6 @@ class DownUp(nn.Module):
         self.up = conv(ndim, inner, width * self.fold, 1)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
-
-    def reach(self) -> int:
-        """Full-resolution positions on each side the stage reads: twice its blocks' reach, and the other half of a pair."""
-        return 2 * sum((m.kernel_size[0] // 2) * m.dilation[0] for m in self.blocks.modules() if isinstance(m, tuple(_CONV.values()))) + 1
-
-    def macs_per_position(self) -> float:
-        """Multiply-accumulates per full-resolution position."""
-        return sum(m.weight.numel() for m in self.modules() if isinstance(m, tuple(_CONV.values()))) / self.fold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sizes = [x.shape[2 + i] for i in range(self.ndim)]
@@ -118,6 +111,26 @@ def decoder_blocks(kind: str, ndim: int, width: int, kernel: int, depth: int) ->
                 DownUp(ndim, width, downup_width(ndim, width, kernel, inner), kernel, inner),
                 *[ResidualBlock(ndim, width, kernel) for _ in range(outer)]]
     return [ResidualBlock(ndim, width, kernel, 2 if kind == "dilated" else 1) for _ in range(depth)]
+
+
+def reach(module: nn.Module) -> int:
+    """Positions on each side that ``module``'s convolutions read along an axis (their receptive field's
+    half-width): a half-resolution stage reads twice its blocks' reach, and the other half of a pair."""
+    if isinstance(module, DownUp):
+        return 2 * reach(module.blocks) + 1
+    if isinstance(module, _CONVS):
+        return (module.kernel_size[0] // 2) * module.dilation[0]
+    return sum(reach(m) for m in module.children())
+
+
+def macs_per_position(module: nn.Module) -> float:
+    """Multiply-accumulates of ``module``'s convolutions per position of its input (a half-resolution stage's
+    work is spread over the positions it folds together)."""
+    if isinstance(module, DownUp):
+        return sum(macs_per_position(m) for m in module.children()) / module.fold
+    if isinstance(module, _CONVS):
+        return module.weight.numel()
+    return sum(macs_per_position(m) for m in module.children())
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import pywt
 import torch
-from torch import nn
 
-from .layers import DownUp
+from .layers import DownUp, reach as layer_reach
 
 if TYPE_CHECKING:
     from .model import Codec
@@ -45,11 +44,7 @@ def transform_reach(codec: Codec) -> int:
 
 def decoder_reach(codec: Codec) -> int:
     """Latent positions on each side the decoder network reads along an axis (its receptive field's half-width)."""
-    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    stages = [m for m in codec.decoder.modules() if isinstance(m, DownUp)]
-    inside = {id(c) for s in stages for c in s.modules()}
-    return sum((m.kernel_size[0] // 2) * m.dilation[0] for m in codec.decoder.modules() if isinstance(m, convs) and id(m) not in inside) \
-        + sum(s.reach() for s in stages)
+    return layer_reach(codec.decoder)
 
 
 def decoder_alignment(codec: Codec) -> int:
