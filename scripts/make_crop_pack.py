@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from wavecodec.atomic import write_bytes
-from wavecodec.training.data import list_files
+from wavecodec.training.data import list_files, load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ["/usr/share/wallpapers/*/contents/images", "/usr/share/backgrounds/mate/nature"]  # as recipes/rgb-storage.toml
@@ -31,12 +31,8 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def downsampled(path: Path, factor: int) -> np.ndarray:
-    """The photo as RGB uint8, Lanczos-downsampled by ``factor`` exactly as the training loader does it."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if factor > 1:
-            im = im.resize((max(1, im.width // factor), max(1, im.height // factor)), Image.LANCZOS)
-        return np.asarray(im)
+    """The photo as RGB uint8, Lanczos-downsampled by ``factor``: the training loader's own reading of it."""
+    return load_image(path, 3, factor)
 
 
 def crop_at(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:

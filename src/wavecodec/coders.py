@@ -4,7 +4,7 @@
   whole-tensor passes, forward-adaptive weights in the payload, a frozen table ladder, four
   interleaved rANS states.
 * ``ans-two-states``: the same coder with the two rANS states of format version 2, whose
-  files call it ``ans``; its streams decode about a fifth slower.
+  files call it ``ans``; its streams decode about a tenth slower (``benchmarks/data_path.py``).
 * ``ans-wavefront``: the context coder of format version 1 (:class:`wavecodec.context.ContextModel`,
   the model's fitted tables, decoded wavefront by wavefront); version 1 files call it ``ans``.
 * ``ans-iid``: one frozen table per latent channel (:class:`wavecodec.entropy.EntropyModel`);

@@ -135,8 +135,8 @@ class LatentDataset(Dataset):
         return random.Random(f"{base}:{self.epoch}:{i}")
 
     def _read(self, name: str, offset: int, size: int) -> bytes:
-        """``size`` bytes at ``offset`` of shard ``name``, through a descriptor kept open (a positioned read: no
-        seek, so forked DataLoader workers share it safely); opening the shard per sample took a twentieth of a read."""
+        """``size`` bytes at ``offset`` of shard ``name``, through a descriptor kept open instead of opening the shard
+        for every sample (a positioned read: no seek, so forked DataLoader workers share it safely)."""
         fd = self._fds.get(name)
         if fd is None:
             fd = self._fds[name] = os.open(self.reader.root / name, os.O_RDONLY | getattr(os, "O_BINARY", 0))

@@ -10,7 +10,7 @@ Buffers above :data:`LIMIT` bytes are made afresh and not kept.
 :func:`output` does the same for arrays that *are* returned (a decoded sample of latents): it
 hands out the memory of an earlier output only once nothing references that output any more,
 as a data loader's sample is dropped after it is copied into a batch. Reading a sample then
-costs no page faults, which otherwise took about a fifth of the read.
+costs no page faults (``benchmarks/data_path.py`` counts them).
 """
 
 from __future__ import annotations

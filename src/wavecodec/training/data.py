@@ -46,7 +46,7 @@ def list_files(roots: str | list[str], suffixes: tuple[str, ...]) -> list[Path]:
     return sorted(files)
 
 
-def _load_image(path: Path, channels: int, downscale: int, normalize: str = "dtype") -> np.ndarray:
+def load_image(path: Path, channels: int, downscale: int, normalize: str = "dtype") -> np.ndarray:
     """A training source as a channels-last array: uint8 for photos, float32 in [0, 1] otherwise.
 
     8-bit photos go through Pillow (gray or RGB, Lanczos downscale). Anything else (16-bit
@@ -102,7 +102,7 @@ class ImageCache:
         cached = self.path(index)
         if cached is not None and cached.exists():
             return np.load(cached)
-        arr = _load_image(self.files[index], self.channels, self.downscale, self.normalize)
+        arr = load_image(self.files[index], self.channels, self.downscale, self.normalize)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(f".{os.getpid()}.tmp")
