@@ -171,8 +171,8 @@ def stage_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Code
         # speedups against the level-by-level transform (what the codec ran before the fused banks and lifting)
         out[f"wpt {label}"] = {**t, **{f"{way}_{side}_speedup": t[f"levelwise_{side}"] / t[f"{way}_{side}"]
                                        for way in ("lifting", "fused") for side in ("analysis", "synthesis")}}
-    sizes: dict[str, list[float]] = {"ans": [], "ans-two-states": [], "ans-wavefront": [], "webp": []}
-    dec_ms: dict[str, list[float]] = {"ans": [], "ans-two-states": [], "ans-wavefront": []}
+    sizes: dict[str, list[float]] = {"ans": [], "ans-linear": [], "ans-two-states": [], "ans-wavefront": [], "webp": []}
+    dec_ms: dict[str, list[float]] = {"ans": [], "ans-linear": [], "ans-two-states": [], "ans-wavefront": []}
     for img in photos.values():
         x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
         with torch.no_grad():
@@ -182,7 +182,8 @@ def stage_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Code
             sizes[name].append(len(coded[name]))
         # the two interlaced forms round-robin with each other; the 100x slower wavefront coder on its own, as
         # what runs just before a decode (a cache-thrashing 90 ms one) changes its speed
-        t = interleaved_ms({name: (lambda n=name: decode_symbols(n, coded[n], q.shape, codec)) for name in ("ans", "ans-two-states")}, repeats)
+        t = interleaved_ms({name: (lambda n=name: decode_symbols(n, coded[n], q.shape, codec)) for name in ("ans", "ans-linear", "ans-two-states")},
+                          repeats)
         t.update(interleaved_ms({"ans-wavefront": lambda: decode_symbols("ans-wavefront", coded["ans-wavefront"], q.shape, codec)}, 3))
         for name in dec_ms:
             dec_ms[name].append(t[name])
@@ -192,7 +193,9 @@ def stage_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Code
         "ans_vs_webp_mosaic_size": sum(sizes["ans"]) / sum(sizes["webp"]),
         "decode_ms_median": {k: statistics.median(v) for k, v in dec_ms.items()},
         "decode_speedup": statistics.median(dec_ms["ans-wavefront"]) / statistics.median(dec_ms["ans"]),
-        "four_states_decode_speedup": statistics.median(dec_ms["ans-two-states"]) / statistics.median(dec_ms["ans"]),
+        "four_states_decode_speedup": statistics.median(dec_ms["ans-two-states"]) / statistics.median(dec_ms["ans-linear"]),
+        "log_model_size_ratio": sum(sizes["ans"]) / sum(sizes["ans-linear"]),
+        "log_model_decode_ratio": statistics.median(dec_ms["ans"]) / statistics.median(dec_ms["ans-linear"]),
     }
     x = torch.from_numpy(next(iter(photos.values())).copy()).permute(2, 0, 1)[None].contiguous()
     for name, model in models.items():  # where a compress spends its time: transform and encoder, then the entropy coder
@@ -302,7 +305,7 @@ def read_times(root: Path, repeats: int) -> dict[str, Any]:
     """
     torch.set_num_threads(1)
     jpegs = [p.read_bytes() for p in sorted((root / "one").glob("*.jpg"))]
-    sets = {name: LatentDataset(root / name) for name in ("lat16-one", "lat4", "lat16-v2", "lat16-v1")}
+    sets = {name: LatentDataset(root / name) for name in ("lat16-one", "lat4", "lat16-v3", "lat16-v1")}
     sets["lat16-int"] = LatentDataset(root / "lat16-one", as_integers=True)  # int8 symbols: dequantized where the model runs
     for ds in sets.values():  # compiled code loaded before anything is counted (its pages are not the read's)
         ds[0]
@@ -362,7 +365,7 @@ def write_doc(r: dict[str, Any], path: Path) -> None:
     """``docs/data_path.md`` from a report: every figure in it comes from this run's JSON."""
     sr, cs, st, dl = r["sample_read"], r["codec_speed"], r["stages"], r["dataloader_samples_per_s"]
     c, d, d2 = st["coder"], st["decoder_network"], st["decoder_network_2_threads"]
-    s16, s4, s1, si, s2 = sr["lat16-one"], sr["lat4"], sr["lat16-v1"], sr["lat16-int"], sr["lat16-v2"]
+    s16, s4, s1, si, s3 = sr["lat16-one"], sr["lat4"], sr["lat16-v1"], sr["lat16-int"], sr["lat16-v3"]
     lines = [f"""# The compressed-domain data path: speed against the pixel path
 
 All figures below come from one run of `benchmarks/data_path.py` on this project's 2-core CPU
@@ -389,10 +392,10 @@ between two JPEG decodes changes their speed, mostly through page faults, counte
 
 | read one 768x512 sample | median ms | JPEG decode in the same pairing, ms | relative | page faults per call (ours / JPEG) |
 | --- | ---: | ---: | ---: | ---: |
-| `LatentDataset[i]`, `rgb-16x` latents (format 3, interlaced coder) | {s16['median_ms']:.2f} | {s16['jpeg_median_ms']:.2f} | {s16['vs_jpeg_decode']:.2f} | {s16['page_faults_per_call']:.0f} / {s16['jpeg_page_faults_per_call']:.0f} |
+| `LatentDataset[i]`, `rgb-16x` latents (format 4, interlaced coder) | {s16['median_ms']:.2f} | {s16['jpeg_median_ms']:.2f} | {s16['vs_jpeg_decode']:.2f} | {s16['page_faults_per_call']:.0f} / {s16['jpeg_page_faults_per_call']:.0f} |
 | `LatentDataset(..., as_integers=True)[i]`, `rgb-16x` latents as int8 symbols | {si['median_ms']:.2f} | {si['jpeg_median_ms']:.2f} | {si['vs_jpeg_decode']:.2f} | {si['page_faults_per_call']:.0f} / {si['jpeg_page_faults_per_call']:.0f} |
-| `LatentDataset[i]`, `rgb-4x` latents (format 3) | {s4['median_ms']:.2f} | {s4['jpeg_median_ms']:.2f} | {s4['vs_jpeg_decode']:.2f} | {s4['page_faults_per_call']:.0f} / {s4['jpeg_page_faults_per_call']:.0f} |
-| `LatentDataset[i]`, `rgb-16x` latents (format 2's coder, `ans-two-states`) | {s2['median_ms']:.2f} | {s2['jpeg_median_ms']:.2f} | {s2['vs_jpeg_decode']:.2f} | {s2['page_faults_per_call']:.0f} / {s2['jpeg_page_faults_per_call']:.0f} |
+| `LatentDataset[i]`, `rgb-4x` latents (format 4) | {s4['median_ms']:.2f} | {s4['jpeg_median_ms']:.2f} | {s4['vs_jpeg_decode']:.2f} | {s4['page_faults_per_call']:.0f} / {s4['jpeg_page_faults_per_call']:.0f} |
+| `LatentDataset[i]`, `rgb-16x` latents (format 3's coder, `ans-linear`) | {s3['median_ms']:.2f} | {s3['jpeg_median_ms']:.2f} | {s3['vs_jpeg_decode']:.2f} | {s3['page_faults_per_call']:.0f} / {s3['jpeg_page_faults_per_call']:.0f} |
 | `LatentDataset[i]`, `rgb-16x` latents (format 1's coder, `ans-wavefront`) | {s1['median_ms']:.1f} | {s1['jpeg_median_ms']:.2f} | {s1['vs_jpeg_decode']:.1f} | {s1['page_faults_per_call']:.0f} / {s1['jpeg_page_faults_per_call']:.0f} |
 
 Reading a `rgb-16x` sample takes {s16['vs_jpeg_decode']:.2f}x the JPEG decode time (target: at most half, {"met" if s16['vs_jpeg_decode'] <= 0.5 else "not met"}) and is
@@ -415,18 +418,19 @@ On the `rgb-16x` latents of the 10 photos (payload bytes, no header):
 
 | coder | payload bytes | relative to `ans-wavefront` | decode ms (median per photo) |
 | --- | ---: | ---: | ---: |
-| `ans` (format 3: interlaced, 10 passes, compiled rANS, 4 states) | {c['payload_bytes']['ans']:,} | {c['ans_vs_wavefront_size']:.3f} | {c['decode_ms_median']['ans']:.2f} |
-| `ans-two-states` (format 2's `ans`: the same with 2 states) | {c['payload_bytes']['ans-two-states']:,} | {c['payload_bytes']['ans-two-states'] / c['payload_bytes']['ans-wavefront']:.3f} | {c['decode_ms_median']['ans-two-states']:.2f} |
+| `ans` (format 4: interlaced, 10 passes, log-linear magnitudes, compiled rANS, 4 states) | {c['payload_bytes']['ans']:,} | {c['ans_vs_wavefront_size']:.3f} | {c['decode_ms_median']['ans']:.2f} |
+| `ans-linear` (format 3's `ans`: linear magnitudes from the neighbours alone) | {c['payload_bytes']['ans-linear']:,} | {c['payload_bytes']['ans-linear'] / c['payload_bytes']['ans-wavefront']:.3f} | {c['decode_ms_median']['ans-linear']:.2f} |
+| `ans-two-states` (format 2's `ans`: `ans-linear` with 2 states) | {c['payload_bytes']['ans-two-states']:,} | {c['payload_bytes']['ans-two-states'] / c['payload_bytes']['ans-wavefront']:.3f} | {c['decode_ms_median']['ans-two-states']:.2f} |
 | `ans-wavefront` (format 1's context coder) | {c['payload_bytes']['ans-wavefront']:,} | 1.000 | {c['decode_ms_median']['ans-wavefront']:.1f} |
 | `webp` (lossless WebP mosaic of the latents) | {c['payload_bytes']['webp']:,} | {c['payload_bytes']['webp'] / c['payload_bytes']['ans-wavefront']:.3f} | |
 
-The new coder decodes {c['decode_speedup']:.0f}x faster, {c['four_states_decode_speedup']:.2f}x the speed of its two-state form for
-{c['payload_bytes']['ans'] - c['payload_bytes']['ans-two-states']:+} bytes in all (four states to flush instead of two); its payloads are {100 * (c['ans_vs_wavefront_size'] - 1):.1f}% larger than the format-1
-coder's (target: at most 3%) and {100 * (c['ans_vs_webp_mosaic_size'] - 1):+.1f}% against the WebP mosaic (target: at least 5%
-smaller); on these 768x512 photos the format-1 coder itself is only {100 * (1 - c['payload_bytes']['ans-wavefront'] / c['payload_bytes']['webp']):.1f}% smaller than the mosaic.
-The bits go in the first levels of the pyramid, where the neighbours are 4-8 latent positions
-away; richer predictors there are the next step (more weights per level cost more header
-than they saved when tried).
+The interlaced coder decodes {c['decode_speedup']:.0f}x faster than the format-1 coder. Format 4's log-linear magnitudes, which
+also read the channels decoded before at the same position, make payloads {100 * (1 - c['log_model_size_ratio']):.1f}% smaller than format 3's
+linear ones and decode in {c['log_model_decode_ratio']:.2f}x their time; four rANS states decode {c['four_states_decode_speedup']:.2f}x as fast as two (format 2)
+for {c['payload_bytes']['ans-linear'] - c['payload_bytes']['ans-two-states']:+} bytes in all. The payloads are {100 * (c['ans_vs_wavefront_size'] - 1):.1f}% larger than the format-1
+coder's (target: at most 3%, {"met" if c['ans_vs_wavefront_size'] <= 1.03 else "not met"}) and {100 * (c['ans_vs_webp_mosaic_size'] - 1):+.1f}% against the WebP mosaic (target: at least 5%
+smaller, {"met" if c['ans_vs_webp_mosaic_size'] <= 0.95 else "not met"}); on these 768x512 photos the format-1 coder itself is only {100 * (1 - c['payload_bytes']['ans-wavefront'] / c['payload_bytes']['webp']):.1f}% smaller than the mosaic.
+Of each payload, 384 bytes are the weights (16 int16 a channel).
 
 ## The whole codec next to JPEG, WebP, AVIF and JPEG XL
 
@@ -529,7 +533,7 @@ def main() -> None:
         convert(str(one), str(root / "lat16-one"), "rgb-16x", workers=2)
         convert(str(one), str(root / "lat4"), "rgb-4x", workers=2)
         convert(str(one), str(root / "lat16-v1"), "rgb-16x", workers=2, coder="ans-wavefront")
-        convert(str(one), str(root / "lat16-v2"), "rgb-16x", workers=2, coder="ans-two-states")
+        convert(str(one), str(root / "lat16-v3"), "rgb-16x", workers=2, coder="ans-linear")
         if args.read_only:  # the reads again, into the saved results
             report = json.loads((RESULTS / "data_path.json").read_text())
             report["sample_read"] = read_times(root, args.repeats)

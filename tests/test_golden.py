@@ -19,7 +19,7 @@ import wavecodec.container
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 @pytest.mark.parametrize("threads", [1, 4])
 def test_golden_file_decodes_bit_exactly(threads: int, version: int) -> None:
     from make_golden import digests  # tests/data is on sys.path (conftest)
@@ -34,7 +34,7 @@ def test_golden_file_decodes_bit_exactly(threads: int, version: int) -> None:
         torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize(("version", "coder"), [(1, "ans-wavefront"), (2, "ans-two-states"), (3, "ans")])
+@pytest.mark.parametrize(("version", "coder"), [(1, "ans-wavefront"), (2, "ans-two-states"), (3, "ans-linear"), (4, "ans")])
 def test_golden_file_header_is_readable_without_a_model(version: int, coder: str) -> None:
     header = wavecodec.compression.read_header((DATA / f"golden_v{version}.wvc").read_bytes())
     assert header["model"] == "golden" and header["shape"] == [45, 47]

@@ -1,4 +1,4 @@
-"""The default coder of format version 2: interlaced context coding in whole-tensor passes."""
+"""The default coder (format versions 2-4): interlaced context coding in whole-tensor passes, with either magnitude model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import torch
 
 from helpers import synthetic_images
 from wavecodec import FormatError
-from wavecodec import interlaced
+from wavecodec import interlaced, rans
+
+LOG_TABLE_CRC = 4129187205  # zlib.crc32 of the table as little-endian int32
+MODELS = pytest.mark.parametrize("model", [interlaced.LOG, interlaced.LINEAR])
 
 
 def smooth_latents(shape: tuple[int, ...], bits: int = 8, seed: int = 0, passes: int = 1) -> np.ndarray:
@@ -23,24 +26,27 @@ def smooth_latents(shape: tuple[int, ...], bits: int = 8, seed: int = 0, passes:
     return np.clip(np.round(x * scale * (m / 127)), -m, m).astype(np.int64)
 
 
+@MODELS
 @pytest.mark.parametrize("shape", [(1, 12, 64, 96), (2, 3, 17, 23), (1, 1, 7, 7), (1, 4, 1, 1), (1, 5, 300), (1, 2, 5, 6, 7), (3, 6, 9, 1)])
-def test_round_trip_of_any_shape(shape: tuple[int, ...]) -> None:
+def test_round_trip_of_any_shape(shape: tuple[int, ...], model: str) -> None:
     q = smooth_latents(shape)
-    assert np.array_equal(interlaced.decode(interlaced.encode(q, 127), shape, 127), q)
+    assert np.array_equal(interlaced.decode(interlaced.encode(q, 127, model=model), shape, 127, model=model), q)
 
 
-def test_every_size_modulo_the_lattice_round_trips() -> None:
+@MODELS
+def test_every_size_modulo_the_lattice_round_trips(model: str) -> None:
     """The decoder keeps each step's positions in planes of their own: each of the 64 pairs of sizes modulo 8 lays them out differently."""
     for rows in range(9, 17):
         for cols in range(1, 9):
             q = smooth_latents((1, 3, rows, cols + 8 * (rows % 2)), seed=rows * 17 + cols)
-            assert np.array_equal(interlaced.decode(interlaced.encode(q, 127), q.shape, 127), q), q.shape
+            assert np.array_equal(interlaced.decode(interlaced.encode(q, 127, model=model), q.shape, 127, model=model), q), q.shape
 
 
-def test_round_trip_of_16_bit_latents_with_escapes() -> None:
+@MODELS
+def test_round_trip_of_16_bit_latents_with_escapes(model: str) -> None:
     q = smooth_latents((1, 4, 20, 30), bits=16)
     q[0, 1, 5, 5], q[0, 2, 0, 0], q[0, 3, -1, -1] = 32767, -32767, 30000  # far outside any table window
-    assert np.array_equal(interlaced.decode(interlaced.encode(q, 32767), q.shape, 32767), q)
+    assert np.array_equal(interlaced.decode(interlaced.encode(q, 32767, model=model), q.shape, 32767, model=model), q)
 
 
 def test_context_coding_beats_the_value_entropy_of_smooth_latents() -> None:
@@ -56,17 +62,44 @@ def test_context_coding_beats_the_value_entropy_of_smooth_latents() -> None:
 
 def test_the_weights_adapt_and_stay_int16() -> None:
     q = smooth_latents((1, 3, 32, 32))
-    w = interlaced._fit(q[0], 127)
+    w = interlaced._fit(q[0], 127, model=interlaced.LINEAR)
     assert w.shape == (3, interlaced.WEIGHTS) and np.abs(w).max() <= 32767
     assert (w[:, 1:3] > 0).all()  # smooth latents: positive prediction weights on the diagonal pairs
+    w = interlaced._fit(q[0], 127)
+    assert w.shape == (3, rans.LOG_WEIGHTS) and np.abs(w).max() <= 32767
+    assert (w[:, 2:4] > 0).all() and (w[:, 9:11] > 0).all()  # the same predictions, in the log-linear layout
 
 
-def test_every_truncation_and_many_corruptions_are_refused_or_decode_in_range() -> None:
+def test_the_log_linear_model_follows_magnitudes_that_move_together_across_channels() -> None:
+    """Where every channel is loud or quiet together (edges, texture), the earlier channels' residuals at a
+    position tell a later channel's magnitude: format 4's model uses them, the linear one cannot."""
+    rng = np.random.default_rng(3)
+    loudness = np.exp(rng.normal(0, 1.2, (1, 1, 48, 64)))
+    q = np.clip(np.round(rng.laplace(0, 1, (1, 8, 48, 64)) * 6 * loudness), -127, 127).astype(np.int64)
+    log, linear = (len(interlaced.encode(q, 127, model=m)) for m in (interlaced.LOG, interlaced.LINEAR))
+    assert log < 0.93 * linear
+    w = interlaced._fit(q[0], 127)
+    assert (w[1:, 8] > 0).all() and (w[1:, 15] > 0).all()  # every later channel's slope on Y, centres and edges
+
+
+def test_the_log_table_is_the_same_on_every_machine() -> None:
+    table = interlaced.log_table()
+    exact = 2.0**rans.LOG_UNIT * np.log2(1.0 + np.arange(rans.LOG_LIMIT))
+    assert np.abs(exact - np.floor(exact) - 0.5).min() > 1e-6  # no entry near a rounding boundary, so no ulp can move one
+    assert table[0] == 0 and table[1] == 256 and table[-1] == 4096 and np.all(np.diff(table) >= 0)
+    import zlib
+
+    assert zlib.crc32(table.astype("<i4").tobytes()) == LOG_TABLE_CRC
+    assert interlaced.LOG_K0 == round(-4 * np.log2(interlaced.LADDER_MIN) * 2**20) + 2**19
+
+
+@MODELS
+def test_every_truncation_and_many_corruptions_are_refused_or_decode_in_range(model: str) -> None:
     q = smooth_latents((1, 3, 12, 14))
-    data = interlaced.encode(q, 127)
+    data = interlaced.encode(q, 127, model=model)
     for n in range(0, len(data), 7):
         try:
-            out = interlaced.decode(data[:n], q.shape, 127)
+            out = interlaced.decode(data[:n], q.shape, 127, model=model)
         except FormatError:
             continue
         assert out.shape == q.shape and np.abs(out).max() <= 127
@@ -75,7 +108,7 @@ def test_every_truncation_and_many_corruptions_are_refused_or_decode_in_range() 
         bad = bytearray(data)
         bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
         try:
-            out = interlaced.decode(bytes(bad), q.shape, 127)
+            out = interlaced.decode(bytes(bad), q.shape, 127, model=model)
         except FormatError:
             continue
         assert out.shape == q.shape and np.abs(out).max() <= 127
@@ -102,19 +135,21 @@ def test_a_codec_file_uses_it_and_is_identical_across_thread_counts(fitted) -> N
     assert one == four
     from wavecodec.compression import open_latents, read_header
 
-    assert read_header(one)["coder"] == "ans" and read_header(one)["format_version"] == 3
+    assert read_header(one)["coder"] == "ans" and read_header(one)["format_version"] == 4
     with torch.no_grad():
         expected = fitted.quantize(fitted.encode(x)).numpy()
     assert np.array_equal(open_latents(fitted, one)[1].all(), expected)
 
 
-def test_silent_and_constant_channels_fit_finite_weights_and_round_trip() -> None:
+@MODELS
+def test_silent_and_constant_channels_fit_finite_weights_and_round_trip(model: str) -> None:
     q = smooth_latents((1, 4, 24, 32))
     q[0, 1] = 0  # silent: every magnitude feature is zero
     q[0, 2] = 3  # constant: its spread and residuals vanish
-    w = interlaced._fit(q[0], 127)
-    assert np.all(np.abs(w) <= 32767) and np.all(w[1, 1:3] == 0)  # nothing to predict from in a silent channel
-    assert np.array_equal(interlaced.decode(interlaced.encode(q, 127), q.shape, 127), q)
+    w = interlaced._fit(q[0], 127, model=model)
+    alphas = slice(2, 4) if model == interlaced.LOG else slice(1, 3)
+    assert np.all(np.abs(w) <= 32767) and np.all(w[1, alphas] == 0)  # nothing to predict from in a silent channel
+    assert np.array_equal(interlaced.decode(interlaced.encode(q, 127, model=model), q.shape, 127, model=model), q)
 
 
 def test_results_never_share_the_reused_buffers() -> None:
@@ -127,8 +162,10 @@ def test_results_never_share_the_reused_buffers() -> None:
     assert interlaced.encode(a, 127) == data_a  # the encoder, too, starts from clean buffers
 
 
+@MODELS
 @pytest.mark.parametrize("channels,max_symbol", [(48, 2047), (40, 8191), (10, 16383)])
-def test_activity_summed_over_many_loud_channels_round_trips(channels: int, max_symbol: int) -> None:
-    # values sit in int16 planes, but their sum over the channels does not fit int16
+def test_activity_summed_over_many_loud_channels_round_trips(channels: int, max_symbol: int, model: str) -> None:
+    # values sit in int16 planes, but their sum over the channels does not fit int16 (nor, for the log-linear
+    # model, the log table: its features saturate at rans.LOG_LIMIT)
     q = np.random.default_rng(0).choice([-max_symbol, max_symbol], (1, channels, 16, 16))
-    assert np.array_equal(interlaced.decode(interlaced.encode(q, max_symbol), q.shape, max_symbol), q)
+    assert np.array_equal(interlaced.decode(interlaced.encode(q, max_symbol, model=model), q.shape, max_symbol, model=model), q)

@@ -1,10 +1,13 @@
 """The entropy coders by name: integer latents to bytes and back.
 
 * ``ans`` (default): the interlaced context coder (:mod:`wavecodec.interlaced`): ten
-  whole-tensor passes, forward-adaptive weights in the payload, a frozen table ladder, four
+  whole-tensor passes, forward-adaptive weights in the payload, a log-linear magnitude model that
+  reads the channels decoded before at the same position, a frozen table ladder, four
   interleaved rANS states.
-* ``ans-two-states``: the same coder with the two rANS states of format version 2, whose
-  files call it ``ans``; its streams decode about a tenth slower (``benchmarks/data_path.py``).
+* ``ans-linear``: the same coder with format version 3's linear magnitude model (version 3
+  files call it ``ans``); its files are about 2% larger (``benchmarks/data_path.py``).
+* ``ans-two-states``: ``ans-linear`` with the two rANS states of format version 2, whose
+  files call it ``ans``; its streams decode about a tenth slower.
 * ``ans-wavefront``: the context coder of format version 1 (:class:`wavecodec.context.ContextModel`,
   the model's fitted tables, decoded wavefront by wavefront); version 1 files call it ``ans``.
 * ``ans-iid``: one frozen table per latent channel (:class:`wavecodec.entropy.EntropyModel`);
@@ -125,14 +128,19 @@ def ans_capacity(largest_frequency: int, payload_bytes: int) -> int:
 WEBP_CAPACITY = (1 << 20, 1 << 12)  # lossless WebP squeezes flat mosaics hard: a base allowance plus 4,096 per byte
 
 
-#: coders by the name files record (format version 3); ``ans-wavefront`` is what version 1 calls ``ans``,
-#: ``ans-two-states`` what version 2 calls ``ans``
+#: coders by the name files record (format version 4); ``ans-wavefront`` is what version 1 calls ``ans``,
+#: ``ans-two-states`` what version 2 calls ``ans``, ``ans-linear`` what version 3 calls ``ans``
 CODER_TABLE: dict[str, Coder] = {
     "ans": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol),
                  lambda data, shape, codec, dtype: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype),
                  lambda n, codec: interlaced.max_symbols(n)),
-    "ans-two-states": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol, lanes=2),
-                            lambda data, shape, codec, dtype: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype, lanes=2),
+    "ans-linear": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol, model=interlaced.LINEAR),
+                        lambda data, shape, codec, dtype: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype,
+                                                                            model=interlaced.LINEAR),
+                        lambda n, codec: interlaced.max_symbols(n)),
+    "ans-two-states": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol, lanes=2, model=interlaced.LINEAR),
+                            lambda data, shape, codec, dtype: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype, lanes=2,
+                                                                                model=interlaced.LINEAR),
                             lambda n, codec: interlaced.max_symbols(n, lanes=2)),
     "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q.astype(np.int64)), lambda data, shape, codec, dtype: codec.context.decode(data, shape).astype(dtype, copy=False),
                            lambda n, codec: ans_capacity(int(codec.context.tables.max()), n)),
@@ -148,7 +156,7 @@ CODER_TABLE: dict[str, Coder] = {
 CODERS = tuple(CODER_TABLE)
 assert CODERS == CODER_NAMES, "wavecodec.coder_names lists the coders for the command line: keep it in step"
 #: what a format version 1 file's coder names mean now
-LEGACY_NAMES = {1: {"ans": "ans-wavefront"}, 2: {"ans": "ans-two-states"}}
+LEGACY_NAMES = {1: {"ans": "ans-wavefront"}, 2: {"ans": "ans-two-states"}, 3: {"ans": "ans-linear"}}
 
 
 def encode_symbols(coder: str, q: np.ndarray, codec: Any) -> bytes:

@@ -25,8 +25,8 @@ from typing import Any
 from .errors import FormatError
 
 MAGIC = b"\x89WVC\r\n\x1a\n"
-VERSION = 3
-READABLE = (1, 2, 3)  # versions 2 and 3 each changed what the coder name "ans" means (see wavecodec.coders)
+VERSION = 4
+READABLE = (1, 2, 3, 4)  # versions 2, 3 and 4 each changed what the coder name "ans" means (see wavecodec.coders)
 MAX_HEADER_BYTES = 64 * 1024
 _PREFIX = struct.Struct("<8sHI")
 

@@ -1,4 +1,4 @@
-"""The default entropy coder (``.wvc`` format versions 2 and 3): interlaced context coding in ten whole-tensor passes.
+"""The default entropy coder (``.wvc`` format versions 2 to 4): interlaced context coding in ten whole-tensor passes.
 
 The serial context coder of format version 1 (:mod:`wavecodec.context`) decodes one
 wavefront at a time: hundreds of small steps per image. This coder decodes every latent
@@ -17,27 +17,35 @@ step's contexts first and then runs the entropy decoder over them in one tight l
 (compiled with Numba, :mod:`wavecodec.rans`).
 
 Each symbol ``q`` is coded as the residual ``r = q - mu`` under a discretised Laplace table
-chosen from a frozen ladder of :data:`LADDER_SIZE` scales by a predicted magnitude ``m``:
+chosen from a frozen ladder of :data:`LADDER_SIZE` scales (a quarter octave apart) by a predicted
+magnitude ``m``, with ``mu = alpha1 * mean(pair 1) + alpha2 * mean(pair 2)``: the two
+opposite-neighbour pairs (left/right and up/down, or the two diagonals) weighted separately, since
+the latent channels are anisotropic. The magnitude model is format version 4's **log-linear** one
+(:data:`LOG`, the default):
 
-* ``mu = alpha1 * mean(pair 1) + alpha2 * mean(pair 2)``: the two opposite-neighbour pairs
-  (left/right and up/down, or the two diagonals) weighted separately, since the latent
-  channels are anisotropic;
-* ``m = a + wV V + wX X + wR R``: the spread ``V`` of the four neighbours, the activity ``X``
-  of all other channels there (sum of ``|q|``, channel 0 excluded: the channels'
-  magnitudes move together at edges and texture) and the neighbours' own residual
-  magnitudes ``R``.
+* ``log2 m = b + wV lV + wR lR + wA lA + wY lY`` with ``l = log2(1 + f)`` of four features: the
+  spread ``V`` of the four neighbours, their own residual magnitudes ``R``, the residual activity
+  ``A`` of all channels there, and ``Y``, the residual magnitudes of the channels already decoded
+  *at the same position* (a step decodes channel by channel, so channel ``c`` sees channels
+  ``0..c-1``; the channels' magnitudes move together at edges and texture). The first step uses
+  ``Y`` alone. The table index is then ``4 log2 m`` less the first table's, one shift: no search.
+* Versions 2 and 3 have the **linear** one (:data:`LINEAR`): ``m = a + wV V + wX X + wR R``, ``X``
+  the activity of the other channels' values at the neighbours; on the dev photos' ``rgb-16x``
+  latents its files are 2% larger (``benchmarks/data_path.py``).
 
-The weights (13 per channel: ``a`` for step 1, six for the diagonal steps, six for the axial
-ones) are fitted by least squares to the file's own latents when it is encoded (forward
-adaptation, like FLAC's predictors) and stored at the start of the payload as int16 fixed
-point. So the coder needs no trained tables, works with every model, and adapts to each
-signal. Everything the decoder computes is integer arithmetic on those integers and the
-frozen ladder (``assets/laplace_ladder.npz``), so decoding is bit-exact on every machine and
-thread count. Values outside a table's window are an escape plus the raw value.
+The weights (per channel 16 for the log-linear model, 13 for the linear one, per step kind) are
+fitted to the file's own latents when it is encoded (forward adaptation, like FLAC's predictors) and
+stored at the start of the payload as int16 fixed point: least squares for the predictions; for the
+log-linear magnitudes least squares on ``log2(|r| + 1/4)`` for the slopes, then each intercept moved
+to the maximum-likelihood Laplace scale. So the coder needs no trained tables, works with every
+model, and adapts to each signal. Everything the decoder computes is integer arithmetic on those
+integers, the frozen ladder (``assets/laplace_ladder.npz``) and the log table (:func:`log_table`),
+so decoding is bit-exact on every machine and thread count. Values outside a table's window are an
+escape plus the raw value.
 
-Payload: per item ``C x 13`` int16 weights (little-endian), then the rANS words
-(:mod:`wavecodec.rans`: 16-bit words, little-endian, four interleaved states; format version 2
-has two, and is otherwise the same: its files decode with ``lanes=2``, the coder ``ans-two-states``).
+Payload: per item ``C x 16`` (or ``C x 13``) int16 weights (little-endian), then the rANS words
+(:mod:`wavecodec.rans`: 16-bit words, little-endian, four interleaved states; format version 2 has
+two, and is otherwise version 3: its files decode with ``lanes=2``, the coder ``ans-two-states``).
 """
 
 from __future__ import annotations
@@ -62,6 +70,29 @@ ALPHA_SHIFT = 10  # alpha in units of 2^-10
 M_SHIFT = 16  # magnitudes m in units of 2^-16
 _M_SCALE = {"a": 6, "wV": 2, "wX": 0, "wR": 2}  # each weight's unit is 2^-(M_SHIFT - shift)
 LADDER_PATH = Path(__file__).resolve().parent / "assets" / "laplace_ladder.npz"
+LOG, LINEAR = "log", "linear"  # the magnitude models: format version 4's, and that of versions 2 and 3
+#: the log-linear model's table index is ``(4 acc + LOG_K0) >> 20`` (:func:`wavecodec.rans._log_index`):
+#: ``round(-4 log2(LADDER_MIN) 2^20) + 2^19`` (the first table's offset and the rounding), frozen as an integer
+LOG_K0 = 17548522
+#: about how many of an item's symbols the encoder fits the log-linear slopes to, and then the intercepts: all of a
+#: ``rgb-16x`` photo's, a ninth of an ``rgb-4x`` one's (which would otherwise take a third longer to encode)
+FIT_SAMPLES, INTERCEPT_SAMPLES = 1 << 16, 1 << 14
+
+
+@lru_cache(maxsize=1)
+def log_table() -> np.ndarray:
+    """``round(2^8 log2(1 + f))`` for ``0 <= f < 2^16`` (int32): the log-linear model's features.
+
+    Computed in float64, whose ``log2`` is within an ulp of exact on every platform, and no
+    entry lies within ``1e-6`` of a rounding boundary, so every machine builds the same table
+    (a test pins its checksum)."""
+    return np.round(2.0**rans.LOG_UNIT * np.log2(1.0 + np.arange(rans.LOG_LIMIT))).astype(np.int32)
+
+
+@lru_cache(maxsize=4)
+def _log_targets(max_symbol: int) -> np.ndarray:
+    """What the encoder's least squares fits for each ``|residual|`` ``0..2 max_symbol``: ``log2(|residual| + 1/4)``."""
+    return np.log2(np.arange(2 * max_symbol + 1) + 0.25)
 
 
 # -- the frozen ladder of tables ----------------------------------------------------------
@@ -116,33 +147,63 @@ def _feature_type(channels: int, max_symbol: int) -> type:
     return np.int32 if 8 * channels * max_symbol < 2**31 else np.int64
 
 
-def _fit(q: np.ndarray, max_symbol: int, features: np.ndarray | None = None) -> np.ndarray:
-    """Least-squares weights ``(C, WEIGHTS)`` (int, within int16) for one item's latents ``(C, rows, cols)``.
+def _fit(q: np.ndarray, max_symbol: int, features: np.ndarray | None = None, model: str = LOG) -> np.ndarray:
+    """Weights ``(C, WEIGHTS or rans.LOG_WEIGHTS)`` (int, within int16) for one item's latents ``(C, rows, cols)``.
 
     First the predictions' ``alpha`` (from the neighbours' values), then, with those fixed,
     the magnitude models (from the residuals they leave). The passes run compiled on the
     decoder's planes (:func:`wavecodec.rans.encoder_planes`, :func:`~wavecodec.rans.encoder_values`,
     :func:`~wavecodec.rans.encoder_residuals`) and leave every symbol's features in ``features``
-    ``(rans.FEATURES, symbols)`` for the coding pass.
+    ``(rans.FEATURES, symbols)`` for the coding pass. ``model``: :data:`LOG` or :data:`LINEAR`.
     """
     channels, rows, cols = q.shape
+    log_model = model == LOG
     if features is None:
         features = np.empty((rans.FEATURES, q.size), dtype=_feature_type(channels, max_symbol))
     values, resid, activity = _plane_buffers(channels, rows, cols, max_symbol)
     table = rans.plane_table(rows, cols)
-    rans.encoder_planes(q, values, activity, table)
-    w = np.zeros((channels, WEIGHTS), dtype=np.int64)
+    rans.encoder_planes(q, values, activity, table, log_model)
+    w = np.zeros((channels, rans.LOG_WEIGHTS if log_model else WEIGHTS), dtype=np.int64)
     gram, rhs = rans.encoder_values(values, activity, table, channels, features)
     for kind in (1, 2):
-        base = 1 + 6 * (kind - 1)
+        base = 2 + 7 * (kind - 1) if log_model else 1 + 6 * (kind - 1)
         w[:, base : base + 2] = _to_fixed(np.clip(_solve(gram[kind - 1], rhs[kind - 1]), -2, 2), ALPHA_SHIFT)
-    first, gram, rhs = rans.encoder_residuals(values, resid, table, w, max_symbol, ALPHA_SHIFT, features)
+    first, gram, rhs = rans.encoder_residuals(values, resid, activity, table, w, max_symbol, ALPHA_SHIFT, features, log_model,
+                                              log_table(), _log_targets(max_symbol), max(1, q.size // FIT_SAMPLES))
+    if log_model:
+        return _fit_log_magnitudes(w, gram, rhs, features, table)
     w[:, 0] = _to_fixed(first, M_SHIFT - _M_SCALE["a"])
     for kind in (1, 2):
-        coef = _solve(gram[kind - 1], rhs[kind - 1])
+        coef = _solve(gram[kind, :, :4, :4], rhs[kind, :, :4])
         for slot, name in enumerate(("a", "wV", "wX", "wR")):
             w[:, 1 + 6 * (kind - 1) + 2 + slot] = _to_fixed(coef[:, slot], M_SHIFT - _M_SCALE[name])
     return w
+
+
+def _fit_log_magnitudes(w: np.ndarray, gram: np.ndarray, rhs: np.ndarray, features: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The log-linear magnitude weights into ``w`` ``(C, rans.LOG_WEIGHTS)``: slopes by least squares on
+    ``log2(|residual| + 1/4)`` (one pass, done by :func:`wavecodec.rans.encoder_residuals`), then each
+    intercept moved to the maximum-likelihood Laplace scale for those slopes (a second pass); both read a sample
+    of the symbols (:data:`FIT_SAMPLES`, :data:`INTERCEPT_SAMPLES`). On the dev photos' ``rgb-16x`` latents this comes within 0.2% of a full maximum-likelihood
+    fit, which needs a dozen passes."""
+    log_unit = 2.0**rans.LOG_UNIT
+    slope_unit = 2.0 ** (rans.LOG_UNIT + rans.SLOPE_SHIFT)  # coefficients on the table's l = 2^8 log2(1 + f)
+    coef = _solve(gram[0, :, :2, :2], rhs[0, :, :2])
+    w[:, 0], w[:, 1] = _log_fixed(coef[:, 0] * log_unit), _log_fixed(coef[:, 1] * slope_unit)
+    for kind in (1, 2):
+        base = 2 + 7 * (kind - 1)
+        coef = _solve(gram[kind], rhs[kind])
+        w[:, base + 2] = _log_fixed(coef[:, 0] * log_unit)
+        w[:, base + 3 : base + 7] = _log_fixed(coef[:, 1:] * slope_unit)
+    shift = rans.log_intercepts(features, w, table, log_table(), max(1, features.shape[1] // INTERCEPT_SAMPLES))
+    for kind, slot in ((0, 0), (1, 4), (2, 11)):
+        w[:, slot] = _log_fixed(w[:, slot] + shift[kind] * log_unit)
+    return w
+
+
+def _log_fixed(values: np.ndarray) -> np.ndarray:
+    """Rounded into int16 (weights beyond it are clipped: a magnitude model that steep is never a good fit)."""
+    return np.clip(np.round(values), -32767, 32767).astype(np.int64)
 
 
 def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -206,35 +267,38 @@ def _rows(q: np.ndarray) -> np.ndarray:
     return q.reshape(batch, channels, math.prod(size[:-1]) if len(size) > 1 else 1, size[-1])
 
 
-def encode(q: np.ndarray, max_symbol: int, lanes: int = rans.LANES) -> bytes:
+def encode(q: np.ndarray, max_symbol: int, lanes: int = rans.LANES, model: str = LOG) -> bytes:
     """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes, with ``lanes``
-    interleaved rANS states (format version 3's four, or version 2's two)."""
+    interleaved rANS states (four, or format version 2's two) and the magnitude ``model`` (:data:`LOG`, format
+    version 4's, or :data:`LINEAR`, that of versions 2 and 3)."""
     planes = _rows(q)
     batch, channels, rows, cols = planes.shape
     symbols = q.size
     features = scratch.array("interlaced.features", (batch, rans.FEATURES, symbols // batch), _feature_type(channels, max_symbol))
-    weights = np.stack([_fit(item, max_symbol, f) for item, f in zip(planes, features)])
+    weights = np.stack([_fit(item, max_symbol, f, model) for item, f in zip(planes, features)])
     radii, edges, tables, cum, cells, *_ = _coder_tables()
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
     rans.code_interlaced(features, weights, rans.plane_table(rows, cols), max_symbol, radii, edges, tables, cum, cells, starts, freqs,
-                         raw)
+                         raw, model == LOG, log_table(), LOG_K0)
     out = scratch.array("interlaced.words", (4 * symbols + 2 * lanes,), np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out, lanes)
     return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()
 
 
-def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = np.int32, lanes: int = rans.LANES) -> np.ndarray:
+def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = np.int32, lanes: int = rans.LANES,
+           model: str = LOG) -> np.ndarray:
     """Inverse of :func:`encode` for latents of ``shape``, as ``dtype``; :class:`FormatError` for anything malformed."""
     batch, channels, *size = shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
     cols = size[-1]
-    head = batch * channels * WEIGHTS * 2
+    per_channel = rans.LOG_WEIGHTS if model == LOG else WEIGHTS
+    head = batch * channels * per_channel * 2
     if len(data) < head + 4 * lanes or (len(data) - head) % 2:
         raise FormatError("the ANS payload has the wrong length for the declared latents")
     symbols = batch * channels * rows * cols
     if symbols > max_symbols(len(data) - head, lanes):  # checked before anything is allocated
         raise FormatError("the ANS payload is too short to hold the latents it declares")
-    weights = np.frombuffer(data, dtype="<i2", count=head // 2).astype(np.int64).reshape(batch, channels, WEIGHTS)
+    weights = np.frombuffer(data, dtype="<i2", count=head // 2).astype(np.int64).reshape(batch, channels, per_channel)
     n_words = (len(data) - head) // 2
     if n_words > 2 * symbols + 2 * lanes:
         raise FormatError("the ANS payload is longer than the declared latents can need")
@@ -243,11 +307,11 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     words[n_words:] = 0  # zero padding: the decoder can never read past it
     values, resid, activity = _plane_buffers(channels, rows, cols, max_symbol)
     most = rans.most_per_step(rans.plane_table(rows, cols))
-    per_step, floats = scratch.array("interlaced.per_step", (5, most), np.int64), scratch.array("interlaced.floats", (most,), np.float64)
+    per_step, floats = scratch.array("interlaced.per_step", (6, most), np.int64), scratch.array("interlaced.floats", (most,), np.float64)
     out = scratch.output("interlaced.out", (batch, channels, rows, cols), dtype)  # the caller's own
     _, edges, _, _, cells, lookup, intervals, ends = _coder_tables()
     status = rans.decode_interlaced(words, n_words, weights, out, max_symbol, edges, intervals, lookup, ends, cells,
-                                    ALPHA_SHIFT, values, resid, activity, per_step, floats, lanes)
+                                    ALPHA_SHIFT, values, resid, activity, per_step, floats, lanes, model == LOG, log_table(), LOG_K0)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
     return out.reshape(shape)

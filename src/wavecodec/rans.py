@@ -13,7 +13,7 @@ Why compiled: after each symbol the decoder's state changes, so a symbol loop is
 entropy decoding. Compiling that loop together with the context arithmetic of
 :mod:`wavecodec.interlaced` makes a sample of latents decode in under a millisecond. The
 context arithmetic lives here once (:func:`_value_features`, :func:`_residual_feature`,
-:func:`_prediction`, :func:`_magnitude`, :func:`_table_indices`): the decoder computes it
+:func:`_prediction`, :func:`_magnitude` and :func:`_table_indices` or :func:`_log_index`): the decoder computes it
 step by step and channel by channel (:func:`decode_interlaced`), the encoder, which knows
 every value at once, in two passes that also fit the weights (:func:`encoder_values`,
 :func:`encoder_residuals`) and one coding pass (:func:`code_interlaced`), so the two cannot
@@ -173,6 +173,44 @@ def _magnitude_weights(wc: np.ndarray, kind: int) -> tuple[int, int, int, int]: 
     return np.int64(wc[base + 2]) << 6, np.int64(wc[base + 3]) << 2, np.int64(wc[base + 4]), np.int64(wc[base + 5]) << 2
 
 
+#: format version 4's log-linear magnitudes: features enter as ``round(2^LOG_UNIT * log2(1 + f))`` (``f`` clamped
+#: below ``LOG_LIMIT``), slopes are in units of ``2^-SLOPE_SHIFT``, intercepts of ``2^-LOG_UNIT`` (of log2)
+LOG_UNIT, SLOPE_SHIFT, LOG_LIMIT = 8, 12, 1 << 16
+LOG_WEIGHTS = 16  # per channel: b0, wY0 (the first step) | alpha1, alpha2, b, wV, wR, wA, wY (centres) | the same (edges)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _log_of(logs: np.ndarray, f: int) -> int:  # pragma: no cover - compiled
+    """``round(2^LOG_UNIT * log2(1 + f))`` for a feature ``f >= 0`` (clamped below :data:`LOG_LIMIT`)."""
+    return np.int64(_at(logs, min(np.int64(f), LOG_LIMIT - 1)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _log_index(b: int, wv: int, wr: int, wa: int, wy: int, lv: int, lr: int, la: int, ly: int, k0: int, top: int) -> int:  # pragma: no cover - compiled
+    """The ladder table of the magnitude ``log2 m = b + wV lV + wR lR + wA lA + wY lY`` (``b`` already in units of
+    ``2^-(LOG_UNIT + SLOPE_SHIFT)``): tables are a quarter octave apart, so the index is ``4 log2 m`` less the
+    first table's, rounded (``k0`` holds both), within ``[0, top]``. No search: one shift."""
+    acc = b + wv * lv + wr * lr + wa * la + wy * ly
+    return min(max((4 * acc + k0) >> (LOG_UNIT + SLOPE_SHIFT), 0), top)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _log_weights(wc: np.ndarray, kind: int) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
+    """A channel's log-linear magnitude weights for a step kind: ``(b, wV, wR, wA, wY)``, ``b`` scaled for :func:`_log_index`."""
+    if kind == 0:
+        return np.int64(wc[0]) << SLOPE_SHIFT, np.int64(0), np.int64(0), np.int64(0), np.int64(wc[1])
+    base = 2 + 7 * (kind - 1)
+    return (np.int64(wc[base + 2]) << SLOPE_SHIFT, np.int64(wc[base + 3]), np.int64(wc[base + 4]), np.int64(wc[base + 5]),
+            np.int64(wc[base + 6]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _alphas(wc: np.ndarray, kind: int, log_model: bool) -> tuple[int, int]:  # pragma: no cover - compiled
+    """A channel's prediction weights for a step kind (1 or 2), in either weight layout."""
+    base = 2 + 7 * (kind - 1) if log_model else 1 + 6 * (kind - 1)
+    return np.int64(wc[base]), np.int64(wc[base + 1])
+
+
 @njit(cache=True, nogil=True)
 def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, edges: np.ndarray, cells: np.ndarray) -> None:  # pragma: no cover - compiled
     """``ks[u]`` = the number of ladder ``edges`` at or below ``magnitudes[u]``, for every ``u`` of ``ks``.
@@ -195,9 +233,11 @@ def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, e
 @njit(cache=True, nogil=True)
 def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray, max_symbol: int,
                     radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray,
-                    starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray) -> None:  # pragma: no cover - compiled
+                    starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, log_model: bool, logs: np.ndarray,
+                    k0: int) -> None:  # pragma: no cover - compiled
     """The encoder's side of :func:`decode_interlaced`, from the features ``(B, FEATURES, symbols)`` and the
-    weights ``(B, C, 13)``: fills every symbol's cumulative frequency ``starts``, frequency ``freqs`` and
+    weights ``(B, C, 13)`` (the log-linear model: ``(B, C, LOG_WEIGHTS)``, tables chosen by :func:`_log_index`
+    with ``logs`` and ``k0``): fills every symbol's cumulative frequency ``starts``, frequency ``freqs`` and
     ``raw`` value (``value + max_symbol`` after an escape, else -1), in coding order
     (:func:`encode_symbols`' input; each ``B * symbols`` long). ``table``: the planes' :func:`plane_table`.
     """
@@ -205,19 +245,27 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray
     channels = weights.shape[1]
     steps = step_kinds_and_sizes(table)
     most = most_per_step(table)
+    top = tables.shape[0] - 1
     magnitudes, ks, floats = np.empty(most, dtype=np.int64), np.empty(most, dtype=np.int64), np.empty(most, dtype=np.float64)
     n = 0
     for b in range(batch):
-        values, spreads, others, mus, owns = features[b, 0], features[b, 3], features[b, 4], features[b, 5], features[b, 6]
+        values, spreads, others, mus, owns, same = (features[b, 0], features[b, 3], features[b, 4], features[b, 5], features[b, 6],
+                                                    features[b, 7])
         u = 0
         for st in range(steps.shape[0]):
             m = steps[st, 1]
             for c in range(channels):
-                a, wv, wx, wr = _magnitude_weights(weights[b, c], steps[st, 0])
-                so, xo, ro = spreads[u : u + m], others[u : u + m], owns[u : u + m]
-                for e in range(m):
-                    magnitudes[e] = _magnitude(a, wv, wx, wr, so[e], xo[e], ro[e])
-                _table_indices(magnitudes, floats, ks[:m], edges, cells)
+                so, xo, ro, yo = spreads[u : u + m], others[u : u + m], owns[u : u + m], same[u : u + m]
+                if log_model:
+                    lb, lv, lr, la, ly = _log_weights(weights[b, c], steps[st, 0])
+                    for e in range(m):
+                        ks[e] = _log_index(lb, lv, lr, la, ly, _log_of(logs, so[e]), _log_of(logs, ro[e]), _log_of(logs, xo[e]),
+                                           _log_of(logs, yo[e]), k0, top)
+                else:
+                    a, wv, wx, wr = _magnitude_weights(weights[b, c], steps[st, 0])
+                    for e in range(m):
+                        magnitudes[e] = _magnitude(a, wv, wx, wr, so[e], xo[e], ro[e])
+                    _table_indices(magnitudes, floats, ks[:m], edges, cells)
                 vo, uo = values[u : u + m], mus[u : u + m]
                 so, fo, wo = starts[n : n + m], freqs[n : n + m], raw[n : n + m]
                 for e in range(m):  # branch-free: an escape takes the table's last entry and keeps the raw value
@@ -230,6 +278,32 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray
                     wo[e] = np.int64(vo[e]) + max_symbol if escape else -1
                 u += m
                 n += m
+
+
+@njit(cache=True, nogil=True)
+def log_intercepts(features: np.ndarray, weights: np.ndarray, table: np.ndarray, logs: np.ndarray, stride: int) -> np.ndarray:  # pragma: no cover - compiled
+    """For one item's features ``(FEATURES, symbols)`` and log-linear weights ``(C, LOG_WEIGHTS)``: per kind (0, 1,
+    2) and channel, ``log2`` of the mean of ``|residual| / m`` over every ``stride``-th symbol of each
+    step, ``m`` the model's magnitude ``(3, C)``. Adding it to the intercept makes ``m`` the maximum-likelihood Laplace scale for the
+    slopes: least squares on ``log2 |residual|`` finds good slopes but a biased intercept."""
+    channels = weights.shape[0]
+    steps = step_kinds_and_sizes(table)
+    sums, counts = np.zeros((3, channels)), np.zeros((3, channels))
+    scale = 2.0 ** -(LOG_UNIT + SLOPE_SHIFT)
+    u = 0
+    for st in range(steps.shape[0]):
+        kind, m = steps[st, 0], steps[st, 1]
+        for c in range(channels):
+            lb, lv, lr, la, ly = _log_weights(weights[c], kind)
+            total = 0.0
+            for e in range(u, u + m, stride):
+                acc = (lb + lv * _log_of(logs, features[3, e]) + lr * _log_of(logs, features[6, e]) + la * _log_of(logs, features[4, e])
+                       + ly * _log_of(logs, features[7, e]))
+                total += abs(np.float64(features[0, e]) - np.float64(features[5, e])) * np.exp2(-acc * scale)
+            sums[kind, c] += total
+            counts[kind, c] += len(range(u, u + m, stride))
+            u += m
+    return np.log2(np.maximum(sums, 1e-9) / np.maximum(counts, 1))
 
 
 # -- planes per step ---------------------------------------------------------------------------------
@@ -349,17 +423,18 @@ def _neighbour_activity(activity: np.ndarray, planes: np.ndarray, specs: tuple, 
 
 
 @njit(cache=True, nogil=True)
-def _plane_activity(values: np.ndarray, activity: np.ndarray, channels: int, o: int, r: int, c: int) -> None:  # pragma: no cover - compiled
-    """The activity of the plane ``(o, r, c)``: the sum of ``|values|`` of channels 1.. (channel 0 is left out)."""
+def _plane_activity(buf: np.ndarray, activity: np.ndarray, channels: int, first: int, o: int, r: int, c: int) -> None:  # pragma: no cover - compiled
+    """The activity of the plane ``(o, r, c)``: the sum of ``|buf|`` over channels ``first..`` (the linear model
+    sums the values of channels 1.., the log-linear one the residuals of all)."""
     for a in range(r):
         row = _row_start(1, o, r, c, 0, a)
         out = activity[row : row + c]
         for u in range(c):
             out[u] = 0
-        for ch in range(1, channels):
+        for ch in range(first, channels):
             start = _row_start(channels, o, r, c, ch, a)
             for u in range(c):
-                out[u] += abs(_at(values, start + u))
+                out[u] += abs(_at(buf, start + u))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -382,10 +457,10 @@ _PHASE = ((0, 0), (1, 1), (0, 1), (1, 0))  # the phases of E, OO, EO, OE, in uni
 
 
 @njit(cache=True, nogil=True)
-def encoder_planes(q: np.ndarray, values: np.ndarray, activity: np.ndarray, table: np.ndarray) -> None:  # pragma: no cover - compiled
+def encoder_planes(q: np.ndarray, values: np.ndarray, activity: np.ndarray, table: np.ndarray, log_model: bool) -> None:  # pragma: no cover - compiled
     """Lay one item's latents ``q`` ``(C, rows, cols)`` out as the decoder's planes (every ``E`` too: the encoder
-    knows every value at once) in the flat buffers ``values`` (``C`` channels) and ``activity`` (the sum of
-    ``|values|`` of channels 1.., as the decoder keeps it)."""
+    knows every value at once) in the flat buffers ``values`` (``C`` channels) and, for the linear model,
+    ``activity`` (the sum of ``|values|`` of channels 1.., as the decoder keeps it)."""
     channels = q.shape[0]
     values[:] = 0
     activity[:] = 0
@@ -401,11 +476,12 @@ def encoder_planes(q: np.ndarray, values: np.ndarray, activity: np.ndarray, tabl
                     dst = values[_row_start(channels, o, r, c, ch, a) :]
                     for u in range(c):
                         dst[u] = src[u]
-            _plane_activity(values, activity, channels, o, r, c)
+            if not log_model:  # the log-linear model's activity is of residuals: encoder_residuals lays it out
+                _plane_activity(values, activity, channels, 1, o, r, c)
         s = h
 
 
-FEATURES = 7  # per symbol, as the encoder's passes leave them: value, p1, p2, V, X, prediction, R
+FEATURES = 8  # per symbol, as the encoder's passes leave them: value, p1, p2, V, X (the log-linear model: A), prediction, R, Y
 
 
 @njit(cache=True, nogil=True)
@@ -467,43 +543,102 @@ def encoder_values(values: np.ndarray, activity: np.ndarray, table: np.ndarray, 
 
 
 @njit(cache=True, nogil=True)
-def encoder_residuals(values: np.ndarray, resid: np.ndarray, table: np.ndarray, w: np.ndarray, max_symbol: int, alpha_shift: int,
-                      features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+def _log_normal_equations(gram: np.ndarray, rhs: np.ndarray, values: np.ndarray, spreads: np.ndarray, mus: np.ndarray, owns: np.ndarray,
+                          act: np.ndarray, same: np.ndarray, n: int, logs: np.ndarray, targets: np.ndarray, stride: int) -> None:  # pragma: no cover - compiled
+    """Add to ``gram`` ``(5, 5)`` (upper triangle) and ``rhs`` ``(5,)`` the normal equations of ``targets[|residual|] ~ 1, lV,
+    lR, lA, lY`` over every ``stride``-th of a step's ``n`` symbols (features as :func:`encoder_residuals` keeps them).
+    Sums in locals: accumulating into the arrays themselves chained every sample through memory (five times slower)."""
+    g00 = g01 = g02 = g03 = g04 = g11 = g12 = g13 = g14 = g22 = g23 = g24 = g33 = g34 = g44 = 0.0
+    h0 = h1 = h2 = h3 = h4 = 0.0
+    for e in range(0, n, stride):
+        x1, x2 = np.float64(_log_of(logs, spreads[e])), np.float64(_log_of(logs, owns[e]))
+        x3, x4 = np.float64(_log_of(logs, act[e])), np.float64(_log_of(logs, same[e]))
+        y = targets[abs(np.int64(values[e]) - np.int64(mus[e]))]
+        g00 += 1.0
+        g01 += x1
+        g02 += x2
+        g03 += x3
+        g04 += x4
+        g11 += x1 * x1
+        g12 += x1 * x2
+        g13 += x1 * x3
+        g14 += x1 * x4
+        g22 += x2 * x2
+        g23 += x2 * x3
+        g24 += x2 * x4
+        g33 += x3 * x3
+        g34 += x3 * x4
+        g44 += x4 * x4
+        h0 += y
+        h1 += x1 * y
+        h2 += x2 * y
+        h3 += x3 * y
+        h4 += x4 * y
+    for i, j, v in ((0, 0, g00), (0, 1, g01), (0, 2, g02), (0, 3, g03), (0, 4, g04), (1, 1, g11), (1, 2, g12), (1, 3, g13), (1, 4, g14),
+                    (2, 2, g22), (2, 3, g23), (2, 4, g24), (3, 3, g33), (3, 4, g34), (4, 4, g44)):
+        gram[i, j] += v
+    for i, v in ((0, h0), (1, h1), (2, h2), (3, h3), (4, h4)):
+        rhs[i] += v
+
+
+@njit(cache=True, nogil=True)
+def encoder_residuals(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, table: np.ndarray, w: np.ndarray, max_symbol: int,
+                      alpha_shift: int, features: np.ndarray, log_model: bool, logs: np.ndarray, targets: np.ndarray,
+                      stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """The encoder's second pass, with the predictions of ``w`` fixed: every symbol's prediction and the
-    neighbours' residual magnitudes ``R``, into ``features`` (left by :func:`encoder_values`), residuals into
-    the planes of ``resid``; returns the mean ``|residual|`` of the first step ``(C,)`` and, per kind (1, 2)
-    and channel, the normal equations of ``|residual| ~ 1, V, X, R``: ``(2, C, 4, 4)`` and ``(2, C, 4)``
-    (exact integer sums).
+    neighbours' residual magnitudes ``R`` (and for the log-linear model the neighbours' residual activity ``A``
+    and the earlier channels' residual magnitudes ``Y`` at the same position), into ``features`` (left by
+    :func:`encoder_values`), residuals into the planes of ``resid``. Returns the mean ``|residual|`` of the first
+    step ``(C,)`` and, per kind (0, 1, 2) and channel, the normal equations ``(3, C, 5, 5)`` and ``(3, C, 5)`` of
+    the magnitude model: for the linear one ``|residual| ~ 1, V, X, R`` (kinds 1 and 2, upper-left 4 x 4; exact
+    integer sums), for the log-linear one ``targets[|residual|] ~ 1, lV, lR, lA, lY`` (``lY`` only in the
+    first step; ``l`` the log features of ``logs``, ``targets`` the fitted log2 magnitude of each ``|residual|``; every
+    ``stride``-th symbol: a sample is plenty for five weights).
     """
     channels = w.shape[0]
     resid[:] = 0
+    activity[:] = 0
     o, r, c = table[0, 0, 0], table[0, 0, 1], table[0, 0, 2]
     n = r * c
     first = np.zeros(channels)
+    gram = np.zeros((3, channels, 5, 5))
+    rhs = np.zeros((3, channels, 5))
+    most = most_per_step(table)
+    same = np.zeros(most, np.int64)  # Y: the earlier channels' |residual| at the step's positions
+    act = np.empty(most, np.int64)
+    zeros = np.zeros(most, np.int64)
     for ch in range(channels):  # the first step: residual = value
-        f0, f5, f6 = features[0, ch * n : (ch + 1) * n], features[5, ch * n : (ch + 1) * n], features[6, ch * n : (ch + 1) * n]
+        f0, f4, f5, f6, f7 = (features[0, ch * n : (ch + 1) * n], features[4, ch * n : (ch + 1) * n], features[5, ch * n : (ch + 1) * n],
+                              features[6, ch * n : (ch + 1) * n], features[7, ch * n : (ch + 1) * n])
         total = 0
         for a in range(r):
             row = _row_start(channels, o, r, c, ch, a)
             for u in range(c):
                 e = a * c + u
                 resid[np.uint64(row + u)] = f0[e]
-                f5[e], f6[e] = 0, 0
+                f4[e], f5[e], f6[e], f7[e] = 0, 0, 0, same[e]
                 total += abs(np.int64(f0[e]))
         first[ch] = total / max(n, 1)
+        if log_model:  # only Y: the other features are zero
+            _log_normal_equations(gram[0, ch], rhs[0, ch], f0, zeros, zeros, zeros, zeros, same, n, logs, targets, stride)
+            for e in range(n):
+                same[e] += abs(np.int64(f0[e]))
+    if log_model:
+        _plane_activity(resid, activity, channels, 0, o, r, c)
     start = channels * n
-    gram = np.zeros((2, channels, 4, 4))
-    rhs = np.zeros((2, channels, 4))
     planes = np.zeros((3, 3), dtype=np.int64)
     for st in range(9):
         kind, specs = _step(table, st, planes)
         o, r, c = planes[2, 0], planes[2, 1], planes[2, 2]
         n = r * c
+        if log_model:
+            _neighbour_activity(activity, planes, specs, act)
+            same[:n] = 0
         for ch in range(channels):
-            alpha1, alpha2 = np.int64(w[ch, 1 + 6 * (kind - 1)]), np.int64(w[ch, 2 + 6 * (kind - 1)])
+            alpha1, alpha2 = _alphas(w[ch], kind, log_model)
             u0 = start + ch * n
             f0, f1, f2, f3, f4 = features[0, u0 : u0 + n], features[1, u0 : u0 + n], features[2, u0 : u0 + n], features[3, u0 : u0 + n], features[4, u0 : u0 + n]
-            f5, f6 = features[5, u0 : u0 + n], features[6, u0 : u0 + n]
+            f5, f6, f7 = features[5, u0 : u0 + n], features[6, u0 : u0 + n], features[7, u0 : u0 + n]
             for a in range(r):
                 own = _row_start(channels, o, r, c, ch, a)
                 b0, b1, b2, b3 = _bases(planes, specs, channels, ch, a)
@@ -513,6 +648,14 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, table: np.ndarray, 
                     resid[np.uint64(own + u)] = f0[e] - mu
                     f5[e] = mu
                     f6[e] = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
+            G, h = gram[kind, ch], rhs[kind, ch]
+            if log_model:
+                for e in range(n):
+                    f4[e], f7[e] = act[e], same[e]
+                _log_normal_equations(G, h, f0, f3, f5, f6, act, same, n, logs, targets, stride)
+                for e in range(n):
+                    same[e] += abs(np.int64(f0[e]) - np.int64(f5[e]))
+                continue
             # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
             s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
             for e in range(n):  # a second loop: plain contiguous sums vectorise
@@ -531,20 +674,26 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, table: np.ndarray, 
                 t_v += spread * y
                 t_x += others * y
                 t_r += own_r * y
-            G = gram[kind - 1, ch]
             entries = ((0, 0, n), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
                        (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
             for a_, b_, value in entries:
                 G[a_, b_] += value
-                if a_ != b_:
-                    G[b_, a_] += value
-            rhs[kind - 1, ch, 0] += t_1
-            rhs[kind - 1, ch, 1] += t_v
-            rhs[kind - 1, ch, 2] += t_x
-            rhs[kind - 1, ch, 3] += t_r
+            h[0] += t_1
+            h[1] += t_v
+            h[2] += t_x
+            h[3] += t_r
         start += channels * n
-        if st % 3 == 2 and st < 8:  # a spacing's residuals into the next spacing's E, which the next steps read
+        if log_model:
+            _plane_activity(resid, activity, channels, 0, o, r, c)
+        if st % 3 == 2 and st < 8:  # a spacing's residuals (and their activity) into the next spacing's E, which the next steps read
             _interleave(_plane(resid, channels, table[st // 3, 4]), _phases(resid, channels, table[st // 3]), 1)
+            if log_model:
+                _interleave(_plane(activity, 1, table[st // 3, 4]), _phases(activity, 1, table[st // 3]), 1)
+    for kind in range(3):  # the lower triangles
+        for ch in range(channels):
+            for i in range(5):
+                for j in range(i):
+                    gram[kind, ch, i, j] = gram[kind, ch, j, i]
     return first, gram, rhs
 
 
@@ -616,45 +765,62 @@ def _rans_run(t: int, ks: np.ndarray, mus: np.ndarray, decoded: np.ndarray, word
 @njit(cache=True, nogil=True)
 def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, planes: np.ndarray, specs: tuple, kind: int,
                  state: np.ndarray, words: np.ndarray, weights: np.ndarray, max_symbol: int, alpha_shift: int,
-                 edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray, act: np.ndarray,
-                 magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, mus: np.ndarray, decoded: np.ndarray,
-                 lanes: int) -> None:  # pragma: no cover - compiled
+                 edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray, per_step: np.ndarray,
+                 floats: np.ndarray, lanes: int, log_model: bool, logs: np.ndarray, k0: int) -> None:  # pragma: no cover - compiled
     """Decode one step into its plane of the flat buffers ``values``, ``resid`` (``C`` channels) and ``activity`` (one).
 
     ``planes`` ``(3, 3)``: ``(offset, rows, cols)`` of the planes ``E`` and ``OO`` it reads (as
     ``specs`` says; the first step, ``kind`` 0, reads nothing) and of its own. ``state``:
     four rANS states (``lanes`` in use), the word pointer and a flag for out-of-range values, carried
-    from step to step. Every loop indexes the flat buffers from a row's start, so the context
-    arithmetic vectorises.
+    from step to step. ``per_step`` ``(6, n)``: scratch for the step's contexts. Every loop indexes the
+    flat buffers from a row's start, so the context arithmetic vectorises. ``log_model``: format version 4's
+    log-linear magnitudes (``logs``, ``k0``: see :func:`_log_index`), else the linear ones of versions 2 and 3.
     """
     channels = weights.shape[0]
     o, rows, cols = planes[2, 0], planes[2, 1], planes[2, 2]
     t = rows * cols
     if t == 0:
         return
+    act, ks, mus, magnitudes, decoded, same = per_step[0], per_step[1], per_step[2], per_step[3], per_step[4], per_step[5]
+    top = ends.shape[0] - 1
     if kind != 0:  # the four neighbours' summed activity, shared by all channels
         _neighbour_activity(activity, planes, specs, act)
+    same[:t] = 0
     for c in range(channels):
-        # 1. the contexts of the channel's symbols: predicted magnitude and prediction
-        am, wv, wx, wr = _magnitude_weights(weights[c], kind)
-        if kind == 0:
-            magnitudes[:t] = am
-            mus[:t] = 0
+        # 1. the contexts of the channel's symbols: table index and prediction
+        if log_model:
+            lb, lv, lr, la, ly = _log_weights(weights[c], kind)
         else:
-            alpha1, alpha2 = np.int64(weights[c, 1 + 6 * (kind - 1)]), np.int64(weights[c, 2 + 6 * (kind - 1)])
+            am, wv, wx, wr = _magnitude_weights(weights[c], kind)
+        if kind == 0:
+            mus[:t] = 0
+            if log_model:
+                for u in range(t):
+                    ks[u] = _log_index(lb, 0, 0, 0, ly, 0, 0, 0, _log_of(logs, same[u]), k0, top)
+            else:
+                magnitudes[:t] = am
+        else:
+            alpha1, alpha2 = _alphas(weights[c], kind, log_model)
             others_flag = 1 if c != 0 else 0
             for a in range(rows):
                 b0, b1, b2, b3 = _bases(planes, specs, channels, c, a)
                 ax = act[a * cols : (a + 1) * cols]
                 mo = magnitudes[a * cols : (a + 1) * cols]
+                ko = ks[a * cols : (a + 1) * cols]
+                yo = same[a * cols : (a + 1) * cols]
                 uo = mus[a * cols : (a + 1) * cols]
                 for u in range(cols):
                     p1, p2, spread, others = _value_features(_at(values, b0 + u), _at(values, b1 + u), _at(values, b2 + u),
                                                              _at(values, b3 + u), ax[u], others_flag)
                     own = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
                     uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
-                    mo[u] = _magnitude(am, wv, wx, wr, spread, others, own)
-        _table_indices(magnitudes, floats, ks[:t], edges, cells)
+                    if log_model:
+                        ko[u] = _log_index(lb, lv, lr, la, ly, _log_of(logs, spread), _log_of(logs, own), _log_of(logs, ax[u]),
+                                           _log_of(logs, yo[u]), k0, top)
+                    else:
+                        mo[u] = _magnitude(am, wv, wx, wr, spread, others, own)
+        if not log_model:
+            _table_indices(magnitudes, floats, ks[:t], edges, cells)
         # 2. the entropy decoding, into a run of the step's symbols, then into the plane's rows
         _rans_run(t, ks, mus, decoded, words, state, lookup, intervals, ends, max_symbol, lanes)
         u, bad = 0, 0
@@ -664,6 +830,7 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
             rv = resid[row : row + cols]
             dv = decoded[u : u + cols]
             mv = mus[u : u + cols]
+            yv = same[u : u + cols]
             for e in range(cols):
                 value = mv[e] + dv[e]
                 out_of_range = value > max_symbol or value < -max_symbol
@@ -671,10 +838,14 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
                 value = 0 if out_of_range else value
                 gv[e] = value
                 rv[e] = value - mv[e]
+                yv[e] += abs(value - mv[e])
             u += cols
         state[5] |= bad
     # 3. the activity of the step's positions, which later steps read
-    _plane_activity(values, activity, channels, o, rows, cols)
+    if log_model:
+        _plane_activity(resid, activity, channels, 0, o, rows, cols)
+    else:
+        _plane_activity(values, activity, channels, 1, o, rows, cols)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -715,18 +886,19 @@ def _interleave(dst: np.ndarray, parts: tuple, pad: int) -> None:  # pragma: no 
 def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out: np.ndarray, max_symbol: int,
                       edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray,
                       alpha_shift: int, values: np.ndarray, resid: np.ndarray, activity: np.ndarray, per_step: np.ndarray,
-                      floats: np.ndarray, lanes: int) -> int:  # pragma: no cover - compiled
+                      floats: np.ndarray, lanes: int, log_model: bool, logs: np.ndarray, k0: int) -> int:  # pragma: no cover - compiled
     """Decode every item of ``out`` ``(B, C, rows, cols)`` from a stream of ``lanes`` interleaved states (2 or
     :data:`LANES`); returns 0 or a :data:`PROBLEMS` code.
 
     Step by step, and within a step channel by channel, on polyphase planes (see above):
     ``values``, ``resid`` ``(C * plane_buffer_size,)`` and ``activity`` ``(plane_buffer_size,)`` are
-    their flat scratch; ``per_step`` ``(5, n)`` (int64) and ``floats`` ``(n,)`` scratch for a step's contexts, ``n``
+    their flat scratch; ``per_step`` ``(6, n)`` (int64) and ``floats`` ``(n,)`` scratch for a step's contexts, ``n``
     at least :func:`most_per_step` of the planes' table. ``lookup`` and ``intervals``: :func:`decoder_tables`.
     ``words`` holds the stream's ``n_words`` words followed by zero padding up to two words per
     symbol and ``2 * lanes`` for the states (the most a stream can consume), so no read can leave
     the array whatever the payload; a stream that reads into the padding is refused afterwards.
-    Table reads are bounded by construction (every table's last interval ends at ``2^16``).
+    Table reads are bounded by construction (every table's last interval ends at ``2^16``). ``log_model``,
+    ``logs``, ``k0``: the magnitude model (see :func:`_decode_step`).
     """
     batch, channels, rows, cols = out.shape
     if n_words < 2 * lanes:
@@ -737,7 +909,6 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
         if state[lane] < LOWER:
             return 4
     state[4], state[5] = 2 * lanes, 0
-    act, ks, mus, magnitudes, decoded = per_step[0], per_step[1], per_step[2], per_step[3], per_step[4]
     table = plane_table(rows, cols)
     planes = np.zeros((3, 3), dtype=np.int64)  # E, OO, the step's own: offset, rows, cols
     for b in range(batch):
@@ -746,11 +917,11 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
         activity[:] = 0
         planes[2] = table[0, 0]
         _decode_step(values, resid, activity, planes, _CENTRE, 0, state, words, weights[b], max_symbol, alpha_shift,
-                     edges, intervals, lookup, ends, cells, act, magnitudes, floats, ks, mus, decoded, lanes)
+                     edges, intervals, lookup, ends, cells, per_step, floats, lanes, log_model, logs, k0)
         for st in range(9):
             kind, specs = _step(table, st, planes)
             _decode_step(values, resid, activity, planes, specs, kind, state, words, weights[b], max_symbol, alpha_shift,
-                         edges, intervals, lookup, ends, cells, act, magnitudes, floats, ks, mus, decoded, lanes)
+                         edges, intervals, lookup, ends, cells, per_step, floats, lanes, log_model, logs, k0)
             level = st // 3
             if st == 8:  # the last spacing's planes interleave into the output
                 _interleave(out[b], _phases(values, channels, table[level]), 0)
