@@ -1,7 +1,8 @@
-"""How much the interlaced coder's per-file fit leaves on the table, encoder side only (same format).
+"""How much the interlaced coder's per-file fit leaves on the table, encoder side only (same format), for format
+version 3's linear magnitude model (the coder ``ans-linear``; format 4 replaced it with a log-linear one).
 
 The encoder fits each file's prediction weights by least squares and its magnitude weights by
-least squares on the residual magnitudes (``wavecodec.interlaced._fit``). Two questions, on the
+least squares on the residual magnitudes (``wavecodec.interlaced._fit`` with ``model=LINEAR``). Two questions, on the
 ``rgb-16x`` latents of the 10 dev photos (768x512 crops, as in ``benchmarks/data_path.py``):
 
 1. the magnitude model: every magnitude weight scaled by ``s`` (the tables one by one shift
@@ -42,7 +43,7 @@ def _layout(q: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     per_channel = rans.plane_buffer_size(rows, cols)
     values, activity = np.empty(channels * per_channel, np.int16), np.empty(per_channel, np.int32)
     table = rans.plane_table(rows, cols)
-    rans.encoder_planes(item, values, activity, table)
+    rans.encoder_planes(item, values, activity, table, False)
     steps = rans.step_kinds_and_sizes(table)
     kinds = np.concatenate([np.full(channels * n, kind) for kind, n in steps])
     chans = np.concatenate([np.repeat(np.arange(channels), n) for _, n in steps])
@@ -50,11 +51,11 @@ def _layout(q: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
 
 
 def _magnitudes(w: np.ndarray, planes: tuple[np.ndarray, ...], f: np.ndarray) -> None:
-    values, resid, _, table = planes
-    first, gram, rhs = rans.encoder_residuals(values, resid, table, w, 127, il.ALPHA_SHIFT, f)
+    values, resid, activity, table = planes
+    first, gram, rhs = rans.encoder_residuals(values, resid, activity, table, w, 127, il.ALPHA_SHIFT, f, False, il._log_targets(127), 1)
     w[:, 0] = il._to_fixed(first, il.M_SHIFT - il._M_SCALE["a"])
     for kind in (1, 2):
-        coef = il._solve(gram[kind - 1], rhs[kind - 1])
+        coef = il._solve(gram[kind, :, :4, :4], rhs[kind, :, :4])
         for slot, name in enumerate(("a", "wV", "wX", "wR")):
             w[:, 1 + 6 * (kind - 1) + 2 + slot] = il._to_fixed(coef[:, slot], il.M_SHIFT - il._M_SCALE[name])
 
@@ -62,11 +63,11 @@ def _magnitudes(w: np.ndarray, planes: tuple[np.ndarray, ...], f: np.ndarray) ->
 def _code(q: np.ndarray, w: np.ndarray, planes: tuple[np.ndarray, ...], f: np.ndarray) -> tuple[bytes, np.ndarray]:
     radii, edges, tables, cum, cells, _, _, _ = il._coder_tables()
     starts, freqs, raw = (np.empty(q.size, np.int32) for _ in range(3))
-    rans.code_interlaced(f[None], w[None], planes[3], 127, radii, edges, tables, cum, cells, starts, freqs, raw)
-    out = np.empty(4 * q.size + 4, np.uint16)
-    n = rans.encode_symbols(starts, freqs, raw, np.empty((2, 2 * q.size), np.int32), out)
+    rans.code_interlaced(f[None], w[None], planes[3], 127, radii, edges, tables, cum, cells, starts, freqs, raw, False, il.LOG_K0)
+    out = np.empty(4 * q.size + 2 * rans.LANES, np.uint16)
+    n = rans.encode_symbols(starts, freqs, raw, np.empty((2, 2 * q.size), np.int32), out, rans.LANES)
     data = w.astype("<i2").tobytes() + out[:n][::-1].astype("<u2").tobytes()
-    assert np.array_equal(il.decode(data, q.shape, 127), q), "a variant must decode back"
+    assert np.array_equal(il.decode(data, q.shape, 127, model=il.LINEAR), q), "a variant must decode back"
     bits = float(np.sum(16 - np.log2(freqs)) + 16 * np.count_nonzero(raw >= 0))
     return data, bits
 
@@ -106,7 +107,7 @@ def main() -> None:
             data, _ = _code(q, w, planes, f)
             sizes[key] += len(data)
             if it == 0:
-                assert data == il.encode(q, 127), "the least-squares variant is the shipped encoder"
+                assert data == il.encode(q, 127, model=il.LINEAR), "the least-squares variant is the shipped encoder"
                 for s in SCALES:
                     scaled = w.copy()
                     for kind in (1, 2):

@@ -39,9 +39,8 @@ stored at the start of the payload as int16 fixed point: least squares for the p
 log-linear magnitudes least squares on ``log2(|r| + 1/4)`` for the slopes, then each intercept moved
 to the maximum-likelihood Laplace scale. So the coder needs no trained tables, works with every
 model, and adapts to each signal. Everything the decoder computes is integer arithmetic on those
-integers, the frozen ladder (``assets/laplace_ladder.npz``) and the log table (:func:`log_table`),
-so decoding is bit-exact on every machine and thread count. Values outside a table's window are an
-escape plus the raw value.
+integers and the frozen ladder (``assets/laplace_ladder.npz``), so decoding is bit-exact on every
+machine and thread count. Values outside a table's window are an escape plus the raw value.
 
 Payload: per item ``C x 16`` (or ``C x 13``) int16 weights (little-endian), then the rANS words
 (:mod:`wavecodec.rans`: 16-bit words, little-endian, four interleaved states; format version 2 has
@@ -77,16 +76,6 @@ LOG_K0 = 17548522
 #: about how many of an item's symbols the encoder fits the log-linear slopes to, and then the intercepts: all of a
 #: ``rgb-16x`` photo's, a ninth of an ``rgb-4x`` one's (which would otherwise take a third longer to encode)
 FIT_SAMPLES, INTERCEPT_SAMPLES = 1 << 16, 1 << 14
-
-
-@lru_cache(maxsize=1)
-def log_table() -> np.ndarray:
-    """``round(2^8 log2(1 + f))`` for ``0 <= f < 2^16`` (int32): the log-linear model's features.
-
-    Computed in float64, whose ``log2`` is within an ulp of exact on every platform, and no
-    entry lies within ``1e-6`` of a rounding boundary, so every machine builds the same table
-    (a test pins its checksum)."""
-    return np.round(2.0**rans.LOG_UNIT * np.log2(1.0 + np.arange(rans.LOG_LIMIT))).astype(np.int32)
 
 
 @lru_cache(maxsize=4)
@@ -169,7 +158,7 @@ def _fit(q: np.ndarray, max_symbol: int, features: np.ndarray | None = None, mod
         base = 2 + 7 * (kind - 1) if log_model else 1 + 6 * (kind - 1)
         w[:, base : base + 2] = _to_fixed(np.clip(_solve(gram[kind - 1], rhs[kind - 1]), -2, 2), ALPHA_SHIFT)
     first, gram, rhs = rans.encoder_residuals(values, resid, activity, table, w, max_symbol, ALPHA_SHIFT, features, log_model,
-                                              log_table(), _log_targets(max_symbol), max(1, q.size // FIT_SAMPLES))
+                                              _log_targets(max_symbol), max(1, q.size // FIT_SAMPLES))
     if log_model:
         return _fit_log_magnitudes(w, gram, rhs, features, table)
     w[:, 0] = _to_fixed(first, M_SHIFT - _M_SCALE["a"])
@@ -195,7 +184,7 @@ def _fit_log_magnitudes(w: np.ndarray, gram: np.ndarray, rhs: np.ndarray, featur
         coef = _solve(gram[kind], rhs[kind])
         w[:, base + 2] = _log_fixed(coef[:, 0] * log_unit)
         w[:, base + 3 : base + 7] = _log_fixed(coef[:, 1:] * slope_unit)
-    shift = rans.log_intercepts(features, w, table, log_table(), max(1, features.shape[1] // INTERCEPT_SAMPLES))
+    shift = rans.log_intercepts(features, w, table, max(1, features.shape[1] // INTERCEPT_SAMPLES))
     for kind, slot in ((0, 0), (1, 4), (2, 11)):
         w[:, slot] = _log_fixed(w[:, slot] + shift[kind] * log_unit)
     return w
@@ -279,7 +268,7 @@ def encode(q: np.ndarray, max_symbol: int, lanes: int = rans.LANES, model: str =
     radii, edges, tables, cum, cells, *_ = _coder_tables()
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
     rans.code_interlaced(features, weights, rans.plane_table(rows, cols), max_symbol, radii, edges, tables, cum, cells, starts, freqs,
-                         raw, model == LOG, log_table(), LOG_K0)
+                         raw, model == LOG, LOG_K0)
     out = scratch.array("interlaced.words", (4 * symbols + 2 * lanes,), np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out, lanes)
     return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()
@@ -311,7 +300,7 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     out = scratch.output("interlaced.out", (batch, channels, rows, cols), dtype)  # the caller's own
     _, edges, _, _, cells, lookup, intervals, ends = _coder_tables()
     status = rans.decode_interlaced(words, n_words, weights, out, max_symbol, edges, intervals, lookup, ends, cells,
-                                    ALPHA_SHIFT, values, resid, activity, per_step, floats, lanes, model == LOG, log_table(), LOG_K0)
+                                    ALPHA_SHIFT, values, resid, activity, per_step, floats, lanes, model == LOG, LOG_K0)
     if status:
         raise FormatError(rans.PROBLEMS.get(status, "the ANS payload is corrupted"))
     return out.reshape(shape)

@@ -23,7 +23,9 @@ drift apart; both work on the same planes, one per step (:func:`plane_table`), r
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 PRECISION = 16
 LOWER = 1 << 16  # the state's lower bound
@@ -173,16 +175,38 @@ def _magnitude_weights(wc: np.ndarray, kind: int) -> tuple[int, int, int, int]: 
     return np.int64(wc[base + 2]) << 6, np.int64(wc[base + 3]) << 2, np.int64(wc[base + 4]), np.int64(wc[base + 5]) << 2
 
 
-#: format version 4's log-linear magnitudes: features enter as ``round(2^LOG_UNIT * log2(1 + f))`` (``f`` clamped
-#: below ``LOG_LIMIT``), slopes are in units of ``2^-SLOPE_SHIFT``, intercepts of ``2^-LOG_UNIT`` (of log2)
-LOG_UNIT, SLOPE_SHIFT, LOG_LIMIT = 8, 12, 1 << 16
+#: format version 4's log-linear magnitudes: features enter as :func:`_log_of`, ``2^LOG_UNIT log2(1 + f)``;
+#: slopes are in units of ``2^-SLOPE_SHIFT``, intercepts of ``2^-LOG_UNIT`` (of log2)
+LOG_UNIT, SLOPE_SHIFT = 8, 12
 LOG_WEIGHTS = 16  # per channel: b0, wY0 (the first step) | alpha1, alpha2, b, wV, wR, wA, wY (centres) | the same (edges)
 
 
+@intrinsic
+def _leading_zeros(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """The count of leading zero bits of a uint64 (nonzero): the processor's own instruction, which vectorises."""
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+    return types.uint64(types.uint64), codegen
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _log_of(logs: np.ndarray, f: int) -> int:  # pragma: no cover - compiled
-    """``round(2^LOG_UNIT * log2(1 + f))`` for a feature ``f >= 0`` (clamped below :data:`LOG_LIMIT`)."""
-    return np.int64(_at(logs, min(np.int64(f), LOG_LIMIT - 1)))
+def _log_of(f: int) -> int:  # pragma: no cover - compiled
+    """``2^8 log2(1 + f)`` for a feature ``f >= 0``, piecewise linear between powers of two (Mitchell's
+    logarithm, within 0.09 of log2): the bit length of ``1 + f`` and the 8 bits below its top one. Integer
+    arithmetic, so every machine computes the same, and no table: a table lookup per feature made the
+    decoder's context loop 1.6x slower."""
+    v = np.uint64(f) + np.uint64(1)
+    zeros = _leading_zeros(v)
+    return np.int64(np.uint64(63) - zeros) * 256 + np.int64(((v << zeros) >> np.uint64(55)) & np.uint64(255))
+
+
+@njit(cache=True, nogil=True)
+def log_features(f: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """:func:`_log_of` of every entry of ``f`` (int64, ``>= 0``): what the tests compare with exact arithmetic."""
+    out = np.empty_like(f)
+    for i in range(f.size):
+        out[i] = _log_of(f[i])
+    return out
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -233,11 +257,11 @@ def _table_indices(magnitudes: np.ndarray, floats: np.ndarray, ks: np.ndarray, e
 @njit(cache=True, nogil=True)
 def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray, max_symbol: int,
                     radii: np.ndarray, edges: np.ndarray, tables: np.ndarray, cum: np.ndarray, cells: np.ndarray,
-                    starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, log_model: bool, logs: np.ndarray,
+                    starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, log_model: bool,
                     k0: int) -> None:  # pragma: no cover - compiled
     """The encoder's side of :func:`decode_interlaced`, from the features ``(B, FEATURES, symbols)`` and the
     weights ``(B, C, 13)`` (the log-linear model: ``(B, C, LOG_WEIGHTS)``, tables chosen by :func:`_log_index`
-    with ``logs`` and ``k0``): fills every symbol's cumulative frequency ``starts``, frequency ``freqs`` and
+    with ``k0``): fills every symbol's cumulative frequency ``starts``, frequency ``freqs`` and
     ``raw`` value (``value + max_symbol`` after an escape, else -1), in coding order
     (:func:`encode_symbols`' input; each ``B * symbols`` long). ``table``: the planes' :func:`plane_table`.
     """
@@ -259,8 +283,8 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray
                 if log_model:
                     lb, lv, lr, la, ly = _log_weights(weights[b, c], steps[st, 0])
                     for e in range(m):
-                        ks[e] = _log_index(lb, lv, lr, la, ly, _log_of(logs, so[e]), _log_of(logs, ro[e]), _log_of(logs, xo[e]),
-                                           _log_of(logs, yo[e]), k0, top)
+                        ks[e] = _log_index(lb, lv, lr, la, ly, _log_of(so[e]), _log_of(ro[e]), _log_of(xo[e]),
+                                           _log_of(yo[e]), k0, top)
                 else:
                     a, wv, wx, wr = _magnitude_weights(weights[b, c], steps[st, 0])
                     for e in range(m):
@@ -281,7 +305,7 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def log_intercepts(features: np.ndarray, weights: np.ndarray, table: np.ndarray, logs: np.ndarray, stride: int) -> np.ndarray:  # pragma: no cover - compiled
+def log_intercepts(features: np.ndarray, weights: np.ndarray, table: np.ndarray, stride: int) -> np.ndarray:  # pragma: no cover - compiled
     """For one item's features ``(FEATURES, symbols)`` and log-linear weights ``(C, LOG_WEIGHTS)``: per kind (0, 1,
     2) and channel, ``log2`` of the mean of ``|residual| / m`` over every ``stride``-th symbol of each
     step, ``m`` the model's magnitude ``(3, C)``. Adding it to the intercept makes ``m`` the maximum-likelihood Laplace scale for the
@@ -297,8 +321,8 @@ def log_intercepts(features: np.ndarray, weights: np.ndarray, table: np.ndarray,
             lb, lv, lr, la, ly = _log_weights(weights[c], kind)
             total = 0.0
             for e in range(u, u + m, stride):
-                acc = (lb + lv * _log_of(logs, features[3, e]) + lr * _log_of(logs, features[6, e]) + la * _log_of(logs, features[4, e])
-                       + ly * _log_of(logs, features[7, e]))
+                acc = (lb + lv * _log_of(features[3, e]) + lr * _log_of(features[6, e]) + la * _log_of(features[4, e])
+                       + ly * _log_of(features[7, e]))
                 total += abs(np.float64(features[0, e]) - np.float64(features[5, e])) * np.exp2(-acc * scale)
             sums[kind, c] += total
             counts[kind, c] += len(range(u, u + m, stride))
@@ -544,15 +568,15 @@ def encoder_values(values: np.ndarray, activity: np.ndarray, table: np.ndarray, 
 
 @njit(cache=True, nogil=True)
 def _log_normal_equations(gram: np.ndarray, rhs: np.ndarray, values: np.ndarray, spreads: np.ndarray, mus: np.ndarray, owns: np.ndarray,
-                          act: np.ndarray, same: np.ndarray, n: int, logs: np.ndarray, targets: np.ndarray, stride: int) -> None:  # pragma: no cover - compiled
+                          act: np.ndarray, same: np.ndarray, n: int, targets: np.ndarray, stride: int) -> None:  # pragma: no cover - compiled
     """Add to ``gram`` ``(5, 5)`` (upper triangle) and ``rhs`` ``(5,)`` the normal equations of ``targets[|residual|] ~ 1, lV,
     lR, lA, lY`` over every ``stride``-th of a step's ``n`` symbols (features as :func:`encoder_residuals` keeps them).
     Sums in locals: accumulating into the arrays themselves chained every sample through memory (five times slower)."""
     g00 = g01 = g02 = g03 = g04 = g11 = g12 = g13 = g14 = g22 = g23 = g24 = g33 = g34 = g44 = 0.0
     h0 = h1 = h2 = h3 = h4 = 0.0
     for e in range(0, n, stride):
-        x1, x2 = np.float64(_log_of(logs, spreads[e])), np.float64(_log_of(logs, owns[e]))
-        x3, x4 = np.float64(_log_of(logs, act[e])), np.float64(_log_of(logs, same[e]))
+        x1, x2 = np.float64(_log_of(spreads[e])), np.float64(_log_of(owns[e]))
+        x3, x4 = np.float64(_log_of(act[e])), np.float64(_log_of(same[e]))
         y = targets[abs(np.int64(values[e]) - np.int64(mus[e]))]
         g00 += 1.0
         g01 += x1
@@ -583,7 +607,7 @@ def _log_normal_equations(gram: np.ndarray, rhs: np.ndarray, values: np.ndarray,
 
 @njit(cache=True, nogil=True)
 def encoder_residuals(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, table: np.ndarray, w: np.ndarray, max_symbol: int,
-                      alpha_shift: int, features: np.ndarray, log_model: bool, logs: np.ndarray, targets: np.ndarray,
+                      alpha_shift: int, features: np.ndarray, log_model: bool, targets: np.ndarray,
                       stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """The encoder's second pass, with the predictions of ``w`` fixed: every symbol's prediction and the
     neighbours' residual magnitudes ``R`` (and for the log-linear model the neighbours' residual activity ``A``
@@ -592,7 +616,7 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, activity: np.ndarra
     step ``(C,)`` and, per kind (0, 1, 2) and channel, the normal equations ``(3, C, 5, 5)`` and ``(3, C, 5)`` of
     the magnitude model: for the linear one ``|residual| ~ 1, V, X, R`` (kinds 1 and 2, upper-left 4 x 4; exact
     integer sums), for the log-linear one ``targets[|residual|] ~ 1, lV, lR, lA, lY`` (``lY`` only in the
-    first step; ``l`` the log features of ``logs``, ``targets`` the fitted log2 magnitude of each ``|residual|``; every
+    first step; ``l`` the log features of :func:`_log_of`, ``targets`` the fitted log2 magnitude of each ``|residual|``; every
     ``stride``-th symbol: a sample is plenty for five weights).
     """
     channels = w.shape[0]
@@ -620,7 +644,7 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, activity: np.ndarra
                 total += abs(np.int64(f0[e]))
         first[ch] = total / max(n, 1)
         if log_model:  # only Y: the other features are zero
-            _log_normal_equations(gram[0, ch], rhs[0, ch], f0, zeros, zeros, zeros, zeros, same, n, logs, targets, stride)
+            _log_normal_equations(gram[0, ch], rhs[0, ch], f0, zeros, zeros, zeros, zeros, same, n, targets, stride)
             for e in range(n):
                 same[e] += abs(np.int64(f0[e]))
     if log_model:
@@ -652,7 +676,7 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, activity: np.ndarra
             if log_model:
                 for e in range(n):
                     f4[e], f7[e] = act[e], same[e]
-                _log_normal_equations(G, h, f0, f3, f5, f6, act, same, n, logs, targets, stride)
+                _log_normal_equations(G, h, f0, f3, f5, f6, act, same, n, targets, stride)
                 for e in range(n):
                     same[e] += abs(np.int64(f0[e]) - np.int64(f5[e]))
                 continue
@@ -762,11 +786,53 @@ def _rans_run(t: int, ks: np.ndarray, mus: np.ndarray, decoded: np.ndarray, word
     state[0], state[1], state[2], state[3], state[4] = x0, x1, x2, x3, ptr
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _linear_contexts(values: np.ndarray, resid: np.ndarray, planes: np.ndarray, specs: tuple, channels: int, c: int, rows: int, cols: int,
+                     wc: np.ndarray, kind: int, act: np.ndarray, magnitudes: np.ndarray, mus: np.ndarray, max_symbol: int,
+                     alpha_shift: int) -> None:  # pragma: no cover - compiled
+    """The linear model's contexts of channel ``c``'s symbols in a step (kind 1 or 2): predicted magnitudes and predictions."""
+    am, wv, wx, wr = _magnitude_weights(wc, kind)
+    alpha1, alpha2 = _alphas(wc, kind, False)
+    others_flag = 1 if c != 0 else 0
+    for a in range(rows):
+        b0, b1, b2, b3 = _bases(planes, specs, channels, c, a)
+        ax = act[a * cols : (a + 1) * cols]
+        mo = magnitudes[a * cols : (a + 1) * cols]
+        uo = mus[a * cols : (a + 1) * cols]
+        for u in range(cols):
+            p1, p2, spread, others = _value_features(_at(values, b0 + u), _at(values, b1 + u), _at(values, b2 + u), _at(values, b3 + u),
+                                                     ax[u], others_flag)
+            own = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
+            uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
+            mo[u] = _magnitude(am, wv, wx, wr, spread, others, own)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _log_contexts(values: np.ndarray, resid: np.ndarray, planes: np.ndarray, specs: tuple, channels: int, c: int, rows: int, cols: int,
+                  wc: np.ndarray, kind: int, act: np.ndarray, same: np.ndarray, ks: np.ndarray, mus: np.ndarray, max_symbol: int,
+                  alpha_shift: int, k0: int, top: int) -> None:  # pragma: no cover - compiled
+    """The log-linear model's contexts of channel ``c``'s symbols in a step (kind 1 or 2): table indices and predictions."""
+    lb, lv, lr, la, ly = _log_weights(wc, kind)
+    alpha1, alpha2 = _alphas(wc, kind, True)
+    for a in range(rows):
+        b0, b1, b2, b3 = _bases(planes, specs, channels, c, a)
+        ax = act[a * cols : (a + 1) * cols]
+        ko = ks[a * cols : (a + 1) * cols]
+        yo = same[a * cols : (a + 1) * cols]
+        uo = mus[a * cols : (a + 1) * cols]
+        for u in range(cols):
+            p1, p2, spread, _ = _value_features(_at(values, b0 + u), _at(values, b1 + u), _at(values, b2 + u), _at(values, b3 + u), 0, 0)
+            own = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
+            uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
+            ko[u] = _log_index(lb, lv, lr, la, ly, _log_of(spread), _log_of(own), _log_of(ax[u]), _log_of(yo[u]),
+                               k0, top)
+
+
 @njit(cache=True, nogil=True)
 def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, planes: np.ndarray, specs: tuple, kind: int,
                  state: np.ndarray, words: np.ndarray, weights: np.ndarray, max_symbol: int, alpha_shift: int,
                  edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray, per_step: np.ndarray,
-                 floats: np.ndarray, lanes: int, log_model: bool, logs: np.ndarray, k0: int) -> None:  # pragma: no cover - compiled
+                 floats: np.ndarray, lanes: int, log_model: bool, k0: int) -> None:  # pragma: no cover - compiled
     """Decode one step into its plane of the flat buffers ``values``, ``resid`` (``C`` channels) and ``activity`` (one).
 
     ``planes`` ``(3, 3)``: ``(offset, rows, cols)`` of the planes ``E`` and ``OO`` it reads (as
@@ -774,7 +840,7 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
     four rANS states (``lanes`` in use), the word pointer and a flag for out-of-range values, carried
     from step to step. ``per_step`` ``(6, n)``: scratch for the step's contexts. Every loop indexes the
     flat buffers from a row's start, so the context arithmetic vectorises. ``log_model``: format version 4's
-    log-linear magnitudes (``logs``, ``k0``: see :func:`_log_index`), else the linear ones of versions 2 and 3.
+    log-linear magnitudes (``k0``: see :func:`_log_index`), else the linear ones of versions 2 and 3.
     """
     channels = weights.shape[0]
     o, rows, cols = planes[2, 0], planes[2, 1], planes[2, 2]
@@ -787,39 +853,23 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
         _neighbour_activity(activity, planes, specs, act)
     same[:t] = 0
     for c in range(channels):
-        # 1. the contexts of the channel's symbols: table index and prediction
-        if log_model:
-            lb, lv, lr, la, ly = _log_weights(weights[c], kind)
-        else:
-            am, wv, wx, wr = _magnitude_weights(weights[c], kind)
+        # 1. the contexts of the channel's symbols: table index and prediction (one loop per model: a branch
+        # inside the loop kept it from vectorising, and decoding took 1.6x as long)
         if kind == 0:
             mus[:t] = 0
             if log_model:
+                lb, _, _, _, ly = _log_weights(weights[c], kind)
                 for u in range(t):
-                    ks[u] = _log_index(lb, 0, 0, 0, ly, 0, 0, 0, _log_of(logs, same[u]), k0, top)
+                    ks[u] = _log_index(lb, 0, 0, 0, ly, 0, 0, 0, _log_of(same[u]), k0, top)
             else:
-                magnitudes[:t] = am
+                magnitudes[:t] = _magnitude_weights(weights[c], kind)[0]
+                _table_indices(magnitudes, floats, ks[:t], edges, cells)
+        elif log_model:
+            _log_contexts(values, resid, planes, specs, channels, c, rows, cols, weights[c], kind, act, same, ks, mus, max_symbol,
+                          alpha_shift, k0, top)
         else:
-            alpha1, alpha2 = _alphas(weights[c], kind, log_model)
-            others_flag = 1 if c != 0 else 0
-            for a in range(rows):
-                b0, b1, b2, b3 = _bases(planes, specs, channels, c, a)
-                ax = act[a * cols : (a + 1) * cols]
-                mo = magnitudes[a * cols : (a + 1) * cols]
-                ko = ks[a * cols : (a + 1) * cols]
-                yo = same[a * cols : (a + 1) * cols]
-                uo = mus[a * cols : (a + 1) * cols]
-                for u in range(cols):
-                    p1, p2, spread, others = _value_features(_at(values, b0 + u), _at(values, b1 + u), _at(values, b2 + u),
-                                                             _at(values, b3 + u), ax[u], others_flag)
-                    own = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
-                    uo[u] = _prediction(p1, p2, alpha1, alpha2, alpha_shift, max_symbol)
-                    if log_model:
-                        ko[u] = _log_index(lb, lv, lr, la, ly, _log_of(logs, spread), _log_of(logs, own), _log_of(logs, ax[u]),
-                                           _log_of(logs, yo[u]), k0, top)
-                    else:
-                        mo[u] = _magnitude(am, wv, wx, wr, spread, others, own)
-        if not log_model:
+            _linear_contexts(values, resid, planes, specs, channels, c, rows, cols, weights[c], kind, act, magnitudes, mus, max_symbol,
+                             alpha_shift)
             _table_indices(magnitudes, floats, ks[:t], edges, cells)
         # 2. the entropy decoding, into a run of the step's symbols, then into the plane's rows
         _rans_run(t, ks, mus, decoded, words, state, lookup, intervals, ends, max_symbol, lanes)
@@ -830,7 +880,6 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
             rv = resid[row : row + cols]
             dv = decoded[u : u + cols]
             mv = mus[u : u + cols]
-            yv = same[u : u + cols]
             for e in range(cols):
                 value = mv[e] + dv[e]
                 out_of_range = value > max_symbol or value < -max_symbol
@@ -838,9 +887,11 @@ def _decode_step(values: np.ndarray, resid: np.ndarray, activity: np.ndarray, pl
                 value = 0 if out_of_range else value
                 gv[e] = value
                 rv[e] = value - mv[e]
-                yv[e] += abs(value - mv[e])
             u += cols
         state[5] |= bad
+        if log_model:  # the next channels' Y
+            for u in range(t):
+                same[u] += abs(decoded[u])
     # 3. the activity of the step's positions, which later steps read
     if log_model:
         _plane_activity(resid, activity, channels, 0, o, rows, cols)
@@ -886,7 +937,7 @@ def _interleave(dst: np.ndarray, parts: tuple, pad: int) -> None:  # pragma: no 
 def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out: np.ndarray, max_symbol: int,
                       edges: np.ndarray, intervals: np.ndarray, lookup: np.ndarray, ends: np.ndarray, cells: np.ndarray,
                       alpha_shift: int, values: np.ndarray, resid: np.ndarray, activity: np.ndarray, per_step: np.ndarray,
-                      floats: np.ndarray, lanes: int, log_model: bool, logs: np.ndarray, k0: int) -> int:  # pragma: no cover - compiled
+                      floats: np.ndarray, lanes: int, log_model: bool, k0: int) -> int:  # pragma: no cover - compiled
     """Decode every item of ``out`` ``(B, C, rows, cols)`` from a stream of ``lanes`` interleaved states (2 or
     :data:`LANES`); returns 0 or a :data:`PROBLEMS` code.
 
@@ -898,7 +949,7 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
     symbol and ``2 * lanes`` for the states (the most a stream can consume), so no read can leave
     the array whatever the payload; a stream that reads into the padding is refused afterwards.
     Table reads are bounded by construction (every table's last interval ends at ``2^16``). ``log_model``,
-    ``logs``, ``k0``: the magnitude model (see :func:`_decode_step`).
+    ``k0``: the magnitude model (see :func:`_decode_step`).
     """
     batch, channels, rows, cols = out.shape
     if n_words < 2 * lanes:
@@ -917,11 +968,11 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
         activity[:] = 0
         planes[2] = table[0, 0]
         _decode_step(values, resid, activity, planes, _CENTRE, 0, state, words, weights[b], max_symbol, alpha_shift,
-                     edges, intervals, lookup, ends, cells, per_step, floats, lanes, log_model, logs, k0)
+                     edges, intervals, lookup, ends, cells, per_step, floats, lanes, log_model, k0)
         for st in range(9):
             kind, specs = _step(table, st, planes)
             _decode_step(values, resid, activity, planes, specs, kind, state, words, weights[b], max_symbol, alpha_shift,
-                         edges, intervals, lookup, ends, cells, per_step, floats, lanes, log_model, logs, k0)
+                         edges, intervals, lookup, ends, cells, per_step, floats, lanes, log_model, k0)
             level = st // 3
             if st == 8:  # the last spacing's planes interleave into the output
                 _interleave(out[b], _phases(values, channels, table[level]), 0)
