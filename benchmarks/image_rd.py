@@ -9,7 +9,9 @@ at equal PSNR and at equal SSIMULACRA2, BD-PSNR; VCEG-M33 cubic fits over the ra
 curves cover), its PSNR and SSIMULACRA2 minus each codec's interpolated at the model's bpp,
 and encode/decode speed on a 768x512 photo (medians, ratios against our model).
 
-Run: ``cd benchmarks && ../.venv/bin/python image_rd.py [--model NAME_OR_PATH ...]``
+With ``--gray`` everything runs on the photos converted to gray (Pillow's ``L``), with the gray models.
+
+Run: ``cd benchmarks && ../.venv/bin/python image_rd.py [--model NAME_OR_PATH ...] [--gray -o results/image_rd_gray.json]``
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ QUALITIES = {
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def pillow_codec(fmt: str):
+def pillow_codec(fmt: str, mode: str):
     def encode(img: np.ndarray, q) -> bytes:
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, format=fmt, quality=int(q))
@@ -48,7 +50,7 @@ def pillow_codec(fmt: str):
 
     def decode(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im.convert(mode))  # WebP and AVIF decode gray as RGB
 
     return encode, decode
 
@@ -56,26 +58,39 @@ def pillow_codec(fmt: str):
 def jxl_codec():
     import imagecodecs
 
-    return (lambda img, d: imagecodecs.jpegxl_encode(img, distance=float(d))), imagecodecs.jpegxl_decode
+    return ((lambda img, d: imagecodecs.jpegxl_encode(img, distance=float(d))),
+            lambda data: np.squeeze(imagecodecs.jpegxl_decode(data)))  # gray: (H, W)
 
 
-CODECS = {"jpeg": pillow_codec("JPEG"), "webp": pillow_codec("WEBP"), "avif": pillow_codec("AVIF"), "jpegxl": jxl_codec()}
+def standard_codecs(mode: str = "RGB") -> dict:
+    """The standard codecs, each ``(encode(img, setting), decode(bytes))`` on images of Pillow ``mode`` (``RGB`` or ``L``)."""
+    return {"jpeg": pillow_codec("JPEG", mode), "webp": pillow_codec("WEBP", mode), "avif": pillow_codec("AVIF", mode), "jpegxl": jxl_codec()}
 
 
 KEYS = ("bpp", "psnr", "ms_ssim", "ssimulacra2")
 
 
+def as_tensor(img: np.ndarray) -> torch.Tensor:
+    """An ``(H, W, 3)`` or gray ``(H, W)`` photo as ``(1, C, H, W)``."""
+    t = torch.from_numpy(np.array(img))
+    return (t[None] if t.ndim == 2 else t.permute(2, 0, 1))[None].contiguous()
+
+
+def as_photo(x: torch.Tensor) -> np.ndarray:
+    """Inverse of :func:`as_tensor`."""
+    return x[0, 0].numpy() if x.shape[1] == 1 else x[0].permute(1, 2, 0).numpy()
+
+
 def quality(img: np.ndarray, rec: np.ndarray) -> dict[str, float]:
-    """PSNR, MS-SSIM and SSIMULACRA2 of a decoded 8-bit RGB photo."""
-    x = torch.from_numpy(img).permute(2, 0, 1)[None].double()
-    y = torch.from_numpy(np.array(rec)).permute(2, 0, 1)[None].double()
+    """PSNR, MS-SSIM and SSIMULACRA2 of a decoded 8-bit RGB or gray photo."""
+    x, y = as_tensor(img).double(), as_tensor(rec).double()
     return {"psnr": psnr(x, y, 255.0), "ms_ssim": float(ms_ssim(x / 255, y / 255)),
             "ssimulacra2": ssimulacra2(img, np.asarray(rec, dtype=np.uint8))}
 
 
-def codec_curve(name: str, photos: dict[str, np.ndarray]) -> list[dict]:
-    """A standard codec's curve on ``photos``: at each of its settings, the mean bits per pixel and quality measures."""
-    encode, decode = CODECS[name]
+def codec_curve(name: str, photos: dict[str, np.ndarray], mode: str = "RGB") -> list[dict]:
+    """A standard codec's curve on ``photos`` (of Pillow ``mode``): at each of its settings, the mean bits per pixel and quality measures."""
+    encode, decode = standard_codecs(mode)[name]
     curve = []
     for q in QUALITIES[name]:
         rows = []
@@ -146,6 +161,7 @@ def main() -> None:
     parser.add_argument("--qualities", default="0,10,20,30,40,50,60,70,80,90,100",
                         help="qualities giving a variable-rate model its RD curve (instead of steps)")
     parser.add_argument("--bd-only", action="store_true", help="recompute the Bjontegaard deltas from the saved curves")
+    parser.add_argument("--gray", action="store_true", help="the photos in gray, the gray models (default: every shipped gray model)")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "image_rd.json", help="the JSON (the PNG goes beside it)")
     args = parser.parse_args()
     if args.bd_only:
@@ -155,13 +171,16 @@ def main() -> None:
         write_json(args.output, report)
         print_bjontegaard(report["models"])
         return
-    photos = dev_photos()
+    photos, mode = dev_photos(), "L" if args.gray else "RGB"
+    if args.gray:
+        photos = {name: np.asarray(Image.fromarray(img).convert("L")) for name, img in photos.items()}
+    codecs = standard_codecs(mode)
     started = time.time()
     curves: dict[str, list[dict]] = {}
-    for name in CODECS:
-        curves[name] = codec_curve(name, photos)
+    for name in codecs:
+        curves[name] = codec_curve(name, photos, mode)
         print(f"{name}: {len(curves[name])} settings", flush=True)
-    models = args.model or [m.name for m in wavecodec.models() if m.modality == "image" and m.channels == 3 and not m.task]
+    models = args.model or [m.name for m in wavecodec.models() if m.modality == "image" and m.channels == (1 if args.gray else 3) and not m.task]
     steps = [float(s) for s in args.steps.split(",")]
     ours: dict[str, dict] = {}
     for ref in models:
@@ -173,9 +192,9 @@ def main() -> None:
         for setting in settings:
             rows = []
             for img in photos.values():
-                x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+                x = as_tensor(img)
                 data = codec.compress(x, quant_step=setting["step"], quality=setting.get("quality"))
-                rec = codec.decompress(data)[0].permute(1, 2, 0).numpy()
+                rec = as_photo(codec.decompress(data))
                 rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), **quality(img, rec)})
             point = {**setting, **curve_point(rows)}
             for key in ("psnr", "ms_ssim", "ssimulacra2"):
@@ -191,9 +210,9 @@ def main() -> None:
 
     # speed on a 768x512 photo, each codec at a mid setting, medians
     img = speed_photo(photos)
-    x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+    x = as_tensor(img)
     speed: dict[str, dict] = {}
-    for name, (encode, decode) in CODECS.items():
+    for name, (encode, decode) in codecs.items():
         q = QUALITIES[name][len(QUALITIES[name]) // 2]
         data = encode(img, q)
         speed[name] = {"setting": q, "encode_s": time_call(lambda: encode(img, q), args.repeats)["median_s"],

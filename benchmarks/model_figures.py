@@ -1,6 +1,6 @@
 """A model's figures on the dev evaluation photos, optionally recorded in the registry.
 
-For each photo: the whole .wvc file (default ans coder), bits per pixel from its size,
+For each photo (in gray for a one-channel model): the whole .wvc file (default ans coder), bits per pixel from its size,
 PSNR of the decoded uint8 image, and the median time of ``compress`` and ``decompress``
 (model load and one warm-up excluded). With ``--register`` the means go into
 ``src/wavecodec/weights/index.json`` for the model's entry.
@@ -16,9 +16,12 @@ import statistics
 from pathlib import Path
 
 
+import numpy as np
 import torch
+from PIL import Image
 
 import wavecodec
+from wavecodec.container import VERSION
 from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
 from wavecodec.evaluation import evaluate_image
 from wavecodec.rates import DEFAULT_QUALITY
@@ -38,7 +41,10 @@ def main() -> None:
     codec = wavecodec.load(args.model)
     cfg = codec.config
     rows = []
+    gray = cfg.channels == 1
     for name, img in dev_photos().items():
+        if gray:
+            img = np.asarray(Image.fromarray(img).convert("L"))[:, :, None]
         x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
         row = evaluate_image(codec, x, name)
         data = codec.compress(x)
@@ -54,7 +60,7 @@ def main() -> None:
         "dev_psnr_db": round(statistics.mean(r["psnr"] for r in rows), 3),
         "encode_mpix_s": round(statistics.median(r["encode_mpix_s"] for r in rows), 3),
         "decode_mpix_s": round(statistics.median(r["decode_mpix_s"] for r in rows), 3),
-        "measured_with": "benchmarks/model_figures.py (10 dev photos, format 2 files (interlaced ans coder), 2-core CPU)",
+        "measured_with": f"benchmarks/model_figures.py (10 dev photos{' in gray' if gray else ''}, format {VERSION} files (interlaced ans coder), 2-core CPU)",
         **({"dev_quality": DEFAULT_QUALITY} if codec.rates is not None else {}),  # a variable-rate model: at its default
     }
     path = write_json(RESULTS / f"figures_{cfg.name or 'model'}.json", {"model": cfg.name, "figures": figures, "photos": rows, "machine": machine()})

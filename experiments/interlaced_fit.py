@@ -67,7 +67,7 @@ def _code(q: np.ndarray, w: np.ndarray, planes: tuple[np.ndarray, ...], f: np.nd
     out = np.empty(4 * q.size + 2 * rans.LANES, np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, np.empty((2, 2 * q.size), np.int32), out, rans.LANES)
     data = w.astype("<i2").tobytes() + out[:n][::-1].astype("<u2").tobytes()
-    assert np.array_equal(il.decode(data, q.shape, 127, model=il.LINEAR), q), "a variant must decode back"
+    assert np.array_equal(il.decode(data, q.shape, 127, version=3), q), "a variant must decode back"
     bits = float(np.sum(16 - np.log2(freqs)) + 16 * np.count_nonzero(raw >= 0))
     return data, bits
 
@@ -107,7 +107,7 @@ def main() -> None:
             data, _ = _code(q, w, planes, f)
             sizes[key] += len(data)
             if it == 0:
-                assert data == il.encode(q, 127, model=il.LINEAR), "the least-squares variant is the shipped encoder"
+                assert data == il.encode(q, 127, version=3), "the least-squares variant is the shipped encoder"
                 for s in SCALES:
                     scaled = w.copy()
                     for kind in (1, 2):

@@ -10,7 +10,16 @@ from helpers import synthetic_images
 from wavecodec import FormatError
 from wavecodec import interlaced, rans
 
-MODELS = pytest.mark.parametrize("model", [interlaced.LOG, interlaced.LINEAR])
+#: every form of the coder: format 4 with each magnitude model, format 3 (linear, int16 weights) and format 2 (two states)
+FORMS = pytest.mark.parametrize("form", [(4, interlaced.LOG), (4, interlaced.LINEAR), (3, None), (2, None)], ids=["v4-log", "v4-linear", "v3", "v2"])
+
+
+def enc(q: np.ndarray, max_symbol: int, form: tuple[int, str | None]) -> bytes:
+    return interlaced.encode(q, max_symbol, version=form[0], model=form[1])
+
+
+def dec(data: bytes, shape: tuple[int, ...], max_symbol: int, form: tuple[int, str | None]) -> np.ndarray:
+    return interlaced.decode(data, shape, max_symbol, version=form[0])
 
 
 def smooth_latents(shape: tuple[int, ...], bits: int = 8, seed: int = 0, passes: int = 1) -> np.ndarray:
@@ -25,27 +34,27 @@ def smooth_latents(shape: tuple[int, ...], bits: int = 8, seed: int = 0, passes:
     return np.clip(np.round(x * scale * (m / 127)), -m, m).astype(np.int64)
 
 
-@MODELS
+@FORMS
 @pytest.mark.parametrize("shape", [(1, 12, 64, 96), (2, 3, 17, 23), (1, 1, 7, 7), (1, 4, 1, 1), (1, 5, 300), (1, 2, 5, 6, 7), (3, 6, 9, 1)])
-def test_round_trip_of_any_shape(shape: tuple[int, ...], model: str) -> None:
+def test_round_trip_of_any_shape(shape: tuple[int, ...], form: tuple[int, str | None]) -> None:
     q = smooth_latents(shape)
-    assert np.array_equal(interlaced.decode(interlaced.encode(q, 127, model=model), shape, 127, model=model), q)
+    assert np.array_equal(dec(enc(q, 127, form), shape, 127, form), q)
 
 
-@MODELS
-def test_every_size_modulo_the_lattice_round_trips(model: str) -> None:
+@FORMS
+def test_every_size_modulo_the_lattice_round_trips(form: tuple[int, str | None]) -> None:
     """The decoder keeps each step's positions in planes of their own: each of the 64 pairs of sizes modulo 8 lays them out differently."""
     for rows in range(9, 17):
         for cols in range(1, 9):
             q = smooth_latents((1, 3, rows, cols + 8 * (rows % 2)), seed=rows * 17 + cols)
-            assert np.array_equal(interlaced.decode(interlaced.encode(q, 127, model=model), q.shape, 127, model=model), q), q.shape
+            assert np.array_equal(dec(enc(q, 127, form), q.shape, 127, form), q), q.shape
 
 
-@MODELS
-def test_round_trip_of_16_bit_latents_with_escapes(model: str) -> None:
+@FORMS
+def test_round_trip_of_16_bit_latents_with_escapes(form: tuple[int, str | None]) -> None:
     q = smooth_latents((1, 4, 20, 30), bits=16)
     q[0, 1, 5, 5], q[0, 2, 0, 0], q[0, 3, -1, -1] = 32767, -32767, 30000  # far outside any table window
-    assert np.array_equal(interlaced.decode(interlaced.encode(q, 32767, model=model), q.shape, 32767, model=model), q)
+    assert np.array_equal(dec(enc(q, 32767, form), q.shape, 32767, form), q)
 
 
 def test_context_coding_beats_the_value_entropy_of_smooth_latents() -> None:
@@ -76,7 +85,7 @@ def test_the_log_linear_model_follows_magnitudes_that_move_together_across_chann
     loudness = np.exp(rng.normal(0, 1.2, (1, 1, 48, 64)))
     q = np.clip(np.round(rng.laplace(0, 1, (1, 8, 48, 64)) * 6 * loudness), -127, 127).astype(np.int64)
     log, linear = (len(interlaced.encode(q, 127, model=m)) for m in (interlaced.LOG, interlaced.LINEAR))
-    assert log < 0.93 * linear
+    assert log < 0.93 * linear and len(interlaced.encode(q, 127, version=3)) > linear  # format 3: the same model, int16 weights
     w = interlaced._fit(q[0], 127)
     assert (w[1:, 8] > 0).all() and (w[1:, 15] > 0).all()  # every later channel's slope on Y, centres and edges
 
@@ -89,16 +98,17 @@ def test_the_integer_logarithm_is_mitchells_and_the_table_offset_is_the_ladders(
     expected = n * 256 + np.array([((x << 8) >> int(k)) & 255 for x, k in zip(v, n)])
     assert np.array_equal(ours, expected.astype(np.int64))
     assert np.abs(ours[:70000] / 256 - np.log2(1.0 + np.arange(70000))).max() < 0.09  # within 0.09 of log2
-    assert interlaced.LOG_K0 == round(-4 * np.log2(interlaced.LADDER_MIN) * 2**20) + 2**19
+    shift = rans.LOG_UNIT + rans.SLOPE_SHIFT
+    assert interlaced.LOG_K0 == round(-4 * np.log2(interlaced.LADDER_MIN) * 2**shift) + 2 ** (shift - 1)
 
 
-@MODELS
-def test_every_truncation_and_many_corruptions_are_refused_or_decode_in_range(model: str) -> None:
+@FORMS
+def test_every_truncation_and_many_corruptions_are_refused_or_decode_in_range(form: tuple[int, str | None]) -> None:
     q = smooth_latents((1, 3, 12, 14))
-    data = interlaced.encode(q, 127, model=model)
+    data = enc(q, 127, form)
     for n in range(0, len(data), 7):
         try:
-            out = interlaced.decode(data[:n], q.shape, 127, model=model)
+            out = dec(data[:n], q.shape, 127, form)
         except FormatError:
             continue
         assert out.shape == q.shape and np.abs(out).max() <= 127
@@ -107,7 +117,7 @@ def test_every_truncation_and_many_corruptions_are_refused_or_decode_in_range(mo
         bad = bytearray(data)
         bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
         try:
-            out = interlaced.decode(bytes(bad), q.shape, 127, model=model)
+            out = dec(bytes(bad), q.shape, 127, form)
         except FormatError:
             continue
         assert out.shape == q.shape and np.abs(out).max() <= 127
@@ -140,15 +150,16 @@ def test_a_codec_file_uses_it_and_is_identical_across_thread_counts(fitted) -> N
     assert np.array_equal(open_latents(fitted, one)[1].all(), expected)
 
 
-@MODELS
-def test_silent_and_constant_channels_fit_finite_weights_and_round_trip(model: str) -> None:
+@FORMS
+def test_silent_and_constant_channels_fit_finite_weights_and_round_trip(form: tuple[int, str | None]) -> None:
     q = smooth_latents((1, 4, 24, 32))
     q[0, 1] = 0  # silent: every magnitude feature is zero
     q[0, 2] = 3  # constant: its spread and residuals vanish
+    model = form[1] or interlaced.LINEAR
     w = interlaced._fit(q[0], 127, model=model)
     alphas = slice(2, 4) if model == interlaced.LOG else slice(1, 3)
     assert np.all(np.abs(w) <= 32767) and np.all(w[1, alphas] == 0)  # nothing to predict from in a silent channel
-    assert np.array_equal(interlaced.decode(interlaced.encode(q, 127, model=model), q.shape, 127, model=model), q)
+    assert np.array_equal(dec(enc(q, 127, form), q.shape, 127, form), q)
 
 
 def test_results_never_share_the_reused_buffers() -> None:
@@ -161,9 +172,34 @@ def test_results_never_share_the_reused_buffers() -> None:
     assert interlaced.encode(a, 127) == data_a  # the encoder, too, starts from clean buffers
 
 
-@MODELS
+@FORMS
 @pytest.mark.parametrize("channels,max_symbol", [(48, 2047), (40, 8191), (10, 16383)])
-def test_activity_summed_over_many_loud_channels_round_trips(channels: int, max_symbol: int, model: str) -> None:
+def test_activity_summed_over_many_loud_channels_round_trips(channels: int, max_symbol: int, form: tuple[int, str | None]) -> None:
     # values sit in int16 planes, but their sum over the channels does not fit int16
     q = np.random.default_rng(0).choice([-max_symbol, max_symbol], (1, channels, 16, 16))
-    assert np.array_equal(interlaced.decode(interlaced.encode(q, max_symbol, model=model), q.shape, max_symbol, model=model), q)
+    assert np.array_equal(dec(enc(q, max_symbol, form), q.shape, max_symbol, form), q)
+
+
+def test_format_4_picks_the_smaller_model_for_quiet_latents_and_the_log_linear_one_for_loud_ones() -> None:
+    quiet = np.clip(np.round(np.random.default_rng(5).laplace(0, 0.3, (1, 16, 32, 32))), -511, 511).astype(np.int64)
+    both = [interlaced.encode(quiet, 511, model=m) for m in interlaced.MODEL_IDS]
+    auto = interlaced.encode(quiet, 511)
+    assert len(auto) == min(map(len, both)) and auto in both
+    assert np.array_equal(interlaced.decode(auto, quiet.shape, 511), quiet)
+    loud = 3 * smooth_latents((1, 6, 24, 32))
+    assert np.abs(loud).mean() >= interlaced.LOG_ABOVE and interlaced.encode(loud, 127)[0] == interlaced.MODEL_IDS.index(interlaced.LOG)
+    for bad in (b"", bytes([len(interlaced.MODEL_IDS)]) + auto[1:]):
+        with pytest.raises(FormatError, match="magnitude model"):
+            interlaced.decode(bad, quiet.shape, 511)
+
+
+def test_variable_length_weights_round_trip_and_malformed_ones_are_refused() -> None:
+    w = np.array([0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, -8193, 32767, -32767], dtype=np.int64)
+    data = interlaced.pack_weights(w)
+    assert len(data) == 1 + 1 + 1 + 1 + 1 + 2 + 2 + 2 + 2 + 3 + 3 + 3 + 3
+    back, end = interlaced.unpack_weights(b"x" + data + b"rest", 1, w.size)
+    assert np.array_equal(back, w) and end == 1 + len(data)
+    for bad, count, why in ((data[:-1], w.size, "cut off"), (bytes([0x80, 0x80, 0x80, 0x01, 0x00]), 2, "malformed"),
+                            (bytes([0xFF, 0xFF, 0x03]), 1, "out of range")):
+        with pytest.raises(FormatError, match=why):
+            interlaced.unpack_weights(bad, 0, count)

@@ -131,17 +131,10 @@ WEBP_CAPACITY = (1 << 20, 1 << 12)  # lossless WebP squeezes flat mosaics hard: 
 #: coders by the name files record (format version 4); ``ans-wavefront`` is what version 1 calls ``ans``,
 #: ``ans-two-states`` what version 2 calls ``ans``, ``ans-linear`` what version 3 calls ``ans``
 CODER_TABLE: dict[str, Coder] = {
-    "ans": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol),
-                 lambda data, shape, codec, dtype: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype),
-                 lambda n, codec: interlaced.max_symbols(n)),
-    "ans-linear": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol, model=interlaced.LINEAR),
-                        lambda data, shape, codec, dtype: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype,
-                                                                            model=interlaced.LINEAR),
-                        lambda n, codec: interlaced.max_symbols(n)),
-    "ans-two-states": Coder(lambda q, codec: interlaced.encode(q, codec.bottleneck.max_symbol, lanes=2, model=interlaced.LINEAR),
-                            lambda data, shape, codec, dtype: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype, lanes=2,
-                                                                                model=interlaced.LINEAR),
-                            lambda n, codec: interlaced.max_symbols(n, lanes=2)),
+    **{name: Coder(lambda q, codec, v=version: interlaced.encode(q, codec.bottleneck.max_symbol, v),
+                   lambda data, shape, codec, dtype, v=version: interlaced.decode(data, shape, codec.bottleneck.max_symbol, dtype, v),
+                   lambda n, codec, v=version: interlaced.max_symbols(n, v))
+       for name, version in (("ans", 4), ("ans-linear", 3), ("ans-two-states", 2))},
     "ans-wavefront": Coder(lambda q, codec: codec.context.encode(q.astype(np.int64)), lambda data, shape, codec, dtype: codec.context.decode(data, shape).astype(dtype, copy=False),
                            lambda n, codec: ans_capacity(int(codec.context.tables.max()), n)),
     "ans-iid": Coder(lambda q, codec: codec.entropy.encode(q.astype(np.int64)), lambda data, shape, codec, dtype: codec.entropy.decode(data, shape).astype(dtype, copy=False),

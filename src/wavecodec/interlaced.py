@@ -42,9 +42,15 @@ model, and adapts to each signal. Everything the decoder computes is integer ari
 integers and the frozen ladder (``assets/laplace_ladder.npz``), so decoding is bit-exact on every
 machine and thread count. Values outside a table's window are an escape plus the raw value.
 
-Payload: per item ``C x 16`` (or ``C x 13``) int16 weights (little-endian), then the rANS words
-(:mod:`wavecodec.rans`: 16-bit words, little-endian, four interleaved states; format version 2 has
-two, and is otherwise version 3: its files decode with ``lanes=2``, the coder ``ans-two-states``).
+Format 4 chooses the magnitude model per payload (:func:`encode`): the log-linear one for loud
+latents, else whichever codes them smaller (at a storage model's low qualities most symbols are 0
+and the linear model's 13 weights a channel can win).
+
+Payload of format 4: one byte naming the model (:data:`MODEL_IDS`), per item ``C x 16`` (or ``C x
+13``) weights as zigzag LEB128 varints (:func:`pack_weights`: a quiet channel's weights take a byte
+each; at low rates the weights were a fifth of a file), then the rANS words (:mod:`wavecodec.rans`:
+16-bit words, little-endian, four interleaved states). Formats 2 and 3 have the linear model and
+int16 weights (little-endian), format 2 two rANS states (:data:`VERSIONS`).
 """
 
 from __future__ import annotations
@@ -70,12 +76,13 @@ M_SHIFT = 16  # magnitudes m in units of 2^-16
 _M_SCALE = {"a": 6, "wV": 2, "wX": 0, "wR": 2}  # each weight's unit is 2^-(M_SHIFT - shift)
 LADDER_PATH = Path(__file__).resolve().parent / "assets" / "laplace_ladder.npz"
 LOG, LINEAR = "log", "linear"  # the magnitude models: format version 4's, and that of versions 2 and 3
-#: the log-linear model's table index is ``(4 acc + LOG_K0) >> 20`` (:func:`wavecodec.rans._log_index`):
-#: ``round(-4 log2(LADDER_MIN) 2^20) + 2^19`` (the first table's offset and the rounding), frozen as an integer
-LOG_K0 = 17548522
+#: the log-linear model's table index is ``(4 acc + LOG_K0) >> 16`` (:func:`wavecodec.rans._log_index`):
+#: ``round(-4 log2(LADDER_MIN) 2^16) + 2^15`` (the first table's offset and the rounding), frozen as an integer
+LOG_K0 = 1096783
 #: about how many of an item's symbols the encoder fits the log-linear slopes to, and then the intercepts: all of a
 #: ``rgb-16x`` photo's, a ninth of an ``rgb-4x`` one's (which would otherwise take a third longer to encode)
 FIT_SAMPLES, INTERCEPT_SAMPLES = 1 << 16, 1 << 14
+SHIFT_SPAN = 16  # the intercept search's range in ladder steps (4 octaves either way)
 
 
 @lru_cache(maxsize=4)
@@ -172,11 +179,12 @@ def _fit(q: np.ndarray, max_symbol: int, features: np.ndarray | None = None, mod
 def _fit_log_magnitudes(w: np.ndarray, gram: np.ndarray, rhs: np.ndarray, features: np.ndarray, table: np.ndarray) -> np.ndarray:
     """The log-linear magnitude weights into ``w`` ``(C, rans.LOG_WEIGHTS)``: slopes by least squares on
     ``log2(|residual| + 1/4)`` (one pass, done by :func:`wavecodec.rans.encoder_residuals`), then each
-    intercept moved to the maximum-likelihood Laplace scale for those slopes (a second pass); both read a sample
-    of the symbols (:data:`FIT_SAMPLES`, :data:`INTERCEPT_SAMPLES`). On the dev photos' ``rgb-16x`` latents this comes within 0.2% of a full maximum-likelihood
+    intercept moved to the maximum-likelihood Laplace scale for those slopes (a second pass), then by whole ladder
+    steps to the fewest bits under the ladder's discrete tables (a third; :func:`wavecodec.rans.intercept_shifts`);
+    they read a sample of the symbols (:data:`FIT_SAMPLES`, :data:`INTERCEPT_SAMPLES`). On the dev photos' ``rgb-16x`` latents this comes within 0.2% of a full maximum-likelihood
     fit, which needs a dozen passes."""
-    log_unit = 2.0**rans.LOG_UNIT
-    slope_unit = 2.0 ** (rans.LOG_UNIT + rans.SLOPE_SHIFT)  # coefficients on the table's l = 2^8 log2(1 + f)
+    log_unit = 2.0**rans.INTERCEPT_SHIFT
+    slope_unit = 2.0 ** (rans.LOG_UNIT + rans.SLOPE_SHIFT)  # coefficients on the integer l = 2^8 log2(1 + f)
     coef = _solve(gram[0, :, :2, :2], rhs[0, :, :2])
     w[:, 0], w[:, 1] = _log_fixed(coef[:, 0] * log_unit), _log_fixed(coef[:, 1] * slope_unit)
     for kind in (1, 2):
@@ -184,10 +192,27 @@ def _fit_log_magnitudes(w: np.ndarray, gram: np.ndarray, rhs: np.ndarray, featur
         coef = _solve(gram[kind], rhs[kind])
         w[:, base + 2] = _log_fixed(coef[:, 0] * log_unit)
         w[:, base + 3 : base + 7] = _log_fixed(coef[:, 1:] * slope_unit)
-    shift = rans.log_intercepts(features, w, table, max(1, features.shape[1] // INTERCEPT_SAMPLES))
+    stride = max(1, features.shape[1] // INTERCEPT_SAMPLES)
+    shift = rans.log_intercepts(features, w, table, stride)
     for kind, slot in ((0, 0), (1, 4), (2, 11)):
         w[:, slot] = _log_fixed(w[:, slot] + shift[kind] * log_unit)
+    radii, costs, firsts = _cost_tables()
+    steps = rans.intercept_shifts(features, w, table, costs, firsts, radii, LOG_K0, stride, SHIFT_SPAN)
+    for kind, slot in ((0, 0), (1, 4), (2, 11)):
+        w[:, slot] = _log_fixed(w[:, slot] + steps[kind] * (log_unit / 4))  # a ladder step is a quarter octave
     return w
+
+
+@lru_cache(maxsize=1)
+def _cost_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ladder as the encoder's intercept search reads it: radii, every table's entries' bits back to back
+    (``16 - log2`` of the frequency; an escape's adds its 16 raw bits), and where each table starts."""
+    radii, _, tables, _ = ladder()
+    sizes = 2 * radii + 2
+    firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    costs = np.concatenate([16 - np.log2(np.maximum(tables[k, :size], 1)) + np.where(np.arange(size) == size - 1, 16, 0)
+                            for k, size in enumerate(sizes)])
+    return radii, costs, firsts
 
 
 def _log_fixed(values: np.ndarray) -> np.ndarray:
@@ -209,13 +234,13 @@ def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 # -- coding --------------------------------------------------------------------------------
-def max_symbols(payload_bytes: int, lanes: int = rans.LANES) -> int:
+def max_symbols(payload_bytes: int, version: int = 4) -> int:
     """The most symbols a stream of ``payload_bytes`` can code: each costs at least ``-log2(MAX_PROBABILITY)`` bits.
 
-    The ``lanes`` rANS states add at most 32 bits each of slack. Work and memory of a decode are linear in the
+    The version's rANS states add at most 32 bits each of slack. Work and memory of a decode are linear in the
     symbol count, so they are bounded by the payload's size, whatever the header declares.
     """
-    return int((8 * payload_bytes + 32 * lanes) / _least_bits()) + 1
+    return int((8 * payload_bytes + 32 * VERSIONS[version][0]) / _least_bits()) + 1
 
 
 @lru_cache(maxsize=1)
@@ -256,10 +281,35 @@ def _rows(q: np.ndarray) -> np.ndarray:
     return q.reshape(batch, channels, math.prod(size[:-1]) if len(size) > 1 else 1, size[-1])
 
 
-def encode(q: np.ndarray, max_symbol: int, lanes: int = rans.LANES, model: str = LOG) -> bytes:
-    """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes, with ``lanes``
-    interleaved rANS states (four, or format version 2's two) and the magnitude ``model`` (:data:`LOG`, format
-    version 4's, or :data:`LINEAR`, that of versions 2 and 3)."""
+#: what each format version's coder writes: (rANS states, magnitude model, fixed int16 weights); version 4 chooses
+#: its model per payload (:func:`encode`) and writes variable-length weights
+VERSIONS = {2: (2, LINEAR, True), 3: (rans.LANES, LINEAR, True), 4: (rans.LANES, None, False)}
+MODEL_IDS = (LINEAR, LOG)  # format 4's first payload byte
+LOG_ABOVE = 4.0  # format 4 codes latents whose mean |q| is at least this with the log-linear model without trying the other
+
+
+def encode(q: np.ndarray, max_symbol: int, version: int = 4, model: str | None = None) -> bytes:
+    """Code integer latents ``(B, C, *S)`` (any integer type, ``|q| <= max_symbol``) into bytes as format ``version``
+    (2, 3 or 4) codes them.
+
+    Version 4 picks the magnitude ``model`` (unless given): the log-linear one where the latents are loud (mean
+    ``|q|`` at least :data:`LOG_ABOVE`: on every photo measured it coded them smaller), else whichever of the two
+    codes them smaller (quiet latents, such as a storage model's at low qualities, where most symbols are 0 and
+    the linear model's fewer weights often win). The payload then starts with the model's id.
+    """
+    lanes, fixed_model, fixed_header = VERSIONS[version]
+    if fixed_model is not None:
+        return _encode_with(q, max_symbol, lanes, fixed_model, fixed_header)
+    if model is None and np.abs(q).mean() < LOG_ABOVE:
+        tries = [_encode_with(q, max_symbol, lanes, m, False) for m in MODEL_IDS]
+        model = MODEL_IDS[int(len(tries[1]) < len(tries[0]))]
+        return bytes([MODEL_IDS.index(model)]) + tries[MODEL_IDS.index(model)]
+    model = model or LOG
+    return bytes([MODEL_IDS.index(model)]) + _encode_with(q, max_symbol, lanes, model, False)
+
+
+def _encode_with(q: np.ndarray, max_symbol: int, lanes: int, model: str, fixed_header: bool) -> bytes:
+    """The weights (int16, or variable-length: :func:`pack_weights`) and the rANS words of ``q`` under ``model``."""
     planes = _rows(q)
     batch, channels, rows, cols = planes.shape
     symbols = q.size
@@ -271,28 +321,69 @@ def encode(q: np.ndarray, max_symbol: int, lanes: int = rans.LANES, model: str =
                          raw, model == LOG, LOG_K0)
     out = scratch.array("interlaced.words", (4 * symbols + 2 * lanes,), np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out, lanes)
-    return weights.astype("<i2").tobytes() + out[:n][::-1].astype("<u2", copy=False).tobytes()
+    head = weights.astype("<i2").tobytes() if fixed_header else pack_weights(weights.ravel())
+    return head + out[:n][::-1].astype("<u2", copy=False).tobytes()
 
 
-def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = np.int32, lanes: int = rans.LANES,
-           model: str = LOG) -> np.ndarray:
+def pack_weights(w: np.ndarray) -> bytes:
+    """Weights (ints within int16) as zigzag LEB128 varints: 1 byte for ``|w| < 64``, 2 below 8,192, else 3."""
+    z = np.where(w >= 0, 2 * w, -2 * w - 1).astype(np.int64)
+    n = 1 + (z >= 1 << 7) + (z >= 1 << 14)
+    out = np.stack([(z & 127) | (128 * (n > 1)), ((z >> 7) & 127) | (128 * (n > 2)), z >> 14], axis=1).astype(np.uint8)
+    return out[np.arange(3)[None, :] < n[:, None]].tobytes()
+
+
+def unpack_weights(data: bytes, offset: int, count: int) -> tuple[np.ndarray, int]:
+    """Inverse of :func:`pack_weights` for ``count`` weights from ``data[offset:]``: ``(weights, end offset)``;
+    :class:`FormatError` for varints that are cut off, longer than 3 bytes or beyond int16."""
+    buf = np.frombuffer(data, np.uint8, count=max(0, min(len(data) - offset, 3 * count)), offset=min(offset, len(data)))
+    ends = np.flatnonzero(buf < 128)[:count]
+    if ends.size < count:
+        raise FormatError("the ANS payload's weights are cut off")
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    lengths = ends - starts + 1
+    if count and lengths.max() > 3:
+        raise FormatError("the ANS payload's weights are malformed")
+    z = np.zeros(count, np.int64)
+    for i in range(3):
+        have = i < lengths
+        z[have] |= (buf[starts[have] + i].astype(np.int64) & 127) << (7 * i)
+    if count and z.max() > 65534:
+        raise FormatError("the ANS payload's weights are out of range")
+    return (z >> 1) ^ -(z & 1), offset + (int(ends[-1]) + 1 if count else 0)
+
+
+def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = np.int32, version: int = 4) -> np.ndarray:
     """Inverse of :func:`encode` for latents of ``shape``, as ``dtype``; :class:`FormatError` for anything malformed."""
     batch, channels, *size = shape
     rows = math.prod(size[:-1]) if len(size) > 1 else 1
     cols = size[-1]
+    lanes, model, fixed_header = VERSIONS[version]
+    offset = 0
+    if model is None:
+        if not data or data[0] >= len(MODEL_IDS):
+            raise FormatError("the ANS payload names no known magnitude model")
+        model, offset = MODEL_IDS[data[0]], 1
     per_channel = rans.LOG_WEIGHTS if model == LOG else WEIGHTS
-    head = batch * channels * per_channel * 2
+    count = batch * channels * per_channel
+    if fixed_header:
+        head = offset + 2 * count
+        if len(data) < head:
+            raise FormatError("the ANS payload has the wrong length for the declared latents")
+        weights = np.frombuffer(data, dtype="<i2", count=count, offset=offset).astype(np.int64)
+    else:
+        weights, head = unpack_weights(data, offset, count)
+    weights = weights.reshape(batch, channels, per_channel)
     if len(data) < head + 4 * lanes or (len(data) - head) % 2:
         raise FormatError("the ANS payload has the wrong length for the declared latents")
     symbols = batch * channels * rows * cols
     if symbols > max_symbols(len(data) - head, lanes):  # checked before anything is allocated
         raise FormatError("the ANS payload is too short to hold the latents it declares")
-    weights = np.frombuffer(data, dtype="<i2", count=head // 2).astype(np.int64).reshape(batch, channels, per_channel)
     n_words = (len(data) - head) // 2
     if n_words > 2 * symbols + 2 * lanes:
         raise FormatError("the ANS payload is longer than the declared latents can need")
     words = scratch.array("interlaced.words", (2 * symbols + 2 * lanes,), np.uint16)
-    words[:n_words] = np.frombuffer(data, dtype="<u2", offset=head)  # read in place: no copy of the payload
+    words[:n_words] = np.frombuffer(data, dtype="<u2", count=n_words, offset=head)  # read in place: no copy of the payload
     words[n_words:] = 0  # zero padding: the decoder can never read past it
     values, resid, activity = _plane_buffers(channels, rows, cols, max_symbol)
     most = rans.most_per_step(rans.plane_table(rows, cols))

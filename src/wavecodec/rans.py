@@ -176,8 +176,10 @@ def _magnitude_weights(wc: np.ndarray, kind: int) -> tuple[int, int, int, int]: 
 
 
 #: format version 4's log-linear magnitudes: features enter as :func:`_log_of`, ``2^LOG_UNIT log2(1 + f)``;
-#: slopes are in units of ``2^-SLOPE_SHIFT``, intercepts of ``2^-LOG_UNIT`` (of log2)
-LOG_UNIT, SLOPE_SHIFT = 8, 12
+#: slopes are in units of ``2^-SLOPE_SHIFT``, intercepts of ``2^-INTERCEPT_SHIFT`` (of log2): as coarse as costs
+#: no bits, so that the weights stay short in the payload's variable-length header
+LOG_UNIT, SLOPE_SHIFT, INTERCEPT_SHIFT = 8, 8, 6
+_B_SHIFT = LOG_UNIT + SLOPE_SHIFT - INTERCEPT_SHIFT  # an intercept into the sums' units
 LOG_WEIGHTS = 16  # per channel: b0, wY0 (the first step) | alpha1, alpha2, b, wV, wR, wA, wY (centres) | the same (edges)
 
 
@@ -222,9 +224,9 @@ def _log_index(b: int, wv: int, wr: int, wa: int, wy: int, lv: int, lr: int, la:
 def _log_weights(wc: np.ndarray, kind: int) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
     """A channel's log-linear magnitude weights for a step kind: ``(b, wV, wR, wA, wY)``, ``b`` scaled for :func:`_log_index`."""
     if kind == 0:
-        return np.int64(wc[0]) << SLOPE_SHIFT, np.int64(0), np.int64(0), np.int64(0), np.int64(wc[1])
+        return np.int64(wc[0]) << _B_SHIFT, np.int64(0), np.int64(0), np.int64(0), np.int64(wc[1])
     base = 2 + 7 * (kind - 1)
-    return (np.int64(wc[base + 2]) << SLOPE_SHIFT, np.int64(wc[base + 3]), np.int64(wc[base + 4]), np.int64(wc[base + 5]),
+    return (np.int64(wc[base + 2]) << _B_SHIFT, np.int64(wc[base + 3]), np.int64(wc[base + 4]), np.int64(wc[base + 5]),
             np.int64(wc[base + 6]))
 
 
@@ -328,6 +330,72 @@ def log_intercepts(features: np.ndarray, weights: np.ndarray, table: np.ndarray,
             counts[kind, c] += len(range(u, u + m, stride))
             u += m
     return np.log2(np.maximum(sums, 1e-9) / np.maximum(counts, 1))
+
+
+@njit(cache=True, nogil=True)
+def _shifted_cost(accs: np.ndarray, offsets: np.ndarray, shift: int, costs: np.ndarray, firsts: np.ndarray, radii: np.ndarray,
+                  k0: int, top: int) -> float:  # pragma: no cover - compiled
+    """The bits of a group's sampled symbols (``accs``: :func:`_log_index`'s sums, ``offsets``: residuals) with every
+    magnitude moved ``shift`` ladder steps."""
+    total = 0.0
+    step = np.int64(1) << (LOG_UNIT + SLOPE_SHIFT - 2)  # a quarter octave
+    for i in range(accs.size):
+        k = min(max((4 * (accs[i] + shift * step) + k0) >> (LOG_UNIT + SLOPE_SHIFT), 0), top)
+        window = _at(radii, k)
+        r = offsets[i]
+        total += costs[firsts[k] + (2 * window + 1 if abs(r) > window else r + window)]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def intercept_shifts(features: np.ndarray, weights: np.ndarray, table: np.ndarray, costs: np.ndarray, firsts: np.ndarray,
+                     radii: np.ndarray, k0: int, stride: int, span: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Per kind (0, 1, 2) and channel, the shift of the intercept in ladder steps (within ``span``) that codes every
+    ``stride``-th symbol of one item (features ``(FEATURES, symbols)``, weights ``(C, LOG_WEIGHTS)``) in the fewest
+    bits: ``costs[firsts[k] + i]``, the bits of entry ``i`` of table ``k``. The maximum-likelihood scale of a
+    continuous Laplace (:func:`log_intercepts`) is what a quiet channel's tables are not: where most residuals are
+    0, the discrete tables want a larger scale than it (up to 3 octaves on the storage model's low rates).
+    A walk from 0 while the bits fall: they are unimodal in the shift."""
+    channels = weights.shape[0]
+    steps = step_kinds_and_sizes(table)
+    top = radii.size - 1
+    counts = np.zeros(3 * channels + 1, np.int64)
+    u = 0
+    for st in range(steps.shape[0]):
+        kind, m = steps[st, 0], steps[st, 1]
+        for c in range(channels):
+            counts[kind * channels + c + 1] += len(range(0, m, stride))
+            u += m
+    starts = np.cumsum(counts)
+    accs, offsets, fill = np.empty(starts[-1], np.int64), np.empty(starts[-1], np.int64), starts[:-1].copy()
+    u = 0
+    for st in range(steps.shape[0]):
+        kind, m = steps[st, 0], steps[st, 1]
+        for c in range(channels):
+            lb, lv, lr, la, ly = _log_weights(weights[c], kind)
+            g = kind * channels + c
+            for e in range(u, u + m, stride):
+                accs[fill[g]] = (lb + lv * _log_of(features[3, e]) + lr * _log_of(features[6, e]) + la * _log_of(features[4, e])
+                                 + ly * _log_of(features[7, e]))
+                offsets[fill[g]] = np.int64(features[0, e]) - np.int64(features[5, e])
+                fill[g] += 1
+            u += m
+    shifts = np.zeros((3, channels), np.int64)
+    for g in range(3 * channels):
+        a, o = accs[starts[g] : starts[g + 1]], offsets[starts[g] : starts[g + 1]]
+        if a.size == 0:
+            continue
+        best, shift = _shifted_cost(a, o, 0, costs, firsts, radii, k0, top), 0
+        for direction in (1, -1):
+            while abs(shift + direction) <= span:
+                bits = _shifted_cost(a, o, shift + direction, costs, firsts, radii, k0, top)
+                if bits >= best:
+                    break
+                best, shift = bits, shift + direction
+            if shift != 0:
+                break  # it moved up: no need to try down
+        shifts[g // channels, g % channels] = shift
+    return shifts
 
 
 # -- planes per step ---------------------------------------------------------------------------------
