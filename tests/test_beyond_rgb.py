@@ -186,7 +186,7 @@ def test_registry_picks_the_model_made_for_each_input() -> None:
 
     assert default_model("image") == default_model("image", 3) == "rgb-storage"  # files: the variable-rate model
     assert default_model("image", 3, "latents") == "rgb-16x"  # datasets of latents: a fixed rate and shape
-    assert default_model("image", 1) == "gray-16x"
+    assert default_model("image", 1) == "gray-storage" and default_model("image", 1, "latents") == "gray-16x"
     assert default_model("image", 7) == "ms7-16x"
     assert default_model("volume") == "mri-16x"
     assert default_model("audio") == "stereo-5x"

@@ -152,7 +152,7 @@ def test_registry_selects_models_for_inputs_and_files() -> None:
     from wavecodec.registry import model_for, model_for_header, models
 
     assert model_for("image", 3) == "rgb-storage" and model_for("image", 3, "latents") == "rgb-16x"
-    assert model_for("image", 1) == "gray-16x" and model_for("image", 7) == "ms7-16x"
+    assert model_for("image", 1) == "gray-storage" and model_for("image", 1, "latents") == "gray-16x" and model_for("image", 7) == "ms7-16x"
     assert model_for("image", 4) == model_for("image", 2) == "rgb-storage"  # RGBA and gray+alpha through RGB
     assert model_for("audio", 1) == model_for("audio", 2) == "stereo-5x"
     assert model_for("volume", 1) == "mri-16x"

@@ -34,7 +34,7 @@ def test_top_level_compress_and_decompress_pick_the_shipped_models() -> None:
     out = wavecodec.decompress(data)
     assert out.shape == (1, 3, photo.height, photo.width) and out.dtype == torch.uint8
     gray = wavecodec.compress(np.asarray(photo.convert("L")))
-    assert read_header(gray)["model"] == "gray-16x"
+    assert read_header(gray)["model"] == "gray-storage" and read_header(gray)["quality"] == 75
 
 
 def test_an_export_may_not_silently_take_a_shipped_models_name(tmp_path: Path, capsys) -> None:

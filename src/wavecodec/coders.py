@@ -2,10 +2,10 @@
 
 * ``ans`` (default): the interlaced context coder (:mod:`wavecodec.interlaced`): ten
   whole-tensor passes, forward-adaptive weights in the payload, a log-linear magnitude model that
-  reads the channels decoded before at the same position, a frozen table ladder, four
-  interleaved rANS states.
-* ``ans-linear``: the same coder with format version 3's linear magnitude model (version 3
-  files call it ``ans``); its files are about 2% larger (``benchmarks/data_path.py``).
+  reads the channels decoded before at the same position (quiet latents may get the linear one),
+  a frozen table ladder, four interleaved rANS states.
+* ``ans-linear``: format version 3's form of it: the linear magnitude model and int16 weights
+  (version 3 files call it ``ans``); its files are 1-5% larger (``benchmarks/data_path.py``).
 * ``ans-two-states``: ``ans-linear`` with the two rANS states of format version 2, whose
   files call it ``ans``; its streams decode about a tenth slower.
 * ``ans-wavefront``: the context coder of format version 1 (:class:`wavecodec.context.ContextModel`,
