@@ -635,17 +635,23 @@ def encoder_values(values: np.ndarray, activity: np.ndarray, table: np.ndarray, 
 
 
 @njit(cache=True, nogil=True)
-def _log_normal_equations(gram: np.ndarray, rhs: np.ndarray, values: np.ndarray, spreads: np.ndarray, mus: np.ndarray, owns: np.ndarray,
-                          act: np.ndarray, same: np.ndarray, n: int, targets: np.ndarray, stride: int) -> None:  # pragma: no cover - compiled
-    """Add to ``gram`` ``(5, 5)`` (upper triangle) and ``rhs`` ``(5,)`` the normal equations of ``targets[|residual|] ~ 1, lV,
-    lR, lA, lY`` over every ``stride``-th of a step's ``n`` symbols (features as :func:`encoder_residuals` keeps them).
+def _normal_equations(gram: np.ndarray, rhs: np.ndarray, values: np.ndarray, mus: np.ndarray, f1: np.ndarray, f2: np.ndarray,
+                      f3: np.ndarray, f4: np.ndarray, n: int, stride: int, log_model: bool,
+                      targets: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Add to ``gram`` ``(5, 5)`` (upper triangle) and ``rhs`` ``(5,)`` the normal equations of a magnitude model over
+    every ``stride``-th of a step's ``n`` symbols: the linear one's ``|residual| ~ 1, f1, f2, f3, f4`` (exact: integer
+    sums stay below 2^53), or the log-linear one's ``targets[|residual|] ~ 1, l(f1), .., l(f4)`` (:func:`_log_of`).
     Sums in locals: accumulating into the arrays themselves chained every sample through memory (five times slower)."""
     g00 = g01 = g02 = g03 = g04 = g11 = g12 = g13 = g14 = g22 = g23 = g24 = g33 = g34 = g44 = 0.0
     h0 = h1 = h2 = h3 = h4 = 0.0
     for e in range(0, n, stride):
-        x1, x2 = np.float64(_log_of(spreads[e])), np.float64(_log_of(owns[e]))
-        x3, x4 = np.float64(_log_of(act[e])), np.float64(_log_of(same[e]))
-        y = targets[abs(np.int64(values[e]) - np.int64(mus[e]))]
+        r = abs(np.int64(values[e]) - np.int64(mus[e]))
+        if log_model:
+            x1, x2 = np.float64(_log_of(f1[e])), np.float64(_log_of(f2[e]))
+            x3, x4 = np.float64(_log_of(f3[e])), np.float64(_log_of(f4[e]))
+            y = targets[r]
+        else:
+            x1, x2, x3, x4, y = np.float64(f1[e]), np.float64(f2[e]), np.float64(f3[e]), np.float64(f4[e]), np.float64(r)
         g00 += 1.0
         g01 += x1
         g02 += x2
@@ -712,7 +718,7 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, activity: np.ndarra
                 total += abs(np.int64(f0[e]))
         first[ch] = total / max(n, 1)
         if log_model:  # only Y: the other features are zero
-            _log_normal_equations(gram[0, ch], rhs[0, ch], f0, zeros, zeros, zeros, zeros, same, n, targets, stride)
+            _normal_equations(gram[0, ch], rhs[0, ch], f0, zeros, same, zeros, zeros, zeros, n, stride, True, targets)
             for e in range(n):
                 same[e] += abs(np.int64(f0[e]))
     if log_model:
@@ -740,40 +746,14 @@ def encoder_residuals(values: np.ndarray, resid: np.ndarray, activity: np.ndarra
                     resid[np.uint64(own + u)] = f0[e] - mu
                     f5[e] = mu
                     f6[e] = _residual_feature(_at(resid, b0 + u), _at(resid, b1 + u), _at(resid, b2 + u), _at(resid, b3 + u))
-            G, h = gram[kind, ch], rhs[kind, ch]
             if log_model:
                 for e in range(n):
                     f4[e], f7[e] = act[e], same[e]
-                _log_normal_equations(G, h, f0, f3, f5, f6, act, same, n, targets, stride)
+                _normal_equations(gram[kind, ch], rhs[kind, ch], f0, f5, f3, f6, act, same, n, stride, True, targets)
                 for e in range(n):
                     same[e] += abs(np.int64(f0[e]) - np.int64(f5[e]))
-                continue
-            # 1, V, X, R against |residual|: the 10 distinct products of the Gram matrix, then the 4 right-hand sides
-            s_v, s_x, s_r, s_vv, s_vx, s_vr, s_xx, s_xr, s_rr, t_1, t_v, t_x, t_r = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-            for e in range(n):  # a second loop: plain contiguous sums vectorise
-                spread, others, own_r = np.int64(f3[e]), np.int64(f4[e]), np.int64(f6[e])
-                y = abs(np.int64(f0[e]) - np.int64(f5[e]))
-                s_v += spread
-                s_x += others
-                s_r += own_r
-                s_vv += spread * spread
-                s_vx += spread * others
-                s_vr += spread * own_r
-                s_xx += others * others
-                s_xr += others * own_r
-                s_rr += own_r * own_r
-                t_1 += y
-                t_v += spread * y
-                t_x += others * y
-                t_r += own_r * y
-            entries = ((0, 0, n), (0, 1, s_v), (0, 2, s_x), (0, 3, s_r), (1, 1, s_vv), (1, 2, s_vx), (1, 3, s_vr),
-                       (2, 2, s_xx), (2, 3, s_xr), (3, 3, s_rr))
-            for a_, b_, value in entries:
-                G[a_, b_] += value
-            h[0] += t_1
-            h[1] += t_v
-            h[2] += t_x
-            h[3] += t_r
+            else:  # 1, V, X, R against |residual|, every symbol
+                _normal_equations(gram[kind, ch], rhs[kind, ch], f0, f5, f3, f4, f6, zeros, n, 1, False, targets)
         start += channels * n
         if log_model:
             _plane_activity(resid, activity, channels, 0, o, r, c)
