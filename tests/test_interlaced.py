@@ -203,3 +203,21 @@ def test_variable_length_weights_round_trip_and_malformed_ones_are_refused() -> 
                             (bytes([0xFF, 0xFF, 0x03]), 1, "out of range")):
         with pytest.raises(FormatError, match=why):
             interlaced.unpack_weights(bad, 0, count)
+
+
+def test_format_4_pads_its_weights_to_keep_the_words_aligned_and_refuses_a_nonzero_pad() -> None:
+    padded = 0
+    for seed in range(8):
+        q = smooth_latents((1, 3, 12, 14), seed=seed)
+        for model in interlaced.MODEL_IDS:
+            data = interlaced.encode(q, 127, model=model)
+            count = 3 * (rans.LOG_WEIGHTS if model == interlaced.LOG else interlaced.WEIGHTS)
+            weights, end = interlaced.unpack_weights(data, 1, count)
+            assert end % 2 == 0 and (len(data) - end) % 2 == 0
+            if rans.pack_varints(weights, np.empty(3 * count, np.uint8)) % 2 == 0:  # padded: a nonzero pad is refused
+                padded += 1
+                bad = bytearray(data)
+                bad[end - 1] = 1
+                with pytest.raises(FormatError, match="malformed"):
+                    interlaced.decode(bytes(bad), q.shape, 127)
+    assert padded

@@ -301,7 +301,7 @@ def encode(q: np.ndarray, max_symbol: int, version: int = 4, model: str | None =
     lanes, fixed_model, fixed_header = VERSIONS[version]
     if fixed_model is not None:
         return _encode_with(q, max_symbol, lanes, fixed_model, fixed_header)
-    if model is None and np.abs(q).mean() < LOG_ABOVE:
+    if model is None and np.abs(q.reshape(-1)[:: max(1, q.size // 8192)]).mean() < LOG_ABOVE:  # a sample is enough
         tries = [_encode_with(q, max_symbol, lanes, m, False) for m in MODEL_IDS]
         model = MODEL_IDS[int(len(tries[1]) < len(tries[0]))]
         return bytes([MODEL_IDS.index(model)]) + tries[MODEL_IDS.index(model)]
@@ -327,31 +327,31 @@ def _encode_with(q: np.ndarray, max_symbol: int, lanes: int, model: str, fixed_h
 
 
 def pack_weights(w: np.ndarray) -> bytes:
-    """Weights (ints within int16) as zigzag LEB128 varints: 1 byte for ``|w| < 64``, 2 below 8,192, else 3."""
-    z = np.where(w >= 0, 2 * w, -2 * w - 1).astype(np.int64)
-    n = 1 + (z >= 1 << 7) + (z >= 1 << 14)
-    out = np.stack([(z & 127) | (128 * (n > 1)), ((z >> 7) & 127) | (128 * (n > 2)), z >> 14], axis=1).astype(np.uint8)
-    return out[np.arange(3)[None, :] < n[:, None]].tobytes()
+    """Weights (ints within int16) as zigzag LEB128 varints (:func:`wavecodec.rans.pack_varints`), then a zero byte
+    where that ends them, after the payload's model byte, at an even offset: the rANS words after them stay aligned."""
+    out = scratch.array("interlaced.varints", (3 * w.size + 1,), np.uint8)
+    n = rans.pack_varints(np.ascontiguousarray(w, dtype=np.int64), out)
+    out[n] = 0
+    return out[: n + (n + 1) % 2].tobytes()
+
+
+_VARINT_PROBLEMS = {-1: "the ANS payload's weights are cut off", -2: "the ANS payload's weights are malformed",
+                    -3: "the ANS payload's weights are out of range"}
 
 
 def unpack_weights(data: bytes, offset: int, count: int) -> tuple[np.ndarray, int]:
-    """Inverse of :func:`pack_weights` for ``count`` weights from ``data[offset:]``: ``(weights, end offset)``;
-    :class:`FormatError` for varints that are cut off, longer than 3 bytes or beyond int16."""
-    buf = np.frombuffer(data, np.uint8, count=max(0, min(len(data) - offset, 3 * count)), offset=min(offset, len(data)))
-    ends = np.flatnonzero(buf < 128)[:count]
-    if ends.size < count:
-        raise FormatError("the ANS payload's weights are cut off")
-    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
-    lengths = ends - starts + 1
-    if count and lengths.max() > 3:
-        raise FormatError("the ANS payload's weights are malformed")
-    z = np.zeros(count, np.int64)
-    for i in range(3):
-        have = i < lengths
-        z[have] |= (buf[starts[have] + i].astype(np.int64) & 127) << (7 * i)
-    if count and z.max() > 65534:
-        raise FormatError("the ANS payload's weights are out of range")
-    return (z >> 1) ^ -(z & 1), offset + (int(ends[-1]) + 1 if count else 0)
+    """Inverse of :func:`pack_weights` for ``count`` weights from ``data[offset:]``: ``(weights, end offset)``, the
+    padding included; :class:`FormatError` for varints that are cut off, longer than 3 bytes or beyond int16, or
+    padding that is not zero."""
+    out = np.empty(count, np.int64)
+    end = rans.unpack_varints(np.frombuffer(data, np.uint8), offset, out)
+    if end < 0:
+        raise FormatError(_VARINT_PROBLEMS[end])
+    if end % 2:  # the padding that ends the weights at an even offset
+        if end >= len(data) or data[end]:
+            raise FormatError("the ANS payload's weights are malformed")
+        end += 1
+    return out, end
 
 
 def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = np.int32, version: int = 4) -> np.ndarray:

@@ -1035,3 +1035,44 @@ def decode_interlaced(words: np.ndarray, n_words: int, weights: np.ndarray, out:
     if state[4] != n_words or state[0] != LOWER or state[1] != LOWER or state[2] != LOWER or state[3] != LOWER:
         return 3
     return 0
+
+
+# -- format 4's variable-length weights ----------------------------------------------------------
+@njit(cache=True, nogil=True)
+def pack_varints(w: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Write ints within int16 as zigzag LEB128 varints into ``out`` (uint8, at least ``3 * w.size``); returns the bytes
+    written: 1 for ``|w| < 64``, 2 below 8,192, else 3."""
+    n = 0
+    for i in range(w.size):
+        v = np.int64(w[i])
+        z = 2 * v if v >= 0 else -2 * v - 1
+        while z >= 128:
+            out[n] = (z & 127) | 128
+            z >>= 7
+            n += 1
+        out[n] = z
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def unpack_varints(buf: np.ndarray, start: int, out: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Read ``out.size`` varints of :func:`pack_varints` from ``buf`` (uint8) at ``start``; returns where they end, or
+    -1 if ``buf`` ends first, -2 for a varint longer than 3 bytes, -3 for one beyond int16."""
+    p = start
+    for i in range(out.size):
+        z = np.int64(0)
+        for k in range(4):
+            if p >= buf.size:
+                return -1
+            if k == 3:
+                return -2
+            b = np.int64(buf[p])
+            p += 1
+            z |= (b & 127) << (7 * k)
+            if b < 128:
+                break
+        if z > 65534:
+            return -3
+        out[i] = (z >> 1) ^ -(z & 1)
+    return p
