@@ -21,7 +21,7 @@ chosen from a frozen ladder of :data:`LADDER_SIZE` scales (a quarter octave apar
 magnitude ``m``, with ``mu = alpha1 * mean(pair 1) + alpha2 * mean(pair 2)``: the two
 opposite-neighbour pairs (left/right and up/down, or the two diagonals) weighted separately, since
 the latent channels are anisotropic. The magnitude model is format version 4's **log-linear** one
-(:data:`LOG`, the default):
+(:data:`LOG`):
 
 * ``log2 m = b + wV lV + wR lR + wA lA + wY lY`` with ``l = log2(1 + f)`` of four features: the
   spread ``V`` of the four neighbours, their own residual magnitudes ``R``, the residual activity
@@ -35,9 +35,9 @@ the latent channels are anisotropic. The magnitude model is format version 4's *
 
 The weights (per channel 16 for the log-linear model, 13 for the linear one, per step kind) are
 fitted to the file's own latents when it is encoded (forward adaptation, like FLAC's predictors) and
-stored at the start of the payload as int16 fixed point: least squares for the predictions; for the
-log-linear magnitudes least squares on ``log2(|r| + 1/4)`` for the slopes, then each intercept moved
-to the maximum-likelihood Laplace scale. So the coder needs no trained tables, works with every
+stored at the start of the payload as fixed-point integers: least squares for the predictions; for
+the log-linear magnitudes least squares on ``log2(|r| + 1/4)`` for the slopes, then each intercept
+moved to the maximum-likelihood Laplace scale and on by whole ladder steps to the fewest bits. So the coder needs no trained tables, works with every
 model, and adapts to each signal. Everything the decoder computes is integer arithmetic on those
 integers and the frozen ladder (``assets/laplace_ladder.npz``), so decoding is bit-exact on every
 machine and thread count. Values outside a table's window are an escape plus the raw value.
@@ -48,7 +48,7 @@ and the linear model's 13 weights a channel can win).
 
 Payload of format 4: one byte naming the model (:data:`MODEL_IDS`), per item ``C x 16`` (or ``C x
 13``) weights as zigzag LEB128 varints (:func:`pack_weights`: a quiet channel's weights take a byte
-each; at low rates the weights were a fifth of a file), then the rANS words (:mod:`wavecodec.rans`:
+each, where at low rates int16 weights were a large share of a file), then the rANS words (:mod:`wavecodec.rans`:
 16-bit words, little-endian, four interleaved states). Formats 2 and 3 have the linear model and
 int16 weights (little-endian), format 2 two rANS states (:data:`VERSIONS`).
 """

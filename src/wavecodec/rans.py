@@ -1,6 +1,6 @@
 """Range asymmetric numeral systems (rANS) with 16-bit words, compiled with Numba, for the interlaced coder.
 
-The coder keeps :data:`LANES` interleaved 32-bit states in ``[2^16, 2^32)`` (format version 3;
+The coder keeps :data:`LANES` interleaved 32-bit states in ``[2^16, 2^32)`` (format versions 3 and 4;
 version 2's streams have two): symbol ``t`` uses state ``t % lanes``, so a decoder's dependency
 chains overlap in the processor. Coding a symbol whose frequency
 is ``f`` and cumulative frequency ``c`` (out of ``2^16``) maps ``x`` to
@@ -86,7 +86,7 @@ def encode_symbols(starts: np.ndarray, freqs: np.ndarray, raw: np.ndarray, splic
     return n
 
 
-LANES = 4  # interleaved rANS states of format version 3 (version 2's streams have 2)
+LANES = 4  # interleaved rANS states of format versions 3 and 4 (version 2's streams have 2)
 LATTICE = 8  # the first step's spacing: the decoder's planes are laid out for spacings 8, 4, 2
 COARSE = 6  # the slot lookup table has one entry per 2^COARSE slots
 CELL_LIMIT = 1 << 48  # magnitudes from here on take the last table
