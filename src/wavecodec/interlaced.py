@@ -83,6 +83,7 @@ LOG_K0 = 1096783
 #: ``rgb-16x`` photo's, a ninth of an ``rgb-4x`` one's (which would otherwise take a third longer to encode)
 FIT_SAMPLES, INTERCEPT_SAMPLES = 1 << 16, 1 << 14
 SHIFT_SPAN = 16  # the intercept search's range in ladder steps (4 octaves either way)
+_INTERCEPTS = (0, 4, 11)  # where the log-linear weights keep each step kind's intercept
 
 
 @lru_cache(maxsize=4)
@@ -179,27 +180,23 @@ def _fit(q: np.ndarray, max_symbol: int, features: np.ndarray | None = None, mod
 def _fit_log_magnitudes(w: np.ndarray, gram: np.ndarray, rhs: np.ndarray, features: np.ndarray, table: np.ndarray) -> np.ndarray:
     """The log-linear magnitude weights into ``w`` ``(C, rans.LOG_WEIGHTS)``: slopes by least squares on
     ``log2(|residual| + 1/4)`` (one pass, done by :func:`wavecodec.rans.encoder_residuals`), then each
-    intercept moved to the maximum-likelihood Laplace scale for those slopes (a second pass), then by whole ladder
-    steps to the fewest bits under the ladder's discrete tables (a third; :func:`wavecodec.rans.intercept_shifts`);
+    intercept moved to the maximum-likelihood Laplace scale for those slopes, then by whole ladder steps to the
+    fewest bits under the ladder's discrete tables (a second pass: :func:`wavecodec.rans.intercept_moves`);
     they read a sample of the symbols (:data:`FIT_SAMPLES`, :data:`INTERCEPT_SAMPLES`). On the dev photos' ``rgb-16x`` latents this comes within 0.2% of a full maximum-likelihood
     fit, which needs a dozen passes."""
-    log_unit = 2.0**rans.INTERCEPT_SHIFT
-    slope_unit = 2.0 ** (rans.LOG_UNIT + rans.SLOPE_SHIFT)  # coefficients on the integer l = 2^8 log2(1 + f)
+    slope_shift = rans.LOG_UNIT + rans.SLOPE_SHIFT  # coefficients on the integer l = 2^8 log2(1 + f)
     coef = _solve(gram[0, :, :2, :2], rhs[0, :, :2])
-    w[:, 0], w[:, 1] = _log_fixed(coef[:, 0] * log_unit), _log_fixed(coef[:, 1] * slope_unit)
+    w[:, 0], w[:, 1] = _to_fixed(coef[:, 0], rans.INTERCEPT_SHIFT), _to_fixed(coef[:, 1], slope_shift)
     for kind in (1, 2):
         base = 2 + 7 * (kind - 1)
         coef = _solve(gram[kind], rhs[kind])
-        w[:, base + 2] = _log_fixed(coef[:, 0] * log_unit)
-        w[:, base + 3 : base + 7] = _log_fixed(coef[:, 1:] * slope_unit)
-    stride = max(1, features.shape[1] // INTERCEPT_SAMPLES)
-    shift = rans.log_intercepts(features, w, table, stride)
-    for kind, slot in ((0, 0), (1, 4), (2, 11)):
-        w[:, slot] = _log_fixed(w[:, slot] + shift[kind] * log_unit)
+        w[:, base + 2] = _to_fixed(coef[:, 0], rans.INTERCEPT_SHIFT)
+        w[:, base + 3 : base + 7] = _to_fixed(coef[:, 1:], slope_shift)
     radii, costs, firsts = _cost_tables()
-    steps = rans.intercept_shifts(features, w, table, costs, firsts, radii, LOG_K0, stride, SHIFT_SPAN)
-    for kind, slot in ((0, 0), (1, 4), (2, 11)):
-        w[:, slot] = _log_fixed(w[:, slot] + steps[kind] * (log_unit / 4))  # a ladder step is a quarter octave
+    moves = rans.intercept_moves(features, w, table, costs, firsts, radii, LOG_K0, max(1, features.shape[1] // INTERCEPT_SAMPLES),
+                                 SHIFT_SPAN)
+    for kind, slot in enumerate(_INTERCEPTS):
+        w[:, slot] = _to_fixed(w[:, slot] + moves[kind], 0)
     return w
 
 
@@ -213,11 +210,6 @@ def _cost_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     costs = np.concatenate([16 - np.log2(np.maximum(tables[k, :size], 1)) + np.where(np.arange(size) == size - 1, 16, 0)
                             for k, size in enumerate(sizes)])
     return radii, costs, firsts
-
-
-def _log_fixed(values: np.ndarray) -> np.ndarray:
-    """Rounded into int16 (weights beyond it are clipped: a magnitude model that steep is never a good fit)."""
-    return np.clip(np.round(values), -32767, 32767).astype(np.int64)
 
 
 def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -378,7 +370,7 @@ def decode(data: bytes, shape: tuple[int, ...], max_symbol: int, dtype: type = n
     if len(data) < head + 4 * lanes or (len(data) - head) % 2:
         raise FormatError("the ANS payload has the wrong length for the declared latents")
     symbols = batch * channels * rows * cols
-    if symbols > max_symbols(len(data) - head, lanes):  # checked before anything is allocated
+    if symbols > max_symbols(len(data) - head, version):  # checked before anything is allocated
         raise FormatError("the ANS payload is too short to hold the latents it declares")
     n_words = (len(data) - head) // 2
     if n_words > 2 * symbols + 2 * lanes:

@@ -216,7 +216,12 @@ def _log_index(b: int, wv: int, wr: int, wa: int, wy: int, lv: int, lr: int, la:
     """The ladder table of the magnitude ``log2 m = b + wV lV + wR lR + wA lA + wY lY`` (``b`` already in units of
     ``2^-(LOG_UNIT + SLOPE_SHIFT)``): tables are a quarter octave apart, so the index is ``4 log2 m`` less the
     first table's, rounded (``k0`` holds both), within ``[0, top]``. No search: one shift."""
-    acc = b + wv * lv + wr * lr + wa * la + wy * ly
+    return _ladder_index(b + wv * lv + wr * lr + wa * la + wy * ly, k0, top)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ladder_index(acc: int, k0: int, top: int) -> int:  # pragma: no cover - compiled
+    """The ladder table of ``log2 m = acc`` (in units of ``2^-(LOG_UNIT + SLOPE_SHIFT)``): see :func:`_log_index`."""
     return min(max((4 * acc + k0) >> (LOG_UNIT + SLOPE_SHIFT), 0), top)
 
 
@@ -282,11 +287,10 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray
             m = steps[st, 1]
             for c in range(channels):
                 so, xo, ro, yo = spreads[u : u + m], others[u : u + m], owns[u : u + m], same[u : u + m]
-                if log_model:
+                if log_model:  # the features' own columns, not features[:, e]: contiguous loads vectorise
                     lb, lv, lr, la, ly = _log_weights(weights[b, c], steps[st, 0])
                     for e in range(m):
-                        ks[e] = _log_index(lb, lv, lr, la, ly, _log_of(so[e]), _log_of(ro[e]), _log_of(xo[e]),
-                                           _log_of(yo[e]), k0, top)
+                        ks[e] = _log_index(lb, lv, lr, la, ly, _log_of(so[e]), _log_of(ro[e]), _log_of(xo[e]), _log_of(yo[e]), k0, top)
                 else:
                     a, wv, wx, wr = _magnitude_weights(weights[b, c], steps[st, 0])
                     for e in range(m):
@@ -307,32 +311,6 @@ def code_interlaced(features: np.ndarray, weights: np.ndarray, table: np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def log_intercepts(features: np.ndarray, weights: np.ndarray, table: np.ndarray, stride: int) -> np.ndarray:  # pragma: no cover - compiled
-    """For one item's features ``(FEATURES, symbols)`` and log-linear weights ``(C, LOG_WEIGHTS)``: per kind (0, 1,
-    2) and channel, ``log2`` of the mean of ``|residual| / m`` over every ``stride``-th symbol of each
-    step, ``m`` the model's magnitude ``(3, C)``. Adding it to the intercept makes ``m`` the maximum-likelihood Laplace scale for the
-    slopes: least squares on ``log2 |residual|`` finds good slopes but a biased intercept."""
-    channels = weights.shape[0]
-    steps = step_kinds_and_sizes(table)
-    sums, counts = np.zeros((3, channels)), np.zeros((3, channels))
-    scale = 2.0 ** -(LOG_UNIT + SLOPE_SHIFT)
-    u = 0
-    for st in range(steps.shape[0]):
-        kind, m = steps[st, 0], steps[st, 1]
-        for c in range(channels):
-            lb, lv, lr, la, ly = _log_weights(weights[c], kind)
-            total = 0.0
-            for e in range(u, u + m, stride):
-                acc = (lb + lv * _log_of(features[3, e]) + lr * _log_of(features[6, e]) + la * _log_of(features[4, e])
-                       + ly * _log_of(features[7, e]))
-                total += abs(np.float64(features[0, e]) - np.float64(features[5, e])) * np.exp2(-acc * scale)
-            sums[kind, c] += total
-            counts[kind, c] += len(range(u, u + m, stride))
-            u += m
-    return np.log2(np.maximum(sums, 1e-9) / np.maximum(counts, 1))
-
-
-@njit(cache=True, nogil=True)
 def _shifted_cost(accs: np.ndarray, offsets: np.ndarray, shift: int, costs: np.ndarray, firsts: np.ndarray, radii: np.ndarray,
                   k0: int, top: int) -> float:  # pragma: no cover - compiled
     """The bits of a group's sampled symbols (``accs``: :func:`_log_index`'s sums, ``offsets``: residuals) with every
@@ -340,7 +318,7 @@ def _shifted_cost(accs: np.ndarray, offsets: np.ndarray, shift: int, costs: np.n
     total = 0.0
     step = np.int64(1) << (LOG_UNIT + SLOPE_SHIFT - 2)  # a quarter octave
     for i in range(accs.size):
-        k = min(max((4 * (accs[i] + shift * step) + k0) >> (LOG_UNIT + SLOPE_SHIFT), 0), top)
+        k = _ladder_index(accs[i] + shift * step, k0, top)
         window = _at(radii, k)
         r = offsets[i]
         total += costs[firsts[k] + (2 * window + 1 if abs(r) > window else r + window)]
@@ -348,54 +326,61 @@ def _shifted_cost(accs: np.ndarray, offsets: np.ndarray, shift: int, costs: np.n
 
 
 @njit(cache=True, nogil=True)
-def intercept_shifts(features: np.ndarray, weights: np.ndarray, table: np.ndarray, costs: np.ndarray, firsts: np.ndarray,
-                     radii: np.ndarray, k0: int, stride: int, span: int) -> np.ndarray:  # pragma: no cover - compiled
-    """Per kind (0, 1, 2) and channel, the shift of the intercept in ladder steps (within ``span``) that codes every
-    ``stride``-th symbol of one item (features ``(FEATURES, symbols)``, weights ``(C, LOG_WEIGHTS)``) in the fewest
-    bits: ``costs[firsts[k] + i]``, the bits of entry ``i`` of table ``k``. The maximum-likelihood scale of a
-    continuous Laplace (:func:`log_intercepts`) is what a quiet channel's tables are not: where most residuals are
-    0, the discrete tables want a larger scale than it (up to 3 octaves on the storage model's low rates).
-    A walk from 0 while the bits fall: they are unimodal in the shift."""
+def intercept_moves(features: np.ndarray, weights: np.ndarray, table: np.ndarray, costs: np.ndarray, firsts: np.ndarray,
+                    radii: np.ndarray, k0: int, stride: int, span: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Per kind (0, 1, 2) and channel, how far to move the intercept (in its units, ``2^-INTERCEPT_SHIFT``) for every
+    ``stride``-th symbol of each step of one item (features ``(FEATURES, symbols)``, weights ``(C, LOG_WEIGHTS)``).
+
+    Two moves on one sample. First to the maximum-likelihood scale of a continuous Laplace for the slopes (``log2``
+    of the mean of ``|residual| / m``): least squares on ``log2 |residual|`` finds good slopes but a biased
+    intercept. Then by whole ladder steps (within ``span``) to the fewest bits, ``costs[firsts[k] + i]`` being the
+    bits of entry ``i`` of table ``k``: where most residuals are 0 (a quiet channel), the discrete tables want a
+    larger scale than the continuous one (up to 3 octaves on the storage model's low rates). A walk from there
+    while the bits fall: they are unimodal in the shift."""
     channels = weights.shape[0]
     steps = step_kinds_and_sizes(table)
     top = radii.size - 1
     counts = np.zeros(3 * channels + 1, np.int64)
-    u = 0
     for st in range(steps.shape[0]):
-        kind, m = steps[st, 0], steps[st, 1]
         for c in range(channels):
-            counts[kind * channels + c + 1] += len(range(0, m, stride))
-            u += m
+            counts[steps[st, 0] * channels + c + 1] += len(range(0, steps[st, 1], stride))
     starts = np.cumsum(counts)
     accs, offsets, fill = np.empty(starts[-1], np.int64), np.empty(starts[-1], np.int64), starts[:-1].copy()
     u = 0
     for st in range(steps.shape[0]):
         kind, m = steps[st, 0], steps[st, 1]
         for c in range(channels):
-            lb, lv, lr, la, ly = _log_weights(weights[c], kind)
             g = kind * channels + c
+            lb, lv, lr, la, ly = _log_weights(weights[c], kind)
             for e in range(u, u + m, stride):
                 accs[fill[g]] = (lb + lv * _log_of(features[3, e]) + lr * _log_of(features[6, e]) + la * _log_of(features[4, e])
                                  + ly * _log_of(features[7, e]))
                 offsets[fill[g]] = np.int64(features[0, e]) - np.int64(features[5, e])
                 fill[g] += 1
             u += m
-    shifts = np.zeros((3, channels), np.int64)
+    moves = np.zeros((3, channels), np.int64)
+    scale = 2.0 ** -(LOG_UNIT + SLOPE_SHIFT)
+    unit = 1 << INTERCEPT_SHIFT
     for g in range(3 * channels):
         a, o = accs[starts[g] : starts[g + 1]], offsets[starts[g] : starts[g + 1]]
-        if a.size == 0:
-            continue
-        best, shift = _shifted_cost(a, o, 0, costs, firsts, radii, k0, top), 0
-        for direction in (1, -1):
-            while abs(shift + direction) <= span:
-                bits = _shifted_cost(a, o, shift + direction, costs, firsts, radii, k0, top)
-                if bits >= best:
-                    break
-                best, shift = bits, shift + direction
-            if shift != 0:
-                break  # it moved up: no need to try down
-        shifts[g // channels, g % channels] = shift
-    return shifts
+        total = 0.0
+        for i in range(a.size):
+            total += abs(np.float64(o[i])) * np.exp2(-a[i] * scale)
+        move = np.int64(np.rint(np.log2(max(total, 1e-9) / max(a.size, 1)) * unit))
+        if a.size:
+            a = a + (move << _B_SHIFT)
+            best, shift = _shifted_cost(a, o, 0, costs, firsts, radii, k0, top), 0
+            for direction in (1, -1):
+                while abs(shift + direction) <= span:
+                    bits = _shifted_cost(a, o, shift + direction, costs, firsts, radii, k0, top)
+                    if bits >= best:
+                        break
+                    best, shift = bits, shift + direction
+                if shift != 0:
+                    break  # it moved up: no need to try down
+            move += shift * (unit // 4)  # a ladder step is a quarter octave
+        moves[g // channels, g % channels] = move
+    return moves
 
 
 # -- planes per step ---------------------------------------------------------------------------------
