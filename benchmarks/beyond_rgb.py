@@ -235,8 +235,7 @@ def document(report: dict, do_register: bool) -> None:
     if do_register:
         
         psnrs, bpps = [], []
-        for img in dev_photos().values():
-            gray = np.asarray(Image.fromarray(img).convert("L"))
+        for gray in dev_photos(gray=True).values():
             x = torch.from_numpy(gray.copy())[None, None]
             data = codec.compress(x)
             out = codec.decompress(data)[0, 0].numpy().astype(np.float64)

@@ -171,9 +171,7 @@ def main() -> None:
         write_json(args.output, report)
         print_bjontegaard(report["models"])
         return
-    photos, mode = dev_photos(), "L" if args.gray else "RGB"
-    if args.gray:
-        photos = {name: np.asarray(Image.fromarray(img).convert("L")) for name, img in photos.items()}
+    photos, mode = dev_photos(args.gray), "L" if args.gray else "RGB"
     codecs = standard_codecs(mode)
     started = time.time()
     curves: dict[str, list[dict]] = {}

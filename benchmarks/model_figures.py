@@ -16,9 +16,7 @@ import statistics
 from pathlib import Path
 
 
-import numpy as np
 import torch
-from PIL import Image
 
 import wavecodec
 from wavecodec.container import VERSION
@@ -42,10 +40,8 @@ def main() -> None:
     cfg = codec.config
     rows = []
     gray = cfg.channels == 1
-    for name, img in dev_photos().items():
-        if gray:
-            img = np.asarray(Image.fromarray(img).convert("L"))[:, :, None]
-        x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
+    for name, img in dev_photos(gray).items():
+        x = torch.from_numpy(img.copy().reshape(*img.shape[:2], -1)).permute(2, 0, 1)[None].contiguous()
         row = evaluate_image(codec, x, name)
         data = codec.compress(x)
         pixels = x.shape[2] * x.shape[3]

@@ -114,8 +114,8 @@ def training_crops(count: int, size: int = 256, factor: int = 4, max_files: int 
     return torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()
 
 
-def dev_photos() -> dict[str, np.ndarray]:
-    """The dev evaluation photos as ``(H, W, 3)`` uint8 arrays, by name."""
+def dev_photos(gray: bool = False) -> dict[str, np.ndarray]:
+    """The dev evaluation photos as ``(H, W, 3)`` uint8 arrays, by name; ``gray``: as ``(H, W)``, converted by Pillow (``L``)."""
     import skimage.data
     from PIL import Image
 
@@ -125,6 +125,8 @@ def dev_photos() -> dict[str, np.ndarray]:
         if path.exists():
             with Image.open(path) as im:
                 photos[f"opencv/{name}"] = np.asarray(im.convert("RGB"))
+    if gray:
+        photos = {name: np.asarray(Image.fromarray(img).convert("L")) for name, img in photos.items()}
     return photos
 
 
