@@ -113,18 +113,19 @@ def main() -> None:
         for r in curve:
             print(f"{name:8s} level {r['setting']:.2f}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}"
                   f"  MOS-LQO {r['visqol']:.2f}", flush=True)
-    ours = {}
+    ours, labels = {}, {}
     for ref in args.models:
         codec = wavecodec.load(ref)
-        ours[codec.config.name] = [run_ours(codec, step, paths, audio) for step in args.steps]
-        for r in ours[codec.config.name]:
-            print(f"{r['codec']:10s} step {r['setting']:g}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}"
+        labels[ref] = label = ref if "@" in ref else codec.config.name  # a pinned version keeps its hash in the results
+        ours[label] = [run_ours(codec, step, paths, audio) for step in args.steps]
+        for r in ours[label]:
+            print(f"{label:10s} step {r['setting']:g}: {r['kbps']:7.1f} kbps  SNR {r['snr']:6.2f} dB  mel {r['mel_distance']:.3f}"
                   f"  MOS-LQO {r['visqol']:.2f}", flush=True)
         torch.set_num_threads(1)  # the one-core encode figure
         start = time.perf_counter()
         for p in paths:
             encode_file(codec, p)
-        ours[codec.config.name][0]["encode_realtime_1_thread"] = len(paths) * args.seconds / (time.perf_counter() - start)
+        ours[label][0]["encode_realtime_1_thread"] = len(paths) * args.seconds / (time.perf_counter() - start)
         torch.set_num_threads(2)
     table = []
     for name, curve in ours.items():
@@ -147,9 +148,9 @@ def main() -> None:
         print(f"{row['model']:10s} step {row['step']:g} {row['kbps']:6.1f} kbps SNR {row['snr']:.2f} MOS {row['visqol']:.2f} | {parts}")
     print(f"wrote {path}")
     if args.register:
-        for ref in args.models:
+        for ref in (r for r in args.models if "@" not in r):  # a pinned (retired) version's figures are not the model's
             codec = wavecodec.load(ref)
-            first = ours[codec.config.name][0]
+            first = ours[labels[ref]][0]
             figures = {"sample_rate": codec.config.sample_rate, "input": "stereo (mono folded), any rate (resampled)",
                        "dev_kbps": round(first["kbps"], 2), "dev_snr_db": round(first["snr"], 3), "dev_psnr_db": round(first["psnr"], 3),
                        "dev_mel_distance": round(first["mel_distance"], 4), "dev_visqol_moslqo": round(first["visqol"], 3),

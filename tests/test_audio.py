@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from wavecodec import Codec, CodecConfig, FormatError, InputError
+from wavecodec import Codec, CodecConfig, ConfigError, FormatError, InputError
 from wavecodec.audio_coding import decode_file, encode_file
 from wavecodec.cli import main
 from wavecodec.compression import compress, compress_reader, decompress, read_header
@@ -262,3 +262,52 @@ def test_learn_cli_trains_a_sequence_classifier_on_audio_latents(stereo: Codec, 
     assert metrics["final_accuracy"] >= 0.8  # chance is 0.5
     clf, names = load_classifier(out / "classifier.safetensors")
     assert sorted(names) == ["high", "low"] and clf(torch.zeros(1, 12, RATE // 2 // 16)).shape == (1, 2)
+
+
+def test_subband_frequencies_name_the_subband_a_sine_lands_in() -> None:
+    from wavecodec.fitting import subband_frequencies
+
+    codec = Codec(CodecConfig(channels=1, levels=5, latent_dim=4, decoder_width=8, decoder_depth=1, modality="audio",
+                              sample_rate=RATE, value_range=(-1.0, 1.0)))
+    freqs = subband_frequencies(codec)
+    width = RATE / 2 / 32
+    assert freqs.shape == (32,) and sorted(freqs.tolist()) != freqs.tolist()  # packet order is not frequency order
+    t = torch.arange(4096) / RATE
+    for hz in (300.0, 1100.0, 2900.0, 3700.0):
+        subbands = codec.wpt(torch.sin(2 * torch.pi * hz * t)[None, None])
+        loudest = int(subbands.pow(2).sum(-1)[0].argmax())
+        assert abs(float(freqs[loudest]) - hz) < width
+
+
+def test_band_split_pca_start_keeps_the_high_bands() -> None:
+    """The split start gives channels to log-spaced high bands: a decode keeps quiet treble that plain PCA drops."""
+    from wavecodec.fitting import subband_frequencies
+
+    cfg = CodecConfig(channels=1, levels=5, latent_dim=8, decoder_width=8, decoder_depth=1, modality="audio",
+                      sample_rate=RATE, value_range=(-1.0, 1.0))
+    rng = np.random.default_rng(3)
+    t = np.arange(8 * 1024) / RATE
+    treble = (2300.0, 3300.0)
+    # loud bass in every subband below 1 kHz, quiet treble: PCA spends all 8 channels on the bass
+    bass = sum(0.1 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in rng.uniform(30, 950, 24))
+    x = torch.from_numpy(bass + sum(0.02 * np.sin(2 * np.pi * f * t) for f in treble)).float()[None, None]
+    plain, split = Codec(cfg), Codec(cfg)
+    most = pca_init(plain, [x])["explained_variance"]
+    explained = pca_init(split, [x], split_hz=2000.0, low_channels=6)["explained_variance"]
+    assert 0.5 < explained < most  # the split trades variance (SNR) for the bands
+
+    high = subband_frequencies(split) >= 2000.0
+    weights = split.encoder.proj.weight.detach()[:, :, 0]
+    assert weights[:6, high].abs().max() == 0 and weights[6:, ~high].abs().max() == 0
+    assert all(weights[i, high].abs().max() > 0 for i in (6, 7))
+
+    def treble_kept(codec: Codec) -> float:
+        """The decode's amplitude at the treble frequencies, relative to the input's (the worse of the two)."""
+        with torch.no_grad():
+            y = codec.decode(codec.encode(x), size=[x.shape[-1]])
+        bins = [round(f * t.size / RATE) for f in treble]
+        return min(float(np.abs(np.fft.rfft(y[0, 0].numpy()))[b] / np.abs(np.fft.rfft(x[0, 0].numpy()))[b]) for b in bins)
+
+    assert treble_kept(split) > 0.7 and treble_kept(plain) < 0.2
+    with pytest.raises(ConfigError, match="pca_low_channels"):
+        pca_init(Codec(cfg), [x], split_hz=2000.0, low_channels=8)

@@ -187,6 +187,14 @@ def test_audio_training_with_spectral_losses_logs_them(tmp_path: Path) -> None:
         tiny(folder, tmp_path / "run4", codec=codec, mel_weight=0.05, noise_free_mse=True)  # no noise fill to spare
     with pytest.raises(ConfigError, match="noise_level_start"):
         tiny(folder, tmp_path / "run4", codec={**codec, "noise_fill": True}, noise_level_start=0.01)  # nothing to start from
+    with pytest.raises(ConfigError, match="pca_split_hz"):
+        tiny(folder, tmp_path / "run4", pca_split_hz=1000.0, pca_low_channels=2)  # an image codec
+    with pytest.raises(ConfigError, match="pca_low_channels"):
+        tiny(folder, tmp_path / "run4", codec=codec, pca_split_hz=1000.0, pca_low_channels=6)  # no channel left for a band
+    # a band-split PCA start: 4 channels below 2 kHz, one for each of 2 bands above
+    split = train(tiny(folder, tmp_path / "split", crop=2048, steps=2, codec=codec, pca_split_hz=2000.0, pca_low_channels=4))
+    plain = train(tiny(folder, tmp_path / "plain", crop=2048, steps=2, codec=codec))
+    assert 0 < split["pca"]["explained_variance"] < plain["pca"]["explained_variance"]
     # noise fill trained by the spectral loss alone: the MSE term sees the decode without its noise
     noisy = {**codec, "noise_fill": True}
     train(tiny(folder, tmp_path / "run5", crop=2048, steps=10, codec=noisy, mel_weight=0.05, pca_init=False, noise_free_mse=True))

@@ -42,6 +42,8 @@ class TrainConfig:
     pca_init: bool = True
     pca_batches: int = 8
     latent_scale: float = 0.25
+    pca_split_hz: float = 0.0  # audio: > 0 gives the PCA start pca_low_channels components below this frequency and one per log-spaced band above
+    pca_low_channels: int = 0
     # optimisation
     steps: int = 1000
     batch_size: int = 8
@@ -78,6 +80,8 @@ class TrainConfig:
              "noise_free_mse needs a noise-fill codec (noise_fill = true) and a spectral loss (stft_weight or mel_weight)"),
             (self.ms_ssim_weight >= 0 and (not self.ms_ssim_weight or self.codec.ndim == 2),
              "ms_ssim_weight is an image loss (>= 0); use it with an image codec"),
+            (self.pca_split_hz >= 0 and (not self.pca_split_hz or (self.codec.modality == "audio" and 0 < self.pca_low_channels < self.codec.latent_dim)),
+             "pca_split_hz needs an audio codec and 0 < pca_low_channels < codec.latent_dim"),
             (0 <= self.ema < 1, "ema must be in [0, 1)"),
             (self.amp in ("none", "bf16", "fp16"), "amp must be none, bf16 or fp16"),
             (self.checkpoint_every >= 1 and self.log_every >= 1 and self.val_every >= 1, "intervals must be >= 1"),

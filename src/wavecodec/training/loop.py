@@ -140,7 +140,7 @@ def _initialise(codec: Codec, cfg: TrainConfig, train_ds: CropDataset, val_batch
     elif cfg.pca_init:
         pca = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size))).to(device)
                for i in range(cfg.pca_batches)]
-        summary["pca"] = pca_init(codec, pca, cfg.latent_scale)
+        summary["pca"] = pca_init(codec, pca, cfg.latent_scale, cfg.pca_split_hz, cfg.pca_low_channels)
         fit_entropy(codec, pca, context=False)
         codec.eval()
         summary["pca_init"] = evaluate(codec, val_batch)[0]
