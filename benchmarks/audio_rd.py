@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=float, default=[1, 2, 4])
     parser.add_argument("--tracks", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--levels", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99])
+    parser.add_argument("--levels", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99])
     parser.add_argument("--register", action="store_true", help="record the step-1 figures in the model registry")
     args = parser.parse_args()
     torch.set_num_threads(2)
