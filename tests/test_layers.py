@@ -257,3 +257,20 @@ def test_the_default_decoder_block_leaves_fingerprints_alone() -> None:
     assert "decoder_block" not in CodecConfig().to_dict()  # shipped models keep their hashes
     with pytest.raises(ConfigError, match="decoder_block must be one of"):
         CodecConfig(decoder_block="transformer")
+
+
+def test_pca_start_on_data_of_lower_rank_than_the_latent_keeps_sane_weights() -> None:
+    """Components without variance get the variance floor: finite weights, the decoder's as small as the data's."""
+    from wavecodec import CodecConfig
+    from wavecodec.fitting import pca_init
+    from wavecodec.model import Codec
+
+    codec = Codec(CodecConfig(channels=1, levels=2, latent_dim=8, decoder_width=8, decoder_depth=1))
+    x = torch.zeros(2, 1, 32, 32)
+    x[:, :, :, :16] = 1.0  # two distinct values: far fewer than 8 components carry variance
+    assert pca_init(codec, [x])["explained_variance"] == pytest.approx(1.0)
+    enc, dec = codec.encoder.proj.weight, codec.decoder.linear.weight
+    assert torch.isfinite(enc).all() and torch.isfinite(dec).all()
+    assert dec.abs().max() < 10  # unit-range subbands back from unit-scale latents; without the floor: ~1e15
+    with torch.no_grad():
+        assert (codec.decode(codec.encode(x)) - x).abs().max() < 0.02

@@ -37,6 +37,9 @@ def subband_moments(codec: Codec, batches: Iterable[torch.Tensor]) -> tuple[torc
     return mean, cov, count
 
 
+_VARIANCE_FLOOR = 1e-12  # the least variance a component is taken to have
+
+
 @torch.no_grad()
 def pca_init(codec: Codec, batches: Iterable[torch.Tensor], latent_scale: float = 0.25,
              split_hz: float = 0.0, low_channels: int = 0) -> dict[str, float]:
@@ -62,12 +65,13 @@ def pca_init(codec: Codec, batches: Iterable[torch.Tensor], latent_scale: float 
     if split_hz > 0:
         components = _band_split_components(cov, subband_frequencies(codec), split_hz, low_channels, k)
     else:
-        eigvals, eigvecs = torch.linalg.eigh(cov)
-        components = eigvecs[:, torch.argsort(eigvals, descending=True)[:k]].T
-    # least-squares decoder: cov E^T (E cov E^T)^-1 (for orthogonal PCA components, just E^T)
+        components = _principal(cov, torch.arange(cov.shape[0]), k)
+    # least-squares decoder: cov E^T (E cov E^T)^-1 (for orthogonal PCA components, just E^T); the floor keeps
+    # components without variance (data of lower rank than latent_dim) from blowing the weights up
     gram = components @ cov @ components.T
-    decode = torch.linalg.solve(gram, components @ cov).T  # (D, k)
-    std = gram.diagonal().clamp_min(1e-24).sqrt()
+    floor = _VARIANCE_FLOOR * torch.eye(k, dtype=gram.dtype)
+    decode = torch.linalg.solve(gram + floor, components @ cov).T  # (D, k)
+    std = gram.diagonal().clamp_min(_VARIANCE_FLOOR).sqrt()
     enc_w = components / std[:, None] * latent_scale  # (k, D): components of std latent_scale
     dec_w = decode * std / latent_scale  # (D, k)
     shape_enc = codec.encoder.proj.weight.shape
