@@ -171,7 +171,6 @@ def storage_sizes(photos: dict[str, np.ndarray], qualities: tuple[int, ...] = (1
     return ratios
 
 
-
 def stage_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Codec], repeats: int) -> dict[str, Any]:
     codec = models["rgb-16x"]
     out: dict[str, Any] = {}

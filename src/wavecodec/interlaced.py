@@ -341,7 +341,7 @@ def unpack_weights(data: bytes, offset: int, count: int) -> tuple[np.ndarray, in
         raise FormatError(_VARINT_PROBLEMS[end])
     if end % 2:  # the padding that ends the weights at an even offset
         if end >= len(data) or data[end]:
-            raise FormatError("the ANS payload's weights are malformed")
+            raise FormatError(_VARINT_PROBLEMS[-2])
         end += 1
     return out, end
 

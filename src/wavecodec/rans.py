@@ -363,11 +363,11 @@ def intercept_moves(features: np.ndarray, weights: np.ndarray, table: np.ndarray
     unit = 1 << INTERCEPT_SHIFT
     for g in range(3 * channels):
         a, o = accs[starts[g] : starts[g + 1]], offsets[starts[g] : starts[g + 1]]
-        total = 0.0
-        for i in range(a.size):
-            total += abs(np.float64(o[i])) * np.exp2(-a[i] * scale)
-        move = np.int64(np.rint(np.log2(max(total, 1e-9) / max(a.size, 1)) * unit))
-        if a.size:
+        if a.size:  # a kind without symbols keeps its intercept
+            total = 0.0
+            for i in range(a.size):
+                total += abs(np.float64(o[i])) * np.exp2(-a[i] * scale)
+            move = np.int64(np.rint(np.log2(max(total, 1e-9) / a.size) * unit))
             a = a + (move << _B_SHIFT)
             best, shift = _shifted_cost(a, o, 0, costs, firsts, radii, k0, top), 0
             for direction in (1, -1):
@@ -378,8 +378,7 @@ def intercept_moves(features: np.ndarray, weights: np.ndarray, table: np.ndarray
                     best, shift = bits, shift + direction
                 if shift != 0:
                     break  # it moved up: no need to try down
-            move += shift * (unit // 4)  # a ladder step is a quarter octave
-        moves[g // channels, g % channels] = move
+            moves[g // channels, g % channels] = move + shift * (unit // 4)  # a ladder step is a quarter octave
     return moves
 
 
