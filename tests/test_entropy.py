@@ -10,7 +10,7 @@ from helpers import synthetic_images
 from wavecodec import Codec, FormatError
 from wavecodec.coders import raw_decode, raw_encode, webp_decode, webp_encode
 from wavecodec.context import ContextModel, ctx_decode, ctx_encode, schedule
-from wavecodec.entropy import TOTAL, EntropyModel, ans_decode, ans_encode, quantize_pmf
+from wavecodec.entropy import TOTAL, EntropyModel, LaplaceRate, ans_decode, ans_encode, quantize_pmf
 
 
 def test_quantize_pmf_sums_exactly_and_keeps_every_symbol() -> None:
@@ -123,3 +123,27 @@ def test_decoders_reject_garbage_cleanly() -> None:
         webp_decode(b"RIFF0000WEBPjunk", (1, 2, 4, 4), 127)
     with pytest.raises(FormatError, match="wrong length"):
         raw_decode(b"\x00" * 5, (1, 2, 4, 4), 127)
+
+
+def test_laplace_rate_is_a_distribution_and_charges_a_dead_channel_nothing() -> None:
+    torch.manual_seed(0)
+    symbols = torch.cat([torch.zeros(1, 1, 4000), torch.distributions.Laplace(0.0, 6.0).sample((1, 1, 4000)).round()], 1)
+    rate = LaplaceRate(2)
+    rate.fit(symbols)
+    scales = rate.log_scale.detach().exp()
+    assert float(scales[0]) == pytest.approx(LaplaceRate.MIN_SCALE) and 5 < float(scales[1]) < 7
+    k = torch.arange(-300, 301).view(1, 1, -1).expand(1, 2, -1)
+    assert torch.allclose((2.0 ** -rate.bits_integer(k)).sum(-1), torch.ones(1, 2, dtype=torch.float64))
+    noisy = symbols + torch.rand_like(symbols) - 0.5
+    bits = rate.bits_noisy(noisy).mean(-1)[0].detach()
+    assert bits[0] < 0.05  # a channel at zero: what the files spend on it, about nothing
+    table = EntropyModel(2, 10)
+    table.fit(symbols.to(torch.int32))
+    assert table.bits_noisy(noisy).mean(-1)[0, 0] > 0.2  # the unit-cell table charges it a floor
+    # on the live channel the estimate is near the empirical entropy of the symbols
+    _, counts = symbols[0, 1].unique(return_counts=True)
+    p = counts.double() / counts.sum()
+    assert float(bits[1]) == pytest.approx(float(-(p * p.log2()).sum()), abs=0.15)
+    noisy.requires_grad_(True)
+    rate.bits_noisy(noisy).sum().backward()
+    assert noisy.grad[0, 1].abs().sum() > 0

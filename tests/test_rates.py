@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,131 @@ def test_an_int8_decoder_is_calibrated_at_both_ends_of_the_ladder(ladder: Codec)
     assert len(latents) == 3 * SEEDS  # quality 0, the default and 100 for each signal
     coarsest, finest = latents[0], latents[2]
     assert torch.unique(coarsest[:, 0]).numel() < torch.unique(finest[:, 0]).numel()
+
+
+def _gained() -> Codec:
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(channels=3, levels=2, latent_dim=6, latent_bits=10, decoder_width=8, decoder_depth=1,
+                              rate_lambdas=(0.001, 0.01, 0.1), rate_gains=True, name="test-gains"))
+    pca_init(codec, synthetic_images(16, seed=1).split(8))
+    with torch.no_grad():
+        codec.rates.log_steps.copy_(torch.log(torch.tensor([[1.0], [8.0], [64.0]])).repeat(1, 6))
+    return codec.eval()
+
+
+def test_rate_gains_scale_what_the_decoder_gets_not_the_symbols() -> None:
+    with pytest.raises(ConfigError, match="rate_gains"):
+        CodecConfig(rate_gains=True)  # gains belong to rungs
+    for bad in ({"rate_model": "laplace"}, {"rate_model": "gauss", "rate_lambdas": [0.01]}):
+        with pytest.raises(ConfigError, match="rate_model"):
+            CodecConfig(**bad)
+    assert "rate_model" not in CodecConfig(rate_lambdas=[0.01]).to_dict()
+    assert "rate_gains" not in CodecConfig(rate_lambdas=[0.01]).to_dict()  # ladders without gains keep their fingerprints
+    first, codec = _gained(), _gained()
+    x = synthetic_images(1, size=32, seed=5)
+    plain = first.compress(x, quality=50)
+    with torch.no_grad():
+        codec.rates.log_gains[1].fill_(math.log(0.5))  # the middle rung halves every latent on the way to the decoder
+    assert torch.allclose(codec.reconstruction_step(quality=50), 0.5 * codec.quantization_step(quality=50))
+    assert torch.allclose(codec.reconstruction_step(quality=100), codec.quantization_step(quality=100))
+    halved = codec.compress(x, quality=50)
+    q = decompress_symbols(codec, halved)
+    assert torch.equal(q, decompress_symbols(first, plain))  # the same symbols: gains act on decoding only
+    expected = codec.decode(codec.dequantize(q, codec.reconstruction_step(quality=50)), size=x.shape[2:], dtype=x.dtype)
+    assert torch.equal(codec.decompress(halved), expected)
+    assert not torch.equal(codec.decompress(halved), codec.decode(codec.dequantize(q, codec.quantization_step(quality=50)),
+                                                                    size=x.shape[2:], dtype=x.dtype))
+
+
+def decompress_symbols(codec: Codec, data: bytes) -> torch.Tensor:
+    from wavecodec.compression import open_latents
+
+    return torch.from_numpy(open_latents(codec, data)[1].all())
+
+
+def test_rounded_decoder_input_rounds_for_the_decoder_and_lets_gradients_through() -> None:
+    codec = _gained().train()
+    with torch.no_grad():  # a rate model that is not flat, so that noise changes the rate
+        for entropy in codec.rates.entropy:
+            entropy.logits.copy_(torch.randn(entropy.logits.shape, generator=torch.Generator().manual_seed(3)))
+    x = synthetic_images(2, size=32, seed=6).float() / 255
+    torch.manual_seed(1)
+    a, la = codec(x, rung=1, rounded=True)
+    torch.manual_seed(2)
+    b, lb = codec(x, rung=1, rounded=True)
+    assert torch.equal(a, b) and not torch.equal(la["bpp"], lb["bpp"])  # the decoder sees rounding, the rate noise
+    c, _ = codec(x, rung=1)
+    assert not torch.equal(a, c)
+    with torch.no_grad():  # what the decoder saw: the latents of eval mode, rounded at the rung's step
+        step = codec.quantization_step(quality=50)
+        latents = codec.encode(x)
+        y = codec.decode(codec.dequantize(codec.quantize(latents, step), codec.reconstruction_step(quality=50)), size=(32, 32))
+    assert torch.allclose(a.detach().clamp(0, 1), y, atol=1e-5)  # (training output is unclamped)
+    (la["mse"] + 0.01 * la["bpp"]).backward()
+    assert codec.encoder.proj.weight.grad.abs().sum() > 0 and codec.rates.log_gains.grad[1].abs().sum() > 0
+    assert codec.rates.log_gains.grad[0].abs().sum() == 0  # other rungs' gains are untouched
+
+
+def test_balanced_rungs_scale_each_loss_by_its_own_error(tmp_path: Path) -> None:
+    from wavecodec.entropy import LaplaceRate
+    from wavecodec.training import TrainConfig, export, train
+    from wavecodec.training.loop import BALANCED_MSE
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i, img in enumerate(synthetic_images(4, size=64, seed=7)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(data / f"{i}.png")
+    lambdas = [0.001, 0.01, 0.1]
+    cfg = TrainConfig.from_dict({
+        "run_dir": str(tmp_path / "run"), "train_data": str(data), "crop": 32, "batch_size": 2, "steps": 6, "workers": 0,
+        "log_every": 1, "val_every": 100, "checkpoint_every": 100, "pca_batches": 1, "val_count": 2,
+        "balance_rungs": True, "rounded_decoder_input": True,
+        "codec": {"channels": 3, "levels": 2, "latent_dim": 4, "latent_bits": 10, "decoder_width": 8, "decoder_depth": 1,
+                  "rate_lambdas": lambdas, "rate_gains": True, "rate_model": "laplace", "name": "t"}})
+    train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert len(train_rows) == 6
+    for r in train_rows:
+        unbalanced = r["mse"] + lambdas[r["rung"]] * r["bpp"]
+        assert r["loss"] == pytest.approx(unbalanced * BALANCED_MSE / r["mse"], rel=1e-4)
+    codec = export(tmp_path / "run", tmp_path / "t.safetensors", fit_batches=1)
+    scales = [float(m.log_scale.detach().exp().mean()) for m in codec.rates.entropy]
+    assert isinstance(codec.rates.entropy[0], LaplaceRate) and scales[0] > scales[1] > scales[2]  # coarser steps, narrower symbols
+
+
+def test_training_between_rungs_interpolates_like_the_quality_knob() -> None:
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(channels=3, levels=2, latent_dim=6, latent_bits=10, decoder_width=8, decoder_depth=1,
+                              rate_lambdas=(0.001, 0.01, 0.1), rate_gains=True, rate_model="laplace", name="between"))
+    with torch.no_grad():
+        codec.rates.log_steps.copy_(torch.log(torch.tensor([[1.0], [8.0], [64.0]])).repeat(1, 6))
+        codec.rates.log_gains.normal_(0, 0.2)
+        for k, m in enumerate(codec.rates.entropy):
+            m.log_scale.fill_(3.0 - k)
+    steps, gains, lmbda, bits = codec.rates.at(1.5)  # quality 25 on a three-rung ladder
+    assert torch.allclose(steps, codec.quantization_step(quality=25))
+    assert torch.allclose(steps * gains, codec.reconstruction_step(quality=25))
+    assert lmbda == pytest.approx(0.01 * 10 ** 0.5)
+    v = torch.zeros(1, 6, 2, 2)
+    assert bits(v).mean() < codec.rates.entropy[1].bits_noisy(v).mean()  # between a wider and a narrower rate model
+    assert bits(v).mean() > codec.rates.entropy[2].bits_noisy(v).mean()
+    x = synthetic_images(2, size=32, seed=8).float() / 255
+    _, losses = codec.train()(x, rung=1.5, rounded=True)
+    assert float(losses["lmbda"]) == pytest.approx(lmbda)
+    losses["bpp"].backward()
+    assert codec.rates.log_steps.grad[1:].abs().sum() > 0 and codec.rates.log_steps.grad[0].abs().sum() == 0
+    table = Codec(CodecConfig(latent_dim=4, rate_lambdas=(0.001, 0.01)))
+    with pytest.raises(ConfigError, match="rate_model = 'laplace'"):
+        table.rates.at(0.5)
+
+
+def test_between_rung_points_are_a_function_of_the_step(ladder: Codec) -> None:
+    from wavecodec.training.loop import _rung
+
+    points = [_rung(ladder, s, between=True) for s in range(40)]
+    assert points == [_rung(ladder, s, between=True) for s in range(40)]  # a resumed run sees the same points
+    assert all(p == s % 3 for s, p in enumerate(points) if s % 2 == 0)
+    odd = [p for s, p in enumerate(points) if s % 2]
+    assert all(0 <= p <= 2 for p in odd) and len({round(p, 6) for p in odd}) == len(odd)
+    assert min(odd) < 0.5 and max(odd) > 1.5  # they cover the ladder

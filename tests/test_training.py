@@ -76,6 +76,21 @@ def test_resume_reproduces_an_uninterrupted_run(image_folder: Path, tmp_path: Pa
     assert wa == wb
 
 
+def test_cli_train_until_stops_with_a_checkpoint_that_resume_finishes(image_folder: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"train_data": str(image_folder), "crop": 32, "batch_size": 2, "steps": 6, "workers": 0,
+                                  "log_every": 1, "val_every": 100, "checkpoint_every": 100, "val_count": 2, "pca_batches": 1,
+                                  "codec": {"levels": 2, "latent_dim": 6, "decoder_width": 8, "decoder_depth": 1}}))
+    run = tmp_path / "run"
+    base = ["train", "--config", str(config), "--run-dir", str(run), "--quiet"]
+    assert wavecodec.cli.main(base + ["--until", "9"]) == 2  # beyond the configured steps: one clear line
+    assert "--until must be a step in 1..6" in capsys.readouterr().err
+    assert wavecodec.cli.main(base + ["--until", "3"]) == 0
+    assert [r["step"] for r in train_rows(run)][-1] == 3 and (run / "checkpoint.safetensors").exists()
+    assert wavecodec.cli.main(base + ["--resume"]) == 0
+    assert [r["step"] for r in train_rows(run)] == [1, 2, 3, 4, 5, 6]
+
+
 def test_export_gives_a_working_codec(image_folder: Path, tmp_path: Path) -> None:
     train(tiny(image_folder, tmp_path / "run", steps=10, workers=2))
     out = tmp_path / "model.safetensors"

@@ -606,7 +606,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not args.resume and (Path(cfg.run_dir) / CHECKPOINT).exists():
         raise InputError(f"{cfg.run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
-    summary = train(cfg, resume=args.resume, progress=_bar(args.quiet, "step"))
+    if args.until is not None and not 0 < args.until <= cfg.steps:
+        raise InputError(f"--until must be a step in 1..{cfg.steps}, got {args.until}")
+    summary = train(cfg, resume=args.resume, progress=_bar(args.quiet, "step"), until=args.until)
     if summary["world_size"] > 1:  # each rank says what it ended with, so a mismatch shows
         print(f"rank {summary['rank']} weights {summary['weights']}", flush=True)
     if not args.quiet and summary["rank"] == 0:
@@ -621,6 +623,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. steps=500 or codec.latent_dim=48")
     p.add_argument("-o", "--run-dir", help="where checkpoints, logs and plots go (overrides run_dir)")
     p.add_argument("--resume", action="store_true", help="continue the run in run_dir from its checkpoint")
+    p.add_argument("--until", type=int, metavar="STEP", help="stop at this step with a checkpoint, as an interruption "
+                   "would (--resume later continues to the configured steps, exactly as an uninterrupted run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_train)
 

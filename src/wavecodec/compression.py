@@ -458,6 +458,8 @@ class LatentSymbols:
         self.shape: tuple[int, ...] = (header["batch"], *header["latent_shape"])
         #: the step(s) the latents were rounded with: a float, or per channel for a variable-rate model
         self.quant_step: float | torch.Tensor = codec.quantization_step(header["step"], header.get("quality"))
+        #: what a symbol is multiplied by when dequantized (the step, times a variable-rate model's gains if it has them)
+        self.reconstruction_step: float | torch.Tensor = codec.reconstruction_step(header["step"], header.get("quality"))
         self.chunk_frames: int | None = header.get("chunk_frames")
         self._whole: np.ndarray | None = None
         self._chunks: ChunkedLatents | None = None
@@ -504,7 +506,7 @@ class LatentSymbols:
             q = torch.from_numpy(decode_symbols(self.header["coder"], self.payload, self.shape, self.codec, np.float32))
         else:
             q = torch.from_numpy(self.all())
-        return self.codec.bottleneck.dequantize(q, self.quant_step, dtype)
+        return self.codec.bottleneck.dequantize(q, self.reconstruction_step, dtype)
 
 
 def open_latents(codec: Codec, data: bytes, max_samples: int = MAX_SAMPLES,
@@ -611,7 +613,7 @@ def _chunked_units(codec: Codec, header: dict[str, Any], symbols: LatentSymbols)
     """Decoded blocks (model unit range) of a chunked file, in order."""
     with torch.inference_mode():
         yield from decode_chunks(codec, symbols.window, symbols.frames, header["shape"][0], symbols.chunk_frames,
-                                 symbols.quant_step)
+                                 symbols.reconstruction_step)
 
 
 def _inflate_alpha(blob: bytes, batch: int, size: list[int], dtype: torch.dtype) -> torch.Tensor:

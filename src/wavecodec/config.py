@@ -14,6 +14,7 @@ from .errors import ConfigError
 
 CONFIG_VERSION = 1
 MODALITIES = ("image", "audio", "volume", "signal")
+RATE_MODELS = ("table", "laplace")  # a ladder rung's training rate estimate (wavecodec.rates)
 DECODER_BLOCKS = ("residual", "dilated", "convnext", "downup")  # kinds of the decoder's residual blocks
 _DEFAULT_NDIM = {"image": 2, "audio": 1, "volume": 3}
 
@@ -67,6 +68,14 @@ class CodecConfig:
     # depthwise 7 x 7 convolution and a 1 x 1 bottleneck, ConvNeXt-style) or "downup" (the middle half of the blocks at
     # half resolution, wider for the same work: wavecodec.layers.DownUp)
     decoder_block: str = "residual"
+    # a variable-rate model also learns, per rung and channel, a gain on the dequantized latents (the
+    # decoder-side "inverse gain" of Cui et al.): the shared decoder then need not shrink a channel that
+    # only the coarse rungs make noisy (wavecodec.rates)
+    rate_gains: bool = False
+    # how a variable-rate model's rungs estimate the rate while training: "table" (a learned probability table
+    # per channel, flat within each unit cell) or "laplace" (a discretised Laplace per channel, which can be a
+    # spike, so a channel left at zero costs nothing: wavecodec.entropy.LaplaceRate)
+    rate_model: str = "table"
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -99,6 +108,10 @@ class CodecConfig:
             (math.isfinite(self.value_range[0]) and math.isfinite(self.value_range[1]), f"value_range must be finite, got {self.value_range}"),
             (self.decoder_width > 0 or self.decoder_depth == 0, "decoder_depth > 0 needs decoder_width > 0"),
             (isinstance(self.noise_fill, bool), f"noise_fill must be true or false, got {self.noise_fill!r}"),
+            (self.rate_model in RATE_MODELS and (self.rate_model == "table" or bool(self.rate_lambdas)),
+             f"rate_model must be one of {', '.join(RATE_MODELS)}, and 'laplace' only with rate_lambdas; got {self.rate_model!r}"),
+            (isinstance(self.rate_gains, bool) and (not self.rate_gains or bool(self.rate_lambdas)),
+             "rate_gains must be true or false, and true only with rate_lambdas"),
             (self.decoder_block in DECODER_BLOCKS, f"decoder_block must be one of {', '.join(DECODER_BLOCKS)}, got {self.decoder_block!r}"),
         ]
         for ok, message in checks:
@@ -142,6 +155,10 @@ class CodecConfig:
             del d["noise_fill"]
         if self.decoder_block == "residual":
             del d["decoder_block"]
+        if not self.rate_gains:
+            del d["rate_gains"]
+        if self.rate_model == "table":
+            del d["rate_model"]
         d["config_version"] = CONFIG_VERSION
         return d
 

@@ -53,7 +53,8 @@ class Codec(nn.Module):
         self.decoder = Decoder(config)
         self.entropy = EntropyModel(config.latent_dim, config.latent_bits)
         self.context = ContextModel(config.latent_dim, config.latent_bits)
-        self.rates = RateLadder(config.rate_lambdas, config.latent_dim, config.latent_bits) if config.rate_lambdas else None
+        self.rates = RateLadder(config.rate_lambdas, config.latent_dim, config.latent_bits, config.rate_gains,
+                                config.rate_model) if config.rate_lambdas else None
         self._fingerprint_cache: tuple[Any, str] | None = None
         #: how the decoder's residual runs when decoding (not training) on a CPU: ``"float32"`` (the
         #: default: the same samples on every machine), ``"bfloat16"`` (about 1.8x faster where the CPU
@@ -193,6 +194,13 @@ class Codec(nn.Module):
             return quant_step
         return self.rates.steps(DEFAULT_QUALITY if quality is None else quality) * quant_step  # steps() checks quality
 
+    def reconstruction_step(self, quant_step: float = 1.0, quality: float | None = None) -> float | torch.Tensor:
+        """What :meth:`dequantize` multiplies symbols by: :meth:`quantization_step`, times the rung's
+        reconstruction gains for a variable-rate model that has them (``CodecConfig.rate_gains``)."""
+        if self.rates is None or self.rates.log_gains is None:
+            return self.quantization_step(quant_step, quality)
+        return self.rates.reconstruction_steps(DEFAULT_QUALITY if quality is None else quality) * quant_step
+
     def quantize(self, latents: torch.Tensor, quant_step: float | torch.Tensor = 1.0) -> torch.Tensor:
         """Round latents to ``latent_bits``-bit integer symbols (int8/int16), in steps of ``quant_step``."""
         return self.bottleneck.quantize(latents, quant_step)
@@ -231,17 +239,18 @@ class Codec(nn.Module):
         """Expanded latents of pink noise (:func:`wavecodec.quantized.pink_noise`, fixed seeds), at the
         default quality and both ends of a variable-rate model's range: what an int8 decoder's
         activation scales are observed on."""
-        steps = [1.0] if self.rates is None else [self.quantization_step(quality=q) for q in (0, DEFAULT_QUALITY, 100)]
+        qualities = (None,) if self.rates is None else (0, DEFAULT_QUALITY, 100)
+        steps = [(self.quantization_step(quality=q), self.reconstruction_step(quality=q)) for q in qualities]
         size = calibration_size(self.config.ndim, self.config.block)
         out = []
         for seed in range(SEEDS):
             u = pink_noise(self.config.channels, size, seed).to(self.param_dtype)
             latents = self.bottleneck.compand(self.encoder(self.wpt(u)))
-            out += [self.bottleneck.expand(self.dequantize(self.quantize(latents, s), s)) for s in steps]
+            out += [self.bottleneck.expand(self.dequantize(self.quantize(latents, s), r)) for s, r in steps]
         return out
 
-    def forward(self, x: torch.Tensor, rung: int | None = None, without_noise: bool = False,
-                ms_ssim: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, x: torch.Tensor, rung: int | float | None = None, without_noise: bool = False,
+                ms_ssim: bool = False, rounded: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training pass: noise instead of rounding when ``self.training``; returns ``(x_hat, losses)``.
 
         ``losses["mse"]`` is the mean squared error with the value range scaled to 1 (so
@@ -259,19 +268,29 @@ class Codec(nn.Module):
         u = self.pad(self.to_unit(x))
         subbands = self.wpt(u)
         latents = self.bottleneck.compand(self.encoder(subbands))
-        entropy, step = self.entropy, None
-        if self.rates is not None:  # a variable-rate model at one rung (the middle one unless told)
-            rung = self.rates.rungs // 2 if rung is None else rung
-            entropy, step = self.rates.entropy[rung], per_channel(self.rates.rung_steps(rung), latents)
-        v = self.bottleneck(latents if step is None else latents / step)  # noise or rounding, in units of the step
-        z = self.bottleneck.expand(v if step is None else v * step)
+        bits_noisy, bits_integer, step, gain, lmbda = self.entropy.bits_noisy, self.entropy.bits_integer, None, None, None
+        if self.rates is not None and isinstance(rung, float) and not rung.is_integer():  # between two rungs
+            steps, gains, lmbda, bits_noisy = self.rates.at(rung)
+            bits_integer = lambda q: bits_noisy(q.to(latents.dtype))  # noqa: E731  (the same discretised Laplace)
+            step, gain = per_channel(steps, latents), None if gains is None else per_channel(gains, latents)
+        elif self.rates is not None:  # a variable-rate model at one rung (the middle one unless told)
+            rung = self.rates.rungs // 2 if rung is None else int(rung)
+            entropy = self.rates.entropy[rung]
+            bits_noisy, bits_integer, lmbda = entropy.bits_noisy, entropy.bits_integer, self.rates.lambdas[rung]
+            step = per_channel(self.rates.rung_steps(rung), latents)
+            gains = self.rates.rung_gains(rung)
+            gain = None if gains is None else per_channel(gains, latents)
+        scaled = latents if step is None else latents / step
+        v = self.bottleneck(scaled)  # noise or rounding, in units of the step
+        seen = scaled + (torch.round(scaled) - scaled).detach() if rounded and self.training else v
+        z = self.bottleneck.expand(seen if step is None else seen * (step if gain is None else step * gain))
         if without_noise:
             clean, noise = self.decoder(z, split_noise=True)
             subbands_hat = clean if noise is None else clean + noise
         else:
             subbands_hat = self.decoder(z)
         u_hat = self.crop(self.wpt.inverse(subbands_hat), size)
-        bits = entropy.bits_noisy(v) if self.training else entropy.bits_integer(v.to(torch.int32))
+        bits = bits_noisy(v) if self.training else bits_integer(v.to(torch.int32))
         positions = x.shape[0] * math.prod(size)
         losses = {
             "mse": F.mse_loss(u_hat, self.crop(u, size)),
@@ -282,10 +301,10 @@ class Codec(nn.Module):
             losses["ms_ssim"] = metrics.ms_ssim(u_hat + 0.5, self.crop(u, size) + 0.5, dtype=u_hat.dtype).mean()
         if without_noise:  # the waveform error of the decode without its noise fill (TrainConfig.noise_free_mse)
             losses["mse_without_noise"] = F.mse_loss(self.crop(self.wpt.inverse(clean), size), self.crop(u, size))
-        if self.rates is not None:
-            losses["lmbda"] = torch.tensor(self.rates.lambdas[rung])
+        if lmbda is not None:
+            losses["lmbda"] = torch.tensor(lmbda)
         if self.training:
-            losses["entropy_fit"] = entropy.bits_noisy(v.detach()).sum().to(u_hat.dtype) / positions
+            losses["entropy_fit"] = bits_noisy(v.detach()).sum().to(u_hat.dtype) / positions
         x_hat = self.from_unit(u_hat, x.dtype) if not x.is_floating_point() else self._unit_to_range(u_hat, x.dtype)
         return x_hat, losses
 

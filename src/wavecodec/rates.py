@@ -9,21 +9,28 @@ almost nothing, so one decoder serves every rate. Between rungs the steps interp
 geometrically, so the rate moves continuously with ``quality`` in 0..100 (100 the finest
 rung, 0 the coarsest), the scale cwebp and Pillow use.
 
-Each rung also has its own learned probabilities (:class:`~wavecodec.entropy.EntropyModel`):
-they give the training's rate estimate. Files are coded by the forward-adaptive coders,
+With ``rate_gains`` each rung also owns per-channel *reconstruction* gains: a symbol is
+dequantized to ``q * step * gain``. A decoder shared by every rung would otherwise learn one
+compromise: a channel that the coarse rungs leave as noise gets small decoder weights, which
+throws away what the fine rungs send in it (the decoder-side inverse gain of Cui et al.).
+
+Each rung also has its own learned probabilities (:class:`~wavecodec.entropy.EntropyModel`, or
+with ``rate_model = "laplace"`` a :class:`~wavecodec.entropy.LaplaceRate`): they give the
+training's rate estimate. Files are coded by the forward-adaptive coders,
 which need no tables for the rung.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .coder_names import DEFAULT_QUALITY
-from .entropy import EntropyModel
-from .errors import ShapeError
+from .entropy import EntropyModel, LaplaceRate, laplace_bits
+from .errors import ConfigError, ShapeError
 
 __all__ = ["DEFAULT_QUALITY", "RateLadder", "check_quality"]
 
@@ -38,14 +45,17 @@ def check_quality(quality: object) -> float:
 class RateLadder(nn.Module):
     """Per-rung quantization steps ``(L, C)`` (as logarithms) and per-rung rate models."""
 
-    def __init__(self, lambdas: tuple[float, ...], channels: int, bits: int) -> None:
+    def __init__(self, lambdas: tuple[float, ...], channels: int, bits: int, gains: bool = False,
+                 rate_model: str = "table") -> None:
         super().__init__()
         self.lambdas = tuple(float(v) for v in lambdas)
         # rung l starts with steps 3^l (each rung some 1.6 bits per latent cheaper than the one before);
         # training moves them from there (at a larger learning rate, wavecodec.training.loop)
         start = torch.arange(len(lambdas), dtype=torch.float32)[:, None] * math.log(3.0)
         self.log_steps = nn.Parameter(start.repeat(1, channels))
-        self.entropy = nn.ModuleList(EntropyModel(channels, bits) for _ in lambdas)
+        self.log_gains = nn.Parameter(torch.zeros(len(lambdas), channels)) if gains else None
+        self.entropy = nn.ModuleList((LaplaceRate(channels) if rate_model == "laplace" else EntropyModel(channels, bits))
+                                     for _ in lambdas)
 
     @property
     def rungs(self) -> int:
@@ -55,18 +65,51 @@ class RateLadder(nn.Module):
         """Where ``quality`` falls on the ladder: 0 at the finest rung (quality 100), ``L - 1`` at the coarsest (0)."""
         return (100.0 - check_quality(quality)) / 100.0 * (self.rungs - 1)
 
-    def steps(self, quality: float) -> torch.Tensor:
-        """The per-channel steps ``(C,)`` at ``quality``: geometric interpolation between the two nearest rungs."""
+    def _between(self, logs: torch.Tensor, quality: float) -> torch.Tensor:
+        """``exp`` of per-rung logarithms ``(L, C)`` interpolated linearly to ``quality``."""
         p = self.position(quality)
         i = min(int(math.floor(p)), max(self.rungs - 2, 0))
         f = p - i
-        logs = self.log_steps.detach().double()
+        logs = logs.detach().double()
         log = logs[i] if self.rungs == 1 else (1 - f) * logs[i] + f * logs[i + 1]
         return torch.exp(log).float()
+
+    def steps(self, quality: float) -> torch.Tensor:
+        """The per-channel steps ``(C,)`` at ``quality``: geometric interpolation between the two nearest rungs."""
+        return self._between(self.log_steps, quality)
+
+    def reconstruction_steps(self, quality: float) -> torch.Tensor:
+        """What a symbol is multiplied by when dequantized at ``quality``: the steps times the gains, if any."""
+        steps = self.steps(quality)
+        return steps if self.log_gains is None else steps * self._between(self.log_gains, quality)
 
     def rung_steps(self, rung: int) -> torch.Tensor:
         """The steps ``(C,)`` of one rung, differentiable (training)."""
         return torch.exp(self.log_steps[rung])
+
+    def rung_gains(self, rung: int) -> torch.Tensor | None:
+        """The reconstruction gains ``(C,)`` of one rung, differentiable; ``None`` without gains."""
+        return None if self.log_gains is None else torch.exp(self.log_gains[rung])
+
+    def at(self, position: float) -> tuple[torch.Tensor, torch.Tensor | None, float, Callable[[torch.Tensor], torch.Tensor]]:
+        """The ladder at a point ``position`` in ``[0, L - 1]`` between rungs, differentiably (training at every
+        quality, not only at the rungs): ``(steps, gains or None, lambda, bits of noisy latents)``, each
+        interpolated on a log scale as :meth:`steps` does. Needs Laplace rate models (tables do not interpolate).
+        """
+        if not all(isinstance(m, LaplaceRate) for m in self.entropy):
+            raise ConfigError("training between rungs needs codec.rate_model = 'laplace'")
+        i = min(int(math.floor(position)), max(self.rungs - 2, 0))
+        f = position - i
+        j = min(i + 1, self.rungs - 1)
+
+        def mix(logs: torch.Tensor) -> torch.Tensor:
+            return (1 - f) * logs[i] + f * logs[j]
+
+        steps = torch.exp(mix(self.log_steps))
+        gains = None if self.log_gains is None else torch.exp(mix(self.log_gains))
+        lmbda = math.exp((1 - f) * math.log(self.lambdas[i]) + f * math.log(self.lambdas[j]))
+        log_scale = (1 - f) * self.entropy[i].log_scale + f * self.entropy[j].log_scale
+        return steps, gains, lmbda, lambda v: laplace_bits(v, log_scale)
 
     def extra_repr(self) -> str:
         return f"lambdas={list(self.lambdas)}"

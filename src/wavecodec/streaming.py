@@ -197,17 +197,18 @@ def decode_tiles(codec: Codec, latents: torch.Tensor, tile: int,
 
 @torch.inference_mode()
 def decode_chunks(codec: Codec, latents: Callable[[int, int], np.ndarray], frames: int, length: int,
-                  chunk_frames: int = DEFAULT_CHUNK_FRAMES, quant_step: float = 1.0) -> Iterator[torch.Tensor]:
+                  chunk_frames: int = DEFAULT_CHUNK_FRAMES, reconstruction_step: float | torch.Tensor = 1.0) -> Iterator[torch.Tensor]:
     """Decoded samples of each chunk, in the model's unit range, ``(1, C, n)``; ``length`` samples in all.
 
-    ``latents(lo, hi)`` gives the integer symbols of frames ``[lo, hi)`` as ``(latent_dim, hi - lo)``.
+    ``latents(lo, hi)`` gives the integer symbols of frames ``[lo, hi)`` as ``(latent_dim, hi - lo)``;
+    ``reconstruction_step`` is what they are multiplied by (:meth:`Codec.reconstruction_step`).
     """
     block, reach, net, align = codec.config.block, transform_reach(codec), decoder_reach(codec), decoder_alignment(codec)
 
     def subbands(lo: int, hi: int) -> torch.Tensor:
         """Decoder output for frames ``[lo, hi)`` inside ``[0, frames)``, with the network's context clipped at the ends."""
         a, b = _window(lo, hi, net, align, frames)
-        z = codec.dequantize(torch.from_numpy(latents(a, b))[None], quant_step)
+        z = codec.dequantize(torch.from_numpy(latents(a, b))[None], reconstruction_step)
         return codec.synthesize(codec.bottleneck.expand(z))[..., lo - a : hi - a]
 
     for k in range(chunk_count(frames, chunk_frames)):

@@ -35,6 +35,17 @@ class TrainConfig:
     stft_weight: float = 0.0  # audio: weight of the multi-resolution STFT loss (training/losses.py)
     mel_weight: float = 0.0  # audio: weight of the log-mel L1 loss
     ms_ssim_weight: float = 0.0  # images: weight of 1 - MS-SSIM, a perceptual tuning (SSIMULACRA2 punishes blur more than PSNR)
+    # the decoder trains on rounded latents (straight-through gradients) while the rate sees the noisy ones
+    # ("mixed" quantization): at coarse steps uniform noise is far from what rounding does to a latent
+    rounded_decoder_input: bool = False
+    # variable-rate models: each batch's loss is divided by its (detached) MSE, so the weights the rungs share
+    # follow d(log MSE) + lambda * dR / MSE: every rung counts the same in dB. Unbalanced, the coarse rungs, whose
+    # errors are 10-20x larger, train the shared decoder almost alone and cap the fine rungs. Each rung's own
+    # trade-off (its steps, gains) is unchanged: both of its terms are scaled alike.
+    balance_rungs: bool = False
+    # variable-rate models with Laplace rate models: every other batch trains at a point between two rungs (steps,
+    # gains, lambda and rate model interpolated as the quality knob does), so qualities between rungs work as well
+    train_between_rungs: bool = False
     noise_free_mse: bool = False  # noise-fill decoders: the MSE term sees the decode without its noise, so only the spectral losses train the noise
     noise_level_start: float = 0.0  # > 0: a noise-fill decoder (with init_weights) starts every subband's noise at this level (unit range)
     # initialisation

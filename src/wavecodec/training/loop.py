@@ -20,7 +20,9 @@ from ..checkpoint import save
 from ..errors import ConfigError, InputError
 from ..fitting import fit_entropy, pca_init
 from ..metrics import psnr_from_mse
+from ..entropy import LaplaceRate
 from ..model import Codec
+from ..rates import RateLadder
 from ..registry import is_shipped, load
 from ..schedule import warmup_cosine
 from .config import TrainConfig
@@ -159,11 +161,23 @@ def _loader(cfg: TrainConfig, train_ds: CropDataset, start: int, stop: int, rank
     )
 
 
-def _rung(codec: Codec, step: int) -> int | None:
-    """The rung a variable-rate model trains at ``step`` (they take turns); ``None`` for a fixed-rate model."""
-    return None if codec.rates is None else step % codec.rates.rungs
+_GOLDEN = (math.sqrt(5) - 1) / 2
 
 
+def _rung(codec: Codec, step: int, between: bool = False) -> int | float | None:
+    """The rung a variable-rate model trains at ``step`` (they take turns); ``None`` for a fixed-rate model.
+
+    With ``between``, odd steps train at a point between rungs instead, from a low-discrepancy
+    sequence (the golden ratio's multiples, a function of the step alone, so a resumed run sees the same points).
+    """
+    if codec.rates is None:
+        return None
+    if between and step % 2:
+        return (step * _GOLDEN) % 1.0 * (codec.rates.rungs - 1)
+    return step % codec.rates.rungs
+
+
+BALANCED_MSE = 1e-3  # a balanced rung's loss is scaled as if its MSE were this (30 dB), to keep gradients near the usual size
 FAST_LR_SCALE = 20.0  # log-scale parameters (rung steps, noise levels) move this much faster than the weights
 
 
@@ -175,11 +189,18 @@ def _parameter_groups(codec: Codec) -> list[dict[str, Any]]:
     than the finest; the noise starts 70 dB down) in a few thousand steps; at the weights'
     learning rate they would still be moving when training ends.
     """
-    fast = ([codec.rates.log_steps] if codec.rates is not None else []) + (
+    ladder = codec.rates
+    fast = (_ladder_scales(ladder) if ladder is not None else []) + (
         list(codec.decoder.noise.level.parameters()) if codec.decoder.noise is not None else [])
     ids = {id(p) for p in fast}
     groups: list[dict[str, Any]] = [{"params": [p for p in codec.parameters() if id(p) not in ids]}]
     return groups + ([{"params": fast, "lr_scale": FAST_LR_SCALE}] if fast else [])
+
+
+def _ladder_scales(ladder: RateLadder) -> list[torch.nn.Parameter]:
+    """A ladder's log-scale parameters: the steps, the gains and Laplace rate models' scales (which follow the steps)."""
+    scales = [ladder.log_steps] + ([ladder.log_gains] if ladder.log_gains is not None else [])
+    return scales + [m.log_scale for m in ladder.entropy if isinstance(m, LaplaceRate)]
 
 
 class _Stepper:
@@ -200,8 +221,9 @@ class _Stepper:
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            rung = _rung(self.codec, step)
-            x_hat, losses = self.model(batch, rung, without_noise=cfg.noise_free_mse, ms_ssim=cfg.ms_ssim_weight > 0)
+            rung = _rung(self.codec, step, cfg.train_between_rungs)
+            x_hat, losses = self.model(batch, rung, without_noise=cfg.noise_free_mse, ms_ssim=cfg.ms_ssim_weight > 0,
+                                       rounded=cfg.rounded_decoder_input)
             waveform = losses["mse_without_noise"] if cfg.noise_free_mse else losses["mse"]
             loss = waveform + losses.get("lmbda", cfg.lmbda) * losses["bpp"]  # a rung brings its own lambda
             if cfg.subband_weight:
@@ -214,6 +236,8 @@ class _Stepper:
                 loss = loss + cfg.mel_weight * losses["mel"]
             if cfg.ms_ssim_weight:
                 loss = loss + cfg.ms_ssim_weight * (1 - losses["ms_ssim"])
+            if cfg.balance_rungs and rung is not None:  # every rung weighs the same in dB (see TrainConfig.balance_rungs)
+                loss = loss * (BALANCED_MSE / waveform.detach().clamp_min(1e-8))
             objective = loss + 1e-3 * losses["entropy_fit"]  # fits the tables, leaves the latents alone
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(objective).backward()
@@ -297,7 +321,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
                 row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse, "psnr": psnr_from_mse(max(mse, 1e-12)),
                        "bpp": losses["bpp"].item(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
                 row.update({k: losses[k].item() for k in ("stft", "mel", "ms_ssim") if k in losses})
-                if (rung := _rung(codec, step)) is not None:
+                if (rung := _rung(codec, step, cfg.train_between_rungs)) is not None:
                     row["rung"] = rung
                 log.write(json.dumps(row) + "\n")
                 log.flush()
