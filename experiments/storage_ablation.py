@@ -18,7 +18,9 @@ The partial runs (3,000 of ``recipes/rgb-storage-64.toml``'s 8,000 steps, each a
     .venv/bin/wavecodec train $R --run-dir runs/ablate-laplace
 
 Run: ``.venv/bin/python experiments/storage_ablation.py runs/ablate-noise runs/ablate-unbalanced runs/ablate-table
-runs/ablate-laplace runs/rgb-storage-64``. Writes ``experiments/results/storage_ablation.json`` and ``.png``
+runs/ablate-laplace runs/rgb-storage-64``; between the rungs (``recipes/rgb-storage-64-between.toml``):
+``.venv/bin/python experiments/storage_ablation.py runs/rgb-storage-64 runs/rgb-storage-64-between --no-ceilings
+--qualities 0,10,20,30,40,50,60,70,80,90,100 -o experiments/results/storage_between.json``. Writes ``experiments/results/storage_ablation.json`` and ``.png``
 (``-o`` another file).
 """
 
@@ -61,12 +63,11 @@ def as_input(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
 
 
-def curve(codec: Codec, photos: dict[str, np.ndarray]) -> list[dict]:
-    """bpp and PSNR (means over the photos) at the qualities on the rungs."""
+def curve(codec: Codec, photos: dict[str, np.ndarray], qualities: list[float] | None = None) -> list[dict]:
+    """bpp and PSNR (means over the photos) at ``qualities``, by default those on the rungs."""
     rungs = codec.rates.rungs
     points = []
-    for k in range(rungs):
-        q = 100.0 * (1 - k / (rungs - 1))
+    for q in qualities or [100.0 * (1 - k / (rungs - 1)) for k in range(rungs)]:
         bpp, score = [], []
         for img in photos.values():
             x = as_input(img)
@@ -108,6 +109,8 @@ def ceilings(codec: Codec, photos: dict[str, np.ndarray]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="run folders, model names or weights (the first is the BD anchor)")
+    parser.add_argument("--qualities", help="comma-separated qualities to measure (default: those on the rungs)")
+    parser.add_argument("--no-ceilings", action="store_true", help="skip the unquantized decoder and linear-map figures")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "storage_ablation.json", help="result file")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -118,7 +121,9 @@ def main() -> None:
             codec, step = load(ref, Path(scratch))
             if codec.rates is None:
                 sys.exit(f"{ref} is not a variable-rate model")
-            entry = {"step": step, "latent_dim": codec.config.latent_dim, "curve": curve(codec, photos), **ceilings(codec, photos)}
+            qualities = [float(q) for q in args.qualities.split(",")] if args.qualities else None
+            entry = {"step": step, "latent_dim": codec.config.latent_dim, "curve": curve(codec, photos, qualities),
+                     **({} if args.no_ceilings else ceilings(codec, photos))}
             report["models"][ref] = entry
             print(ref, {k: v for k, v in entry.items() if k != "curve"}, flush=True)
             for p in entry["curve"]:
