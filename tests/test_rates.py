@@ -276,6 +276,10 @@ def test_training_between_rungs_interpolates_like_the_quality_knob() -> None:
     table = Codec(CodecConfig(latent_dim=4, rate_lambdas=(0.001, 0.01)))
     with pytest.raises(ConfigError, match="rate_model = 'laplace'"):
         table.rates.at(0.5)
+    from wavecodec.training import TrainConfig
+
+    with pytest.raises(ConfigError, match="train_between_rungs needs"):  # refused before a run starts, not at its first odd step
+        TrainConfig.from_dict({"train_between_rungs": True, "codec": {"latent_dim": 4, "rate_lambdas": [0.001, 0.01]}})
 
 
 def test_between_rung_points_are_a_function_of_the_step(ladder: Codec) -> None:

@@ -456,9 +456,8 @@ class LatentSymbols:
     def __init__(self, codec: Codec, header: dict[str, Any], payload: bytes) -> None:
         self.codec, self.header, self.payload = codec, header, payload
         self.shape: tuple[int, ...] = (header["batch"], *header["latent_shape"])
-        #: the step(s) the latents were rounded with: a float, or per channel for a variable-rate model
-        self.quant_step: float | torch.Tensor = codec.quantization_step(header["step"], header.get("quality"))
-        #: what a symbol is multiplied by when dequantized (the step, times a variable-rate model's gains if it has them)
+        #: what a symbol is multiplied by when dequantized: the step(s) it was rounded with (a float, or per channel
+        #: for a variable-rate model), times a variable-rate model's gains if it has them
         self.reconstruction_step: float | torch.Tensor = codec.reconstruction_step(header["step"], header.get("quality"))
         self.chunk_frames: int | None = header.get("chunk_frames")
         self._whole: np.ndarray | None = None

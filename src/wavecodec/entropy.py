@@ -193,7 +193,6 @@ def ans_decode(data: bytes, shape: tuple[int, ...], pmf: np.ndarray, table_radiu
     return _from_channels_first(rows, shape)
 
 
-
 class LaplaceRate(nn.Module):
     """A zero-mean discretised Laplace per channel: a ladder rung's differentiable rate estimate.
 
@@ -213,16 +212,13 @@ class LaplaceRate(nn.Module):
         self.channels = channels
         self.log_scale = nn.Parameter(torch.zeros(channels))
 
-    def _bits(self, v: torch.Tensor) -> torch.Tensor:
-        return laplace_bits(v, self.log_scale)
-
     def bits_noisy(self, v: torch.Tensor) -> torch.Tensor:
         """Differentiable bits of each element of noisy latents ``v`` ``(B, C, *S)``."""
-        return self._bits(v)
+        return laplace_bits(v, self.log_scale)
 
     def bits_integer(self, q: torch.Tensor) -> torch.Tensor:
         """Bits of each element of integer latents under the same model."""
-        return self._bits(q.double()).to(torch.float64)
+        return laplace_bits(q.double(), self.log_scale)
 
     @torch.no_grad()
     def fit(self, q: torch.Tensor) -> None:

@@ -77,6 +77,8 @@ class TrainConfig:
             self.codec = CodecConfig.from_dict(self.codec)
         checks = [
             (self.steps >= 0, "steps must be >= 0"),
+            (not self.train_between_rungs or self.codec.rate_model == "laplace",
+             "train_between_rungs needs a variable-rate codec with rate_model = 'laplace' (tables do not interpolate)"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.crop >= 1, "crop must be >= 1"),
             (self.downscale >= 1, "downscale must be >= 1"),

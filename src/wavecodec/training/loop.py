@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, Sampler
 from ..atomic import atomic_write
 from ..checkpoint import save
 from ..errors import ConfigError, InputError
+from ..entropy import LaplaceRate
 from ..fitting import fit_entropy, pca_init
 from ..metrics import psnr_from_mse
-from ..entropy import LaplaceRate
 from ..model import Codec
 from ..rates import RateLadder
 from ..registry import is_shipped, load
