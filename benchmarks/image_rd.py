@@ -203,7 +203,7 @@ def main() -> None:
             print(f"{codec.config.name} {label}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} "
                   f"MS-SSIM {point['ms_ssim']:.4f} SSIMULACRA2 {point['ssimulacra2']:.2f}", flush=True)
         points.sort(key=lambda p: p["bpp"])
-        ours[codec.config.name or ref] = {**points[-1], "curve": points,
+        ours[report_name(codec, ref)] = {**points[-1], "curve": points,
                                           "bjontegaard": {c: bjontegaard(curves[c], points) for c in curves}}
 
     # speed on a 768x512 photo, each codec at a mid setting, medians
@@ -218,7 +218,7 @@ def main() -> None:
     for ref in models:
         codec = wavecodec.load(ref)
         data = codec.compress(x)
-        speed[codec.config.name or ref] = {"encode_s": time_call(lambda: codec.compress(x), args.repeats)["median_s"],
+        speed[report_name(codec, ref)] = {"encode_s": time_call(lambda: codec.compress(x), args.repeats)["median_s"],
                                            "decode_s": time_call(lambda: codec.decompress(data), args.repeats)["median_s"]}
     for name, s in speed.items():
         s["encode_mpix_s"] = 768 * 512 / 1e6 / s["encode_s"]
@@ -239,6 +239,11 @@ def main() -> None:
     for name, s in speed.items():
         print(f"{name:18s} {s['encode_mpix_s']:9.2f} {s['decode_mpix_s']:9.2f}")
     print(f"wrote {path} and {args.output.with_suffix('.png')}")
+
+
+def report_name(codec, ref: str) -> str:
+    """A model's name in the report: its config's name, or ``name@hash`` for a retired version (same name as the current one)."""
+    return ref if "@" in str(ref) else (codec.config.name or ref)
 
 
 def plot(curves: dict[str, list[dict]], ours: dict[str, dict], path: Path) -> None:

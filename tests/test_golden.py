@@ -19,7 +19,7 @@ import wavecodec.container
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("threads", [1, 4])
 def test_golden_file_decodes_bit_exactly(threads: int, version: int) -> None:
     from make_golden import digests  # tests/data is on sys.path (conftest)
@@ -34,7 +34,7 @@ def test_golden_file_decodes_bit_exactly(threads: int, version: int) -> None:
         torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize(("version", "coder"), [(1, "ans-wavefront"), (2, "ans-two-states"), (3, "ans-linear"), (4, "ans")])
+@pytest.mark.parametrize(("version", "coder"), [(1, "ans-wavefront"), (2, "ans-two-states"), (3, "ans-linear"), (4, "ans-all-channels"), (5, "ans")])
 def test_golden_file_header_is_readable_without_a_model(version: int, coder: str) -> None:
     header = wavecodec.compression.read_header((DATA / f"golden_v{version}.wvc").read_bytes())
     assert header["model"] == "golden" and header["shape"] == [45, 47]
@@ -42,8 +42,17 @@ def test_golden_file_header_is_readable_without_a_model(version: int, coder: str
 
 
 def test_the_current_version_writes_the_current_golden_file() -> None:
-    codec = wavecodec.load(DATA / "golden_model.safetensors")
-    from helpers import synthetic_images
+    from make_golden import golden_bytes
 
-    x = synthetic_images(1, size=48, seed=42)[:, :, :45, :47].contiguous()
-    assert codec.compress(x) == (DATA / f"golden_v{wavecodec.container.VERSION}.wvc").read_bytes()
+    codec = wavecodec.load(DATA / "golden_model.safetensors")
+    assert golden_bytes(codec) == (DATA / f"golden_v{wavecodec.container.VERSION}.wvc").read_bytes()
+
+
+def test_the_current_golden_file_has_a_silent_channel_that_is_not_coded() -> None:
+    from wavecodec.compression import open_latents
+
+    codec = wavecodec.load(DATA / "golden_model.safetensors")
+    data = (DATA / "golden_v5.wvc").read_bytes()
+    q = open_latents(codec, data)[1].all()
+    assert not q[:, 3].any() and all(q[:, c].any() for c in (0, 1, 2, 4, 5))
+    assert wavecodec.container.unpack(data)[1]["latents"][0] == 0b110111  # the channel mask: channel 3 not coded

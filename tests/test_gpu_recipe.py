@@ -65,6 +65,16 @@ def test_the_gpu_script_trains_and_exports_a_storage_model_on_any_machine(tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 100  # the least the script trains
     codec = wavecodec.load(out / "rgb-storage-gpu.safetensors")
-    assert codec.rates is not None and codec.config.latent_dim == 24
+    assert codec.rates is not None and codec.config == wavecodec.load("rgb-storage").config.replace(name="rgb-storage-gpu")
     x = (torch.rand(1, 3, 64, 64) * 255).to(torch.uint8)
     assert codec.decompress(codec.compress(x, quality=50)).shape == x.shape
+
+
+def test_the_gpu_recipe_trains_the_shipped_storage_design() -> None:
+    import wavecodec
+    from wavecodec.training import TrainConfig
+
+    gpu, cpu = TrainConfig.load(ROOT / "recipes" / "rgb-storage-gpu.toml"), TrainConfig.load(ROOT / "recipes" / "rgb-storage-pca.toml")
+    assert gpu.codec == cpu.codec == wavecodec.load("rgb-storage").config
+    same = ("pca_init", "pca_steps", "latent_scale", "rounded_decoder_input", "balance_rungs", "train_between_rungs")
+    assert [getattr(gpu, k) for k in same] == [getattr(cpu, k) for k in same]

@@ -1,4 +1,4 @@
-"""The default coder (format versions 2-4): interlaced context coding in whole-tensor passes, with either magnitude model."""
+"""The default coder (format versions 2-5): interlaced context coding in whole-tensor passes, with either magnitude model."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from helpers import synthetic_images
 from wavecodec import FormatError
 from wavecodec import interlaced, rans
 
-#: every form of the coder: format 4 with each magnitude model, format 3 (linear, int16 weights) and format 2 (two states)
-FORMS = pytest.mark.parametrize("form", [(4, interlaced.LOG), (4, interlaced.LINEAR), (3, None), (2, None)], ids=["v4-log", "v4-linear", "v3", "v2"])
+#: every form of the coder: format 5 (a live-channel mask, then format 4), format 4 with each magnitude model, format 3
+#: (linear, int16 weights) and format 2 (two states)
+FORMS = pytest.mark.parametrize("form", [(5, None), (4, interlaced.LOG), (4, interlaced.LINEAR), (3, None), (2, None)],
+                                ids=["v5", "v4-log", "v4-linear", "v3", "v2"])
 
 
 def enc(q: np.ndarray, max_symbol: int, form: tuple[int, str | None]) -> bytes:
@@ -144,7 +146,7 @@ def test_a_codec_file_uses_it_and_is_identical_across_thread_counts(fitted) -> N
     assert one == four
     from wavecodec.compression import open_latents, read_header
 
-    assert read_header(one)["coder"] == "ans" and read_header(one)["format_version"] == 4
+    assert read_header(one)["coder"] == "ans" and read_header(one)["format_version"] == 5
     with torch.no_grad():
         expected = fitted.quantize(fitted.encode(x)).numpy()
     assert np.array_equal(open_latents(fitted, one)[1].all(), expected)
@@ -182,15 +184,15 @@ def test_activity_summed_over_many_loud_channels_round_trips(channels: int, max_
 
 def test_format_4_picks_the_smaller_model_for_quiet_latents_and_the_log_linear_one_for_loud_ones() -> None:
     quiet = np.clip(np.round(np.random.default_rng(5).laplace(0, 0.3, (1, 16, 32, 32))), -511, 511).astype(np.int64)
-    both = [interlaced.encode(quiet, 511, model=m) for m in interlaced.MODEL_IDS]
-    auto = interlaced.encode(quiet, 511)
+    both = [interlaced.encode(quiet, 511, version=4, model=m) for m in interlaced.MODEL_IDS]
+    auto = interlaced.encode(quiet, 511, version=4)
     assert len(auto) == min(map(len, both)) and auto in both
-    assert np.array_equal(interlaced.decode(auto, quiet.shape, 511), quiet)
+    assert np.array_equal(interlaced.decode(auto, quiet.shape, 511, version=4), quiet)
     loud = 3 * smooth_latents((1, 6, 24, 32))
-    assert np.abs(loud).mean() >= interlaced.LOG_ABOVE and interlaced.encode(loud, 127)[0] == interlaced.MODEL_IDS.index(interlaced.LOG)
+    assert np.abs(loud).mean() >= interlaced.LOG_ABOVE and interlaced.encode(loud, 127, version=4)[0] == interlaced.MODEL_IDS.index(interlaced.LOG)
     for bad in (b"", bytes([len(interlaced.MODEL_IDS)]) + auto[1:]):
         with pytest.raises(FormatError, match="magnitude model"):
-            interlaced.decode(bad, quiet.shape, 511)
+            interlaced.decode(bad, quiet.shape, 511, version=4)
 
 
 def test_variable_length_weights_round_trip_and_malformed_ones_are_refused() -> None:
@@ -210,7 +212,7 @@ def test_format_4_pads_its_weights_to_keep_the_words_aligned_and_refuses_a_nonze
     for seed in range(8):
         q = smooth_latents((1, 3, 12, 14), seed=seed)
         for model in interlaced.MODEL_IDS:
-            data = interlaced.encode(q, 127, model=model)
+            data = interlaced.encode(q, 127, version=4, model=model)
             count = 3 * (rans.LOG_WEIGHTS if model == interlaced.LOG else interlaced.WEIGHTS)
             weights, end = interlaced.unpack_weights(data, 1, count)
             assert end % 2 == 0 and (len(data) - end) % 2 == 0
@@ -219,5 +221,29 @@ def test_format_4_pads_its_weights_to_keep_the_words_aligned_and_refuses_a_nonze
                 bad = bytearray(data)
                 bad[end - 1] = 1
                 with pytest.raises(FormatError, match="malformed"):
-                    interlaced.decode(bytes(bad), q.shape, 127)
+                    interlaced.decode(bytes(bad), q.shape, 127, version=4)
     assert padded
+
+
+def test_format_5_codes_only_the_live_channels_behind_a_mask() -> None:
+    q = smooth_latents((2, 12, 20, 24))
+    q[:, [1, 2, 5, 6, 7, 8, 9, 11]] = 0  # a variable-rate model's latents at a low quality: most channels silent
+    q[1, 3] = 0  # silent in one item only: still live
+    data = interlaced.encode(q, 127, version=5)
+    live = [0, 3, 4, 10]
+    assert data[:2] == np.packbits(np.isin(np.arange(12), live), bitorder="little").tobytes()
+    assert data[2:] == interlaced.encode(np.ascontiguousarray(q[:, live]), 127, version=4)  # then format 4 of those alone
+    assert np.array_equal(interlaced.decode(data, q.shape, 127, version=5), q)
+    assert len(data) < 0.92 * len(interlaced.encode(q, 127, version=4))  # 8 of 12 channels' weights and symbols saved
+    silent = np.zeros((1, 9, 16, 16), np.int64)  # all silent: channel 0 stays marked, so a payload bounds its latents
+    data = interlaced.encode(silent, 127, version=5)
+    assert data[:2] == b"\x01\x00" and np.array_equal(interlaced.decode(data, silent.shape, 127, version=5), silent)
+
+
+def test_format_5_refuses_a_malformed_mask() -> None:
+    q = smooth_latents((1, 10, 8, 8))
+    data = interlaced.encode(q, 127, version=5)
+    assert data[:2] == b"\xff\x03"
+    for bad, why in ((data[:1], "cut off"), (b"\xff\x07" + data[2:], "mask is malformed"), (b"\xfe\x03" + data[2:], "mask is malformed")):
+        with pytest.raises(FormatError, match=why):
+            interlaced.decode(bad, q.shape, 127, version=5)

@@ -291,3 +291,39 @@ def test_between_rung_points_are_a_function_of_the_step(ladder: Codec) -> None:
     odd = [p for s, p in enumerate(points) if s % 2]
     assert all(0 <= p <= 2 for p in odd) and len({round(p, 6) for p in odd}) == len(odd)
     assert min(odd) < 0.5 and max(odd) > 1.5  # they cover the ladder
+
+
+def test_uniform_ladder_steps_give_every_channel_the_same_step_in_the_subbands() -> None:
+    from wavecodec.fitting import uniform_ladder_steps
+
+    torch.manual_seed(0)
+    lambdas = (0.0003, 0.003, 0.03)
+    codec = Codec(CodecConfig(channels=3, levels=2, latent_dim=6, latent_bits=10, decoder_width=0, decoder_depth=0,
+                              rate_lambdas=lambdas, name="t"))
+    pca_init(codec, synthetic_images(16, seed=1).split(8), latent_scale=0.05)
+    steps = uniform_ladder_steps(codec)
+    cfg = codec.config
+    # lambda = step^2 * positions * ln 2 / (6 * subbands): the high-rate slope of MSE against bpp
+    assert steps == pytest.approx([math.sqrt(v * 6 * cfg.subbands / (cfg.block**2 * math.log(2))) for v in lambdas])
+    with torch.no_grad():
+        zero = codec.decoder.linear(torch.zeros(1, 6, 1, 1))
+        for rung, step in enumerate(steps):
+            one = torch.eye(6, dtype=torch.int16).reshape(6, 6, 1, 1)  # one symbol of 1 in each channel in turn
+            z = codec.bottleneck.expand(codec.dequantize(one, codec.rates.rung_steps(rung)))
+            moved = (codec.decoder.linear(z) - zero).flatten(1).norm(dim=1)
+            # one step of any channel moves the subbands alike (within the companding's curvature at coarse steps)
+            assert moved.numpy() == pytest.approx([step] * 6, rel=0.05)
+    fixed = Codec(CodecConfig(channels=3, levels=2, latent_dim=6, decoder_width=0, decoder_depth=0))
+    with pytest.raises(ConfigError, match="variable-rate"):
+        uniform_ladder_steps(fixed)
+
+
+def test_pca_steps_needs_a_ladder_and_a_pca_start() -> None:
+    from wavecodec.training import TrainConfig
+
+    codec = {"channels": 3, "levels": 2, "latent_dim": 4, "rate_lambdas": [0.001, 0.01]}
+    assert TrainConfig.from_dict({"pca_steps": True, "codec": codec}).pca_steps
+    for bad in ({"pca_steps": True, "codec": {**codec, "rate_lambdas": []}},
+                {"pca_steps": True, "pca_init": False, "codec": codec}):
+        with pytest.raises(ConfigError, match="pca_steps"):
+            TrainConfig.from_dict(bad)

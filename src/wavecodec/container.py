@@ -25,8 +25,8 @@ from typing import Any
 from .errors import FormatError
 
 MAGIC = b"\x89WVC\r\n\x1a\n"
-VERSION = 4
-READABLE = (1, 2, 3, 4)  # versions 2, 3 and 4 each changed what the coder name "ans" means (see wavecodec.coders)
+VERSION = 5
+READABLE = (1, 2, 3, 4, 5)  # versions 2 to 5 each changed what the coder name "ans" means (see wavecodec.coders)
 MAX_HEADER_BYTES = 64 * 1024
 _PREFIX = struct.Struct("<8sHI")
 

@@ -55,6 +55,9 @@ class TrainConfig:
     latent_scale: float = 0.25
     pca_split_hz: float = 0.0  # audio: > 0 gives the PCA start pca_low_channels components below this frequency and one per log-spaced band above
     pca_low_channels: int = 0
+    # variable-rate models started from PCA: each rung's steps start equal in the subbands for every channel,
+    # at the step its lambda asks for at high rate (wavecodec.fitting.uniform_ladder_steps), not equal in the latents
+    pca_steps: bool = False
     # optimisation
     steps: int = 1000
     batch_size: int = 8
@@ -79,6 +82,8 @@ class TrainConfig:
             (self.steps >= 0, "steps must be >= 0"),
             (not self.train_between_rungs or self.codec.rate_model == "laplace",
              "train_between_rungs needs a variable-rate codec with rate_model = 'laplace' (tables do not interpolate)"),
+            (not self.pca_steps or (self.pca_init and self.codec.rate_lambdas),
+             "pca_steps needs pca_init and a variable-rate codec (codec.rate_lambdas)"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.crop >= 1, "crop must be >= 1"),
             (self.downscale >= 1, "downscale must be >= 1"),

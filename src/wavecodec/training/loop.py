@@ -19,7 +19,7 @@ from ..atomic import atomic_write
 from ..checkpoint import save
 from ..errors import ConfigError, InputError
 from ..entropy import LaplaceRate
-from ..fitting import fit_entropy, pca_init
+from ..fitting import fit_entropy, pca_init, uniform_ladder_steps
 from ..metrics import psnr_from_mse
 from ..model import Codec
 from ..rates import RateLadder
@@ -143,6 +143,8 @@ def _initialise(codec: Codec, cfg: TrainConfig, train_ds: CropDataset, val_batch
         pca = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size))).to(device)
                for i in range(cfg.pca_batches)]
         summary["pca"] = pca_init(codec, pca, cfg.latent_scale, cfg.pca_split_hz, cfg.pca_low_channels)
+        if cfg.pca_steps:
+            summary["pca"]["rung_steps"] = uniform_ladder_steps(codec)
         fit_entropy(codec, pca, context=False)
         codec.eval()
         summary["pca_init"] = evaluate(codec, val_batch)[0]
