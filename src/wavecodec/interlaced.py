@@ -55,9 +55,10 @@ int16 weights (little-endian), format 2 two rANS states (:data:`VERSIONS`).
 Payload of format 5: a bit per latent channel (``ceil(C / 8)`` bytes, least significant bit first), set for
 the channels that hold a symbol other than 0 in some item, then a format 4 payload of those channels alone.
 A variable-rate model leaves most of its channels at 0 at low qualities (the step outgrows them); format 4
-still coded their weights and symbols: ``rgb-storage``'s files on the dev photos are 49% smaller at quality 0 and 29%
-at quality 20 in format 5 (``benchmarks/storage_coder.py``). At least one channel is always marked (channel 0 when all are 0), so a payload still bounds
-the latents it can declare: at most ``C`` times format 4's capacity (:func:`max_symbols`).
+still coded their weights and symbols: ``rgb-storage``'s files on the dev photos are 49% smaller at quality 0
+and 29% at quality 20 in format 5 (``benchmarks/storage_coder.py``). At least one channel is always marked
+(channel 0 when all are 0), so a payload still bounds the latents it can declare: at most ``C`` times format 4's
+capacity (:func:`max_symbols`).
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ def _rows(q: np.ndarray) -> np.ndarray:
 
 
 #: what each format version's coder writes: (rANS states, magnitude model, fixed int16 weights); version 4 chooses
-#: its model per payload (:func:`encode`) and writes variable-length weights
+#: its model per payload (:func:`encode`) and writes variable-length weights; version 5 is version 4 behind the live-channel mask
 VERSIONS = {2: (2, LINEAR, True), 3: (rans.LANES, LINEAR, True), 4: (rans.LANES, None, False), 5: (rans.LANES, None, False)}
 MASKED = 5  # the first version whose payload starts with the live-channel mask
 MODEL_IDS = (LINEAR, LOG)  # format 4's first payload byte
