@@ -100,8 +100,9 @@ def uniform_ladder_steps(codec: Codec) -> list[float]:
     above the step, ``MSE = K step^2 / (12 D)`` and ``bpp = -K log2(step) / block + const`` per position
     (``D`` subbands, ``block`` pixels per position), so ``lambda = -dMSE/dbpp = step^2 block ln 2 / (6 D)``.
     Starting the ladder there, instead of at steps equal in the latents (which quantize strong and weak
-    components alike, far from the optimum for PCA's whitened latents), measured 1.5-3 dB better on the
-    dev photos before any training.
+    components alike, far from the optimum for PCA's whitened latents), the untrained 64-channel RGB codec
+    was already as good as the first storage design after all its training (BD-rate -2.3% on the dev photos;
+    docs/benchmarks.md, "What changed: where the ladder starts").
     """
     ladder = codec.rates
     if ladder is None:
