@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 import wavecodec
-from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
+from wavecodec.benchmarking import dev_photos, machine, photo_tensor, time_call, write_json
 from wavecodec.metrics import bd_quality, bd_rate, ms_ssim, psnr, ssimulacra2
 
 QUALITIES = {
@@ -70,20 +70,14 @@ def standard_codecs(mode: str = "RGB") -> dict:
 KEYS = ("bpp", "psnr", "ms_ssim", "ssimulacra2")
 
 
-def as_tensor(img: np.ndarray) -> torch.Tensor:
-    """An ``(H, W, 3)`` or gray ``(H, W)`` photo as ``(1, C, H, W)``."""
-    t = torch.from_numpy(np.array(img))
-    return (t[None] if t.ndim == 2 else t.permute(2, 0, 1))[None].contiguous()
-
-
 def as_photo(x: torch.Tensor) -> np.ndarray:
-    """Inverse of :func:`as_tensor`."""
+    """Inverse of :func:`wavecodec.benchmarking.photo_tensor`."""
     return x[0, 0].numpy() if x.shape[1] == 1 else x[0].permute(1, 2, 0).numpy()
 
 
 def quality(img: np.ndarray, rec: np.ndarray) -> dict[str, float]:
     """PSNR, MS-SSIM and SSIMULACRA2 of a decoded 8-bit RGB or gray photo."""
-    x, y = as_tensor(img).double(), as_tensor(rec).double()
+    x, y = photo_tensor(img).double(), photo_tensor(rec).double()
     return {"psnr": psnr(x, y, 255.0), "ms_ssim": float(ms_ssim(x / 255, y / 255)),
             "ssimulacra2": ssimulacra2(img, np.asarray(rec, dtype=np.uint8))}
 
@@ -190,7 +184,7 @@ def main() -> None:
         for setting in settings:
             rows = []
             for img in photos.values():
-                x = as_tensor(img)
+                x = photo_tensor(img)
                 data = codec.compress(x, quant_step=setting["step"], quality=setting.get("quality"))
                 rec = as_photo(codec.decompress(data))
                 rows.append({"bpp": 8 * len(data) / (img.shape[0] * img.shape[1]), **quality(img, rec)})
@@ -208,7 +202,7 @@ def main() -> None:
 
     # speed on a 768x512 photo, each codec at a mid setting, medians
     img = speed_photo(photos)
-    x = as_tensor(img)
+    x = photo_tensor(img)
     speed: dict[str, dict] = {}
     for name, (encode, decode) in codecs.items():
         q = QUALITIES[name][len(QUALITIES[name]) // 2]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import wavecodec
-from wavecodec.benchmarking import dev_photos, machine, time_call, write_json
+from wavecodec.benchmarking import dev_photos, machine, photo_tensor, time_call, write_json
 from wavecodec.coders import decode_symbols, encode_symbols
 from wavecodec.interlaced import live_channels
 
@@ -44,8 +44,7 @@ def main() -> None:
         times = {f"{c} {k}": [] for c in CODERS for k in ("encode", "decode")}
         live = []
         for img in photos.values():
-            x = torch.from_numpy(img.copy())
-            x = (x[None] if gray else x.permute(2, 0, 1))[None].contiguous()
+            x = photo_tensor(img)
             q = codec.quantize(codec.encode(x), codec.quantization_step(quality=quality)).numpy()
             live.append(int(live_channels(q).sum()))
             for coder in CODERS:

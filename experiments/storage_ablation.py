@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 import wavecodec
-from wavecodec.benchmarking import dev_photos, machine, write_json
+from wavecodec.benchmarking import dev_photos, machine, photo_tensor, write_json
 from wavecodec.bottleneck import per_channel
 from wavecodec.metrics import bd_rate, psnr
 from wavecodec.model import Codec
@@ -59,10 +59,6 @@ def load(ref: str, scratch: Path) -> tuple[Codec, int | None]:
     return wavecodec.load(ref), None
 
 
-def as_input(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(img.copy()).permute(2, 0, 1)[None].contiguous()
-
-
 def curve(codec: Codec, photos: dict[str, np.ndarray], qualities: list[float] | None = None) -> list[dict]:
     """bpp and PSNR (means over the photos) at ``qualities``, by default those on the rungs."""
     rungs = codec.rates.rungs
@@ -70,7 +66,7 @@ def curve(codec: Codec, photos: dict[str, np.ndarray], qualities: list[float] | 
     for q in qualities or [100.0 * (1 - k / (rungs - 1)) for k in range(rungs)]:
         bpp, score = [], []
         for img in photos.values():
-            x = as_input(img)
+            x = photo_tensor(img)
             data = codec.compress(x, quality=q)
             bpp.append(8 * len(data) / (img.shape[0] * img.shape[1]))
             score.append(psnr(x.double(), codec.decompress(data).double(), 255.0))
@@ -84,7 +80,7 @@ def ceilings(codec: Codec, photos: dict[str, np.ndarray]) -> dict[str, float]:
     gains = codec.reconstruction_step(quality=100) / codec.quantization_step(quality=100)
     ys, subbands, cases, decoded = [], [], [], []
     for img in photos.values():
-        x = as_input(img)
+        x = photo_tensor(img)
         size = x.shape[2:]
         u = codec.pad(codec.to_unit(x))
         s = codec.wpt(u)

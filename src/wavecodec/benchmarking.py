@@ -133,6 +133,12 @@ def dev_photos(gray: bool = False) -> dict[str, np.ndarray]:
 DEV_AUDIO_DIR = Path("/usr/share/hyperrogue/music")  # dev music (Debian hyperrogue-music): never trained on
 
 
+def photo_tensor(img: np.ndarray) -> torch.Tensor:
+    """An ``(H, W, 3)`` or gray ``(H, W)`` photo (as :func:`dev_photos` gives them) as a ``(1, C, H, W)`` tensor."""
+    t = torch.from_numpy(np.array(img))
+    return (t[None] if t.ndim == 2 else t.permute(2, 0, 1))[None].contiguous()
+
+
 def dev_audio(count: int, seconds: float, out: str | os.PathLike[str]) -> list[Path]:
     """``seconds`` from the middle of the first ``count`` dev tracks, as 16-bit FLAC files in ``out`` (made once).
 
