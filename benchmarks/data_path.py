@@ -48,6 +48,7 @@ from wavecodec.convert import convert
 from wavecodec.data import LatentDataset, LatentShards
 from wavecodec.learn import Classifier
 from wavecodec.metrics import psnr
+from wavecodec.registry import version_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = (768, 512)
@@ -157,9 +158,9 @@ def codec_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Code
 # -- 3: the stages against what they replace -------------------------------------------------
 def storage_sizes(photos: dict[str, np.ndarray], qualities: tuple[int, ...] = (10, 50, 75, 95)) -> dict[str, float]:
     """Payload bytes of format 4's coder over format 3's on ``rgb-storage``'s latents of ``photos``, per quality:
-    quiet latents, where format 4 may pick the linear model."""
+    quiet latents, where format 4 may pick the linear model; ``"model_hash"`` names the weights measured."""
     codec = wavecodec.load("rgb-storage")
-    ratios = {}
+    ratios: dict[str, Any] = {"model_hash": codec.fingerprint()}
     for quality in qualities:
         sizes = {"ans": 0, "ans-linear": 0}
         for img in photos.values():
@@ -379,10 +380,29 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def headroom_paragraph() -> str:
+    """What ``experiments/coder_headroom.py`` measured (its saved result), or nothing before it has run."""
+    path = Path(__file__).resolve().parents[1] / "experiments" / "results" / "coder_headroom.json"
+    if not path.exists():
+        return ""
+    h = json.loads(path.read_text())
+    return f"""
+What would it take? `.venv/bin/python experiments/coder_headroom.py` (`experiments/results/coder_headroom.json`) measures
+upper bounds of the cheap levers on the same latents, as shares of the payload: the best generalised-Gaussian shape per
+channel instead of the Laplace tables (an oracle, its side information free) {100 * h['shape_saving_share']:.2f}%; predicting
+each symbol also from the residuals of the channels decoded before it at the same position (least squares, at the spacing-2
+edges, half of the symbols) {100 * h['cross_channel_saving_share']:.2f}%; the whole header, escapes and rANS flush
+{100 * h['header_escape_flush_share']:.2f}%. All three together, with no header at all, would give
+{h['all_levers_ans_vs_webp_mosaic']:.3f}x the mosaic: the 5% target needs a stronger model of the latents than a context fitted
+per file (a learned hyperprior or context network), not a tuned coder."""
+
+
 def write_doc(r: dict[str, Any], path: Path) -> None:
     """``docs/data_path.md`` from a report: every figure in it comes from this run's JSON."""
     sr, cs, st, dl = r["sample_read"], r["codec_speed"], r["stages"], r["dataloader_samples_per_s"]
     c, d, d2 = st["coder"], st["decoder_network"], st["decoder_network_2_threads"]
+    storage = c["storage_v4_vs_v3_size"]
+    storage_ratios = {q: r for q, r in storage.items() if q != "model_hash"}
     s16, s4, s1, si, s3 = sr["lat16-one"], sr["lat4"], sr["lat16-v1"], sr["lat16-int"], sr["lat16-v3"]
     lines = [f"""# The compressed-domain data path: speed against the pixel path
 
@@ -449,9 +469,14 @@ for {c['payload_bytes']['ans-linear'] - c['payload_bytes']['ans-two-states']:+} 
 coder's (target: at most 3%, {"met" if c['ans_vs_wavefront_size'] <= 1.03 else "not met"}) and {100 * (c['ans_vs_webp_mosaic_size'] - 1):+.1f}% against the WebP mosaic (target: at least 5%
 smaller, {"met" if c['ans_vs_webp_mosaic_size'] <= 0.95 else "not met"}); on these 768x512 photos the format-1 coder itself is only {100 * (1 - c['payload_bytes']['ans-wavefront'] / c['payload_bytes']['webp']):.1f}% smaller than the mosaic.
 (These latents are loud, so format 4 codes all of them with the log-linear model; for quiet latents it also tries
-the linear one and keeps the smaller payload.) On `rgb-storage`'s latents of the same photos, format 4's payloads are
-{", ".join(f"{r:.3f}" for r in c['storage_v4_vs_v3_size'].values())} times format 3's at quality
-{", ".join(c['storage_v4_vs_v3_size'])}.
+the linear one and keeps the smaller payload.) On `{version_of("rgb-storage", storage.get("model_hash"))}`'s latents of the same photos, format 4's payloads are
+{", ".join(f"{r:.3f}" for r in storage_ratios.values())} times format 3's at quality
+{", ".join(storage_ratios)}.
+Format 5 (the current one) puts a bit per latent channel in front of format 4's payload and codes only the
+channels that are not all 0: latents with every channel live, such as `rgb-16x`'s and `rgb-4x`'s, get format 4's
+payload plus those bytes (2 and 6); a storage model's quiet latents get much smaller files
+([benchmarks](benchmarks.md#the-variable-rate-storage-model)).
+{headroom_paragraph()}
 
 ## The whole codec next to JPEG, WebP, AVIF and JPEG XL
 
