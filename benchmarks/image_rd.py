@@ -10,6 +10,8 @@ curves cover), its PSNR and SSIMULACRA2 minus each codec's interpolated at the m
 and encode/decode speed on a 768x512 photo (medians, ratios against our model).
 
 With ``--gray`` everything runs on the photos converted to gray (Pillow's ``L``), with the gray models.
+``--photos`` scores a subset: the six opencv-doc photos are JPEG files, and JPEG re-encoding a decoded JPEG
+lands on the source's own 8x8 grid, which flatters JPEG there (``lossless-sources``: scikit-image's four).
 
 Run: ``cd benchmarks && ../.venv/bin/python image_rd.py [--model NAME_OR_PATH ...] [--gray -o results/image_rd_gray.json]``
 """
@@ -31,6 +33,7 @@ from PIL import Image
 import wavecodec
 from wavecodec.benchmarking import dev_photos, machine, photo_tensor, time_call, write_json
 from wavecodec.metrics import bd_quality, bd_rate, ms_ssim, psnr, ssimulacra2
+from wavecodec.registry import is_shipped
 
 QUALITIES = {
     "jpeg": [10, 20, 30, 40, 50, 60, 70, 80, 90, 95],
@@ -40,6 +43,12 @@ QUALITIES = {
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: subsets of the dev photos: opencv-doc's are JPEG files, and JPEG re-encoding a decoded JPEG lands on its 8x8 grid
+PHOTO_SETS = {
+    "all": lambda photos: photos,
+    "lossless-sources": lambda photos: {k: v for k, v in photos.items() if not k.startswith("opencv/")},
+    "jpeg-sources": lambda photos: {k: v for k, v in photos.items() if k.startswith("opencv/")},
+}
 
 
 def pillow_codec(fmt: str, mode: str):
@@ -125,6 +134,12 @@ def bjontegaard(anchor: list[dict], test: list[dict]) -> dict[str, float | None]
             "bd_psnr": delta(bd_quality, "bpp", "psnr")}
 
 
+def against_first(ours: dict[str, dict]) -> dict[str, dict[str, float | None]]:
+    """Each model's Bjontegaard deltas against the first one measured (two versions of a model side by side)."""
+    names = list(ours)
+    return {name: bjontegaard(ours[names[0]]["curve"], ours[name]["curve"]) for name in names[1:]}
+
+
 def print_bjontegaard(ours: dict[str, dict]) -> None:
     print(f"\n{'model':18s} {'vs':>7s} {'BD-rate PSNR':>13s} {'BD-rate SSIMU2':>15s} {'BD-PSNR':>8s}")
     for name, m in ours.items():
@@ -132,6 +147,9 @@ def print_bjontegaard(ours: dict[str, dict]) -> None:
             cells = [f"{bd[k]:+{w}.1f}" if bd[k] is not None else f"{'n/a':>{w}s}" for k, w in
                      (("bd_rate_psnr", 12), ("bd_rate_ssimulacra2", 14), ("bd_psnr", 8))]
             print(f"{name:18s} {c:>7s} {cells[0]}% {cells[1]}% {cells[2]}")
+    for name, bd in against_first(ours).items():
+        print(f"{name} against {next(iter(ours))}: BD-rate {bd['bd_rate_psnr']:+.2f}% (PSNR), {bd['bd_rate_ssimulacra2']:+.2f}% (SSIMULACRA2)"
+              if bd["bd_rate_psnr"] is not None and bd["bd_rate_ssimulacra2"] is not None else f"{name}: no shared range with the first model")
 
 
 def interp(curve: list[dict], bpp: float, key: str) -> float | None:
@@ -156,16 +174,20 @@ def main() -> None:
                         help="qualities giving a variable-rate model its RD curve (instead of steps)")
     parser.add_argument("--bd-only", action="store_true", help="recompute the Bjontegaard deltas from the saved curves")
     parser.add_argument("--gray", action="store_true", help="the photos in gray, the gray models (default: every shipped gray model)")
+    parser.add_argument("--photos", choices=tuple(PHOTO_SETS), default="all",
+                        help="all dev photos, or those whose sources are lossless (scikit-image's) or JPEG files (opencv-doc's)")
+    parser.add_argument("--no-speed", action="store_true", help="leave out the speed measurements (another job shares the CPU)")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "image_rd.json", help="the JSON (the PNG goes beside it)")
     args = parser.parse_args()
     if args.bd_only:
         report = json.loads(args.output.read_text())
         for m in report["models"].values():
             m["bjontegaard"] = {c: bjontegaard(curve, m["curve"]) for c, curve in report["curves"].items()}
+        report["against_first_model"] = against_first(report["models"])
         write_json(args.output, report)
         print_bjontegaard(report["models"])
         return
-    photos, mode = dev_photos(args.gray), "L" if args.gray else "RGB"
+    photos, mode = PHOTO_SETS[args.photos](dev_photos(args.gray)), "L" if args.gray else "RGB"
     codecs = standard_codecs(mode)
     started = time.time()
     curves: dict[str, list[dict]] = {}
@@ -200,26 +222,11 @@ def main() -> None:
         ours[report_name(codec, ref)] = {**points[-1], "curve": points,
                                           "bjontegaard": {c: bjontegaard(curves[c], points) for c in curves}}
 
-    # speed on a 768x512 photo, each codec at a mid setting, medians
-    img = speed_photo(photos)
-    x = photo_tensor(img)
-    speed: dict[str, dict] = {}
-    for name, (encode, decode) in codecs.items():
-        q = QUALITIES[name][len(QUALITIES[name]) // 2]
-        data = encode(img, q)
-        speed[name] = {"setting": q, "encode_s": time_call(lambda: encode(img, q), args.repeats)["median_s"],
-                       "decode_s": time_call(lambda: decode(data), args.repeats)["median_s"]}
-    for ref in models:
-        codec = wavecodec.load(ref)
-        data = codec.compress(x)
-        speed[report_name(codec, ref)] = {"encode_s": time_call(lambda: codec.compress(x), args.repeats)["median_s"],
-                                           "decode_s": time_call(lambda: codec.decompress(data), args.repeats)["median_s"]}
-    for name, s in speed.items():
-        s["encode_mpix_s"] = 768 * 512 / 1e6 / s["encode_s"]
-        s["decode_mpix_s"] = 768 * 512 / 1e6 / s["decode_s"]
+    speed = {} if args.no_speed else speeds(codecs, models, args.gray, args.repeats)
 
-    report = {"benchmark": "image rate-distortion and speed", "photos": list(photos), "curves": curves,
-              "models": ours, "speed_768x512": speed, "machine": machine(), "seconds": time.time() - started}
+    report = {"benchmark": "image rate-distortion and speed", "photo_set": args.photos, "photos": list(photos), "curves": curves,
+              "models": ours, "against_first_model": against_first(ours), "speed_768x512": speed, "machine": machine(),
+              "seconds": time.time() - started}
     path = write_json(args.output, report)
     plot(curves, ours, args.output.with_suffix(".png"))
     print(f"\n{'model':18s} {'step':>5s} {'bpp':>6s} {'PSNR':>6s} " + " ".join(f"{'vs ' + c:>10s}" for c in curves))
@@ -235,9 +242,33 @@ def main() -> None:
     print(f"wrote {path} and {args.output.with_suffix('.png')}")
 
 
+def speeds(codecs: dict, models: list[str], gray: bool, repeats: int) -> dict[str, dict]:
+    """Encode and decode speed on a 768x512 photo, each standard codec at a mid setting, each model at its default; medians."""
+    img = speed_photo(dev_photos(gray))  # the same photo whichever subset is scored
+    x = photo_tensor(img)
+    speed: dict[str, dict] = {}
+    for name, (encode, decode) in codecs.items():
+        q = QUALITIES[name][len(QUALITIES[name]) // 2]
+        data = encode(img, q)
+        speed[name] = {"setting": q, "encode_s": time_call(lambda: encode(img, q), repeats)["median_s"],
+                       "decode_s": time_call(lambda: decode(data), repeats)["median_s"]}
+    for ref in models:
+        codec = wavecodec.load(ref)
+        data = codec.compress(x)
+        speed[report_name(codec, ref)] = {"encode_s": time_call(lambda: codec.compress(x), repeats)["median_s"],
+                                           "decode_s": time_call(lambda: codec.decompress(data), repeats)["median_s"]}
+    for s in speed.values():
+        s["encode_mpix_s"] = 768 * 512 / 1e6 / s["encode_s"]
+        s["decode_mpix_s"] = 768 * 512 / 1e6 / s["decode_s"]
+    return speed
+
+
 def report_name(codec, ref: str) -> str:
-    """A model's name in the report: its config's name, or ``name@hash`` for a retired version (same name as the current one)."""
-    return ref if "@" in str(ref) else (codec.config.name or ref)
+    """A model's name in the report: a shipped model's name, ``name@hash`` for a retired version, a weights file's stem
+    (new weights exported under a shipped name must not overwrite that model's results)."""
+    if "@" in str(ref) or is_shipped(str(ref)):
+        return str(ref)
+    return Path(ref).stem if Path(ref).suffix == ".safetensors" else (codec.config.name or str(ref))
 
 
 def plot(curves: dict[str, list[dict]], ours: dict[str, dict], path: Path) -> None:

@@ -74,7 +74,7 @@ def test_the_gpu_recipe_trains_the_shipped_storage_design() -> None:
     import wavecodec
     from wavecodec.training import TrainConfig
 
-    gpu, cpu = TrainConfig.load(ROOT / "recipes" / "rgb-storage-gpu.toml"), TrainConfig.load(ROOT / "recipes" / "rgb-storage-pca.toml")
+    gpu, cpu = TrainConfig.load(ROOT / "recipes" / "rgb-storage-gpu.toml"), TrainConfig.load(ROOT / "recipes" / "rgb-storage-192.toml")
     assert gpu.codec == cpu.codec == wavecodec.load("rgb-storage").config
     same = ("pca_init", "pca_steps", "latent_scale", "rounded_decoder_input", "balance_rungs", "train_between_rungs")
     assert [getattr(gpu, k) for k in same] == [getattr(cpu, k) for k in same]
