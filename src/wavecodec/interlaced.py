@@ -55,8 +55,8 @@ int16 weights (little-endian), format 2 two rANS states (:data:`VERSIONS`).
 Payload of format 5: a bit per latent channel (``ceil(C / 8)`` bytes, least significant bit first), set for
 the channels that hold a symbol other than 0 in some item, then a format 4 payload of those channels alone.
 A variable-rate model leaves most of its channels at 0 at low qualities (the step outgrows them); format 4
-still coded their weights and symbols: ``rgb-storage``'s files on the dev photos are 49% smaller at quality 0
-and 29% at quality 20 in format 5 (``benchmarks/storage_coder.py``). At least one channel is always marked
+still coded their weights and symbols: ``rgb-storage``'s files on the dev photos are 66% smaller at quality 0
+and 44% at quality 20 in format 5 (``benchmarks/storage_coder.py``). At least one channel is always marked
 (channel 0 when all are 0), so a payload still bounds the latents it can declare: at most ``C`` times format 4's
 capacity (:func:`max_symbols`).
 """
