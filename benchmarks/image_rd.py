@@ -219,10 +219,13 @@ def main() -> None:
             print(f"{codec.config.name} {label}: bpp {point['bpp']:.3f} PSNR {point['psnr']:.2f} "
                   f"MS-SSIM {point['ms_ssim']:.4f} SSIMULACRA2 {point['ssimulacra2']:.2f}", flush=True)
         points.sort(key=lambda p: p["bpp"])
-        ours[report_name(codec, ref)] = {**points[-1], "curve": points,
-                                          "bjontegaard": {c: bjontegaard(curves[c], points) for c in curves}}
+        name = report_name(codec, ref)
+        if name in ours:  # two refs that name alike must not overwrite each other's results
+            name = f"{name} (model {len(ours) + 1})"
+        ours[name] = {**points[-1], "curve": points, "ref": str(ref),
+                      "bjontegaard": {c: bjontegaard(curves[c], points) for c in curves}}
 
-    speed = {} if args.no_speed else speeds(codecs, models, args.gray, args.repeats)
+    speed = {} if args.no_speed else speeds(codecs, {name: m["ref"] for name, m in ours.items()}, args.gray, args.repeats)
 
     report = {"benchmark": "image rate-distortion and speed", "photo_set": args.photos, "photos": list(photos), "curves": curves,
               "models": ours, "against_first_model": against_first(ours), "speed_768x512": speed, "machine": machine(),
@@ -242,7 +245,7 @@ def main() -> None:
     print(f"wrote {path} and {args.output.with_suffix('.png')}")
 
 
-def speeds(codecs: dict, models: list[str], gray: bool, repeats: int) -> dict[str, dict]:
+def speeds(codecs: dict, models: dict[str, str], gray: bool, repeats: int) -> dict[str, dict]:
     """Encode and decode speed on a 768x512 photo, each standard codec at a mid setting, each model at its default; medians."""
     img = speed_photo(dev_photos(gray))  # the same photo whichever subset is scored
     x = photo_tensor(img)
@@ -252,11 +255,11 @@ def speeds(codecs: dict, models: list[str], gray: bool, repeats: int) -> dict[st
         data = encode(img, q)
         speed[name] = {"setting": q, "encode_s": time_call(lambda: encode(img, q), repeats)["median_s"],
                        "decode_s": time_call(lambda: decode(data), repeats)["median_s"]}
-    for ref in models:
+    for name, ref in models.items():  # by their names in the report
         codec = wavecodec.load(ref)
         data = codec.compress(x)
-        speed[report_name(codec, ref)] = {"encode_s": time_call(lambda: codec.compress(x), repeats)["median_s"],
-                                           "decode_s": time_call(lambda: codec.decompress(data), repeats)["median_s"]}
+        speed[name] = {"encode_s": time_call(lambda: codec.compress(x), repeats)["median_s"],
+                       "decode_s": time_call(lambda: codec.decompress(data), repeats)["median_s"]}
     for s in speed.values():
         s["encode_mpix_s"] = 768 * 512 / 1e6 / s["encode_s"]
         s["decode_mpix_s"] = 768 * 512 / 1e6 / s["decode_s"]
