@@ -6,7 +6,8 @@
   a frozen table ladder, four interleaved rANS states; channels that are all 0 are marked in a bit
   mask and cost nothing else (format version 5).
 * ``ans-all-channels``: format version 4's form of it, which codes every channel (version 4 files
-  call it ``ans``); ``rgb-storage``'s files at qualities 0-20 are 40-94% larger.
+  call it ``ans``); ``rgb-storage``'s files at qualities 0-20 are 78-194% larger
+  (``benchmarks/storage_coder.py``).
 * ``ans-linear``: format version 3's form of it: the linear magnitude model and int16 weights
   (version 3 files call it ``ans``); its files are 1-5% larger (``benchmarks/data_path.py``).
 * ``ans-two-states``: ``ans-linear`` with the two rANS states of format version 2, whose
