@@ -156,11 +156,11 @@ def codec_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Code
 
 
 # -- 3: the stages against what they replace -------------------------------------------------
-def storage_sizes(photos: dict[str, np.ndarray], qualities: tuple[int, ...] = (10, 50, 75, 95)) -> dict[str, float]:
-    """Payload bytes of format 4's coder over format 3's on ``rgb-storage``'s latents of ``photos``, per quality:
-    quiet latents, where format 4 may pick the linear model; ``"model_hash"`` names the weights measured."""
+def storage_sizes(photos: dict[str, np.ndarray], qualities: tuple[int, ...] = (10, 50, 75, 95)) -> tuple[str, dict[str, float]]:
+    """The hash of the ``rgb-storage`` weights measured, and the payload bytes of format 4's coder over format 3's on
+    their latents of ``photos``, per quality: quiet latents, where format 4 may pick the linear model."""
     codec = wavecodec.load("rgb-storage")
-    ratios: dict[str, Any] = {"model_hash": codec.fingerprint()}
+    ratios: dict[str, float] = {}
     for quality in qualities:
         sizes = {"ans": 0, "ans-linear": 0}
         for img in photos.values():
@@ -169,7 +169,7 @@ def storage_sizes(photos: dict[str, np.ndarray], qualities: tuple[int, ...] = (1
             for name in sizes:
                 sizes[name] += len(encode_symbols(name, q, codec))
         ratios[str(quality)] = sizes["ans"] / sizes["ans-linear"]
-    return ratios
+    return codec.fingerprint(), ratios
 
 
 def stage_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Codec], repeats: int) -> dict[str, Any]:
@@ -215,7 +215,7 @@ def stage_speeds(photos: dict[str, np.ndarray], models: dict[str, wavecodec.Code
         "log_model_size_ratio": sum(sizes["ans"]) / sum(sizes["ans-linear"]),
         "log_model_decode_ratio": statistics.median(dec_ms["ans"]) / statistics.median(dec_ms["ans-linear"]),
     }
-    out["coder"]["storage_v4_vs_v3_size"] = storage_sizes(photos)
+    out["coder"]["storage_model_hash"], out["coder"]["storage_v4_vs_v3_size"] = storage_sizes(photos)
     x = torch.from_numpy(next(iter(photos.values())).copy()).permute(2, 0, 1)[None].contiguous()
     for name, model in models.items():  # where a compress spends its time: transform and encoder, then the entropy coder
         with torch.inference_mode():
@@ -401,8 +401,6 @@ def write_doc(r: dict[str, Any], path: Path) -> None:
     """``docs/data_path.md`` from a report: every figure in it comes from this run's JSON."""
     sr, cs, st, dl = r["sample_read"], r["codec_speed"], r["stages"], r["dataloader_samples_per_s"]
     c, d, d2 = st["coder"], st["decoder_network"], st["decoder_network_2_threads"]
-    storage = c["storage_v4_vs_v3_size"]
-    storage_ratios = {q: r for q, r in storage.items() if q != "model_hash"}
     s16, s4, s1, si, s3 = sr["lat16-one"], sr["lat4"], sr["lat16-v1"], sr["lat16-int"], sr["lat16-v3"]
     lines = [f"""# The compressed-domain data path: speed against the pixel path
 
@@ -469,9 +467,9 @@ for {c['payload_bytes']['ans-linear'] - c['payload_bytes']['ans-two-states']:+} 
 coder's (target: at most 3%, {"met" if c['ans_vs_wavefront_size'] <= 1.03 else "not met"}) and {100 * (c['ans_vs_webp_mosaic_size'] - 1):+.1f}% against the WebP mosaic (target: at least 5%
 smaller, {"met" if c['ans_vs_webp_mosaic_size'] <= 0.95 else "not met"}); on these 768x512 photos the format-1 coder itself is only {100 * (1 - c['payload_bytes']['ans-wavefront'] / c['payload_bytes']['webp']):.1f}% smaller than the mosaic.
 (These latents are loud, so format 4 codes all of them with the log-linear model; for quiet latents it also tries
-the linear one and keeps the smaller payload.) On `{version_of("rgb-storage", storage.get("model_hash"))}`'s latents of the same photos, format 4's payloads are
-{", ".join(f"{r:.3f}" for r in storage_ratios.values())} times format 3's at quality
-{", ".join(storage_ratios)}.
+the linear one and keeps the smaller payload.) On `{version_of("rgb-storage", c.get("storage_model_hash"))}`'s latents of the same photos, format 4's payloads are
+{", ".join(f"{r:.3f}" for r in c['storage_v4_vs_v3_size'].values())} times format 3's at quality
+{", ".join(c['storage_v4_vs_v3_size'])}.
 Format 5 (the current one) puts a bit per latent channel in front of format 4's payload and codes only the
 channels that are not all 0: latents with every channel live, such as `rgb-16x`'s and `rgb-4x`'s, get format 4's
 payload plus those bytes (2 and 6); a storage model's quiet latents get much smaller files
