@@ -327,3 +327,27 @@ def test_pca_steps_needs_a_ladder_and_a_pca_start() -> None:
                 {"pca_steps": True, "pca_init": False, "codec": codec}):
         with pytest.raises(ConfigError, match="pca_steps"):
             TrainConfig.from_dict(bad)
+
+
+def test_export_floors_steps_under_which_symbols_would_clip() -> None:
+    from wavecodec.fitting import STEP_MARGIN, floor_ladder_steps
+
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(channels=3, levels=2, latent_dim=6, latent_bits=10, decoder_width=8, decoder_depth=1,
+                              rate_lambdas=(0.001, 0.01), name="test-floor"))
+    batches = list(synthetic_images(16, seed=1).split(8))
+    pca_init(codec, batches)
+    codec.eval()
+    largest = torch.cat([codec.encode(x) for x in batches]).abs().amax((0, 2, 3))
+    with torch.no_grad():  # rung 0: channel 0 far too fine for its latents (it would clip), the rest fine
+        codec.rates.log_steps.copy_((2 * largest / codec.bottleneck.max_symbol).log().repeat(2, 1))
+        codec.rates.log_steps[0, 0] = math.log(0.1 * float(largest[0]) / codec.bottleneck.max_symbol)
+    before = codec.rates.log_steps.detach().clone()
+    clipped = codec.quantize(codec.encode(batches[0]), codec.rates.rung_steps(0).detach())
+    assert int(clipped[:, 0].abs().max()) == codec.bottleneck.max_symbol  # the symbols hit the range's end
+    assert floor_ladder_steps(codec, batches) == 1
+    after = codec.rates.log_steps.detach()
+    assert torch.equal(after[:, 1:], before[:, 1:]) and torch.equal(after[1], before[1])
+    assert float(after[0, 0].exp()) == pytest.approx(STEP_MARGIN * float(largest[0]) / codec.bottleneck.max_symbol, rel=1e-5)
+    symbols = codec.quantize(codec.encode(batches[0]), codec.rates.rung_steps(0).detach())
+    assert int(symbols.abs().max()) < codec.bottleneck.max_symbol

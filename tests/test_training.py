@@ -276,3 +276,25 @@ def test_an_ms_ssim_term_is_logged_and_counted_in_the_loss(image_folder: Path, t
     assert all(0 < r["ms_ssim"] <= 1 and r["loss"] > r["mse"] + 0.5 * (1 - r["ms_ssim"]) - 1e-6 for r in tuned)
     with pytest.raises(ConfigError, match="image loss"):
         tiny(image_folder, tmp_path / "bad", ms_ssim_weight=-1.0)
+
+
+def test_a_decoder_only_ssimulacra2_tuning_keeps_the_files(image_folder: Path, tmp_path: Path) -> None:
+    rgb = {"levels": 2, "latent_dim": 6, "decoder_width": 8, "decoder_depth": 1, "name": "tiny",
+           "rate_lambdas": [0.001, 0.01], "rate_gains": True, "rate_model": "laplace"}
+    base = dict(crop=64, log_every=4, val_every=100, codec=rgb)
+    train(tiny(image_folder, tmp_path / "a", steps=10, **base))
+    start = export(tmp_path / "a", tmp_path / "a.safetensors")
+    train(tiny(image_folder, tmp_path / "b", steps=12, lr=3e-3, init_weights=str(tmp_path / "a.safetensors"),
+               train_only="decoder", ssimulacra2_weight=1e-3, **base))
+    tuned = export(tmp_path / "b", tmp_path / "b.safetensors")
+    rows = train_rows(tmp_path / "b")
+    assert all(r["ssimulacra2_distance"] > 0 and r["loss"] > 1e-3 * r["ssimulacra2_distance"] for r in rows)
+    before, after = start.state_dict(), tuned.state_dict()
+    for name in ("encoder.proj.weight", "rates.log_steps", "rates.entropy.0.log_scale"):
+        assert torch.equal(before[name], after[name]), name  # what the files depend on stayed
+    assert not torch.equal(before["rates.log_gains"], after["rates.log_gains"])
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    with pytest.raises(ConfigError, match="init_weights"):
+        tiny(image_folder, tmp_path / "bad", train_only="decoder")
+    with pytest.raises(ConfigError, match="RGB image loss"):
+        tiny(image_folder, tmp_path / "bad", ssimulacra2_weight=1e-3, codec={**rgb, "channels": 1})

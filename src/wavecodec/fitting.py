@@ -168,6 +168,28 @@ def _principal(cov: torch.Tensor, index: torch.Tensor, count: int) -> torch.Tens
     return rows
 
 
+STEP_MARGIN = 1.25  # headroom over the fitting crops' largest latent that a channel's symbols keep
+
+
+def floor_ladder_steps(codec: Codec, batches: Iterable[torch.Tensor]) -> int:
+    """Raise the rung steps under which a channel's symbols would leave the ``latent_bits`` range; returns how many.
+
+    Training sees noise, or rounding without the clip, so nothing stops the steps of a channel with large
+    latents from shrinking until its symbols at encode outgrow ``max_symbol`` and are clipped, a large error
+    (a model tuned with an SSIMULACRA2 term had quality 100 fall below its quality 90 that way). Each step
+    becomes at least ``STEP_MARGIN`` times the channel's largest latent on ``batches`` over ``max_symbol``.
+    """
+    if codec.rates is None:
+        return 0
+    with torch.no_grad():
+        largest = torch.stack([codec.encode(x).abs().amax(dim=[0, *range(2, x.dim())]) for x in batches]).amax(0)
+        floor = (STEP_MARGIN * largest / codec.bottleneck.max_symbol).clamp_min(1e-6).log()
+        log_steps = codec.rates.log_steps
+        raised = int((log_steps < floor).sum())
+        log_steps.copy_(torch.maximum(log_steps, floor))
+    return raised
+
+
 @torch.no_grad()
 def fit_entropy(codec: Codec, batches: Iterable[torch.Tensor], iid: bool = True, context: bool = True) -> None:
     """Fit the integer tables to the quantized latents of ``batches``: the i.i.d. tables and/or the context model.

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import compression, metrics, scratch
+from . import compression, metrics, perceptual, scratch
 from .bottleneck import Bottleneck, per_channel
 from .config import CodecConfig
 from .context import ContextModel
@@ -250,7 +250,7 @@ class Codec(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, rung: int | float | None = None, without_noise: bool = False,
-                ms_ssim: bool = False, rounded: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                ms_ssim: bool = False, rounded: bool = False, ssimulacra2: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training pass: noise instead of rounding when ``self.training``; returns ``(x_hat, losses)``.
 
         ``losses["mse"]`` is the mean squared error with the value range scaled to 1 (so
@@ -261,7 +261,9 @@ class Codec(nn.Module):
         same rate of the *detached* latents: it trains the probabilities to fit the latents
         without pushing the latents (that is the job of ``bpp`` weighted by lambda). With
         ``without_noise`` (a noise-fill decoder), ``losses["mse_without_noise"]`` is the MSE of the
-        decode without its noise. With ``ms_ssim`` (images), ``losses["ms_ssim"]`` is the batch's mean MS-SSIM.
+        decode without its noise. With ``ms_ssim`` (images), ``losses["ms_ssim"]`` is the batch's mean MS-SSIM;
+        with ``ssimulacra2`` (RGB images), ``losses["ssimulacra2_distance"]`` the batch's mean
+        :func:`wavecodec.perceptual.distance`.
         """
         self._check(x)
         size = x.shape[2:]
@@ -299,6 +301,8 @@ class Codec(nn.Module):
         }
         if ms_ssim:  # on the unclamped decode, which gradients reach (x_hat of integer inputs is rounded)
             losses["ms_ssim"] = metrics.ms_ssim(u_hat + 0.5, self.crop(u, size) + 0.5, dtype=u_hat.dtype).mean()
+        if ssimulacra2:
+            losses["ssimulacra2_distance"] = perceptual.distance(self.crop(u, size) + 0.5, u_hat + 0.5).mean()
         if without_noise:  # the waveform error of the decode without its noise fill (TrainConfig.noise_free_mse)
             losses["mse_without_noise"] = F.mse_loss(self.crop(self.wpt.inverse(clean), size), self.crop(u, size))
         if lmbda is not None:

@@ -35,6 +35,10 @@ class TrainConfig:
     stft_weight: float = 0.0  # audio: weight of the multi-resolution STFT loss (training/losses.py)
     mel_weight: float = 0.0  # audio: weight of the log-mel L1 loss
     ms_ssim_weight: float = 0.0  # images: weight of 1 - MS-SSIM, a perceptual tuning (SSIMULACRA2 punishes blur more than PSNR)
+    ssimulacra2_weight: float = 0.0  # RGB images: weight of SSIMULACRA2's error sum (wavecodec.perceptual), which punishes blur
+    # "decoder": only the decoder and the rungs' reconstruction gains train; the encoder, the steps and the rate
+    # models stay as init_weights has them, so the files a model writes do not change, only how they decode
+    train_only: str = ""
     # the decoder trains on rounded latents (straight-through gradients) while the rate sees the noisy ones
     # ("mixed" quantization): at coarse steps uniform noise is far from what rounding does to a latent
     rounded_decoder_input: bool = False
@@ -98,6 +102,10 @@ class TrainConfig:
              "noise_free_mse needs a noise-fill codec (noise_fill = true) and a spectral loss (stft_weight or mel_weight)"),
             (self.ms_ssim_weight >= 0 and (not self.ms_ssim_weight or self.codec.ndim == 2),
              "ms_ssim_weight is an image loss (>= 0); use it with an image codec"),
+            (self.ssimulacra2_weight >= 0 and (not self.ssimulacra2_weight or (self.codec.ndim == 2 and self.codec.channels == 3)),
+             "ssimulacra2_weight is an RGB image loss (>= 0); use it with a 3-channel image codec"),
+            (self.train_only in ("", "decoder") and (not self.train_only or self.init_weights),
+             "train_only must be '' or 'decoder', and 'decoder' needs init_weights (a trained model whose decoder to tune)"),
             (self.pca_split_hz >= 0 and (not self.pca_split_hz or (self.codec.modality == "audio" and 0 < self.pca_low_channels < self.codec.latent_dim)),
              "pca_split_hz needs an audio codec and 0 < pca_low_channels < codec.latent_dim"),
             (0 <= self.ema < 1, "ema must be in [0, 1)"),

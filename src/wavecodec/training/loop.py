@@ -19,7 +19,7 @@ from ..atomic import atomic_write
 from ..checkpoint import save
 from ..errors import ConfigError, InputError
 from ..entropy import LaplaceRate
-from ..fitting import fit_entropy, pca_init, uniform_ladder_steps
+from ..fitting import fit_entropy, floor_ladder_steps, pca_init, uniform_ladder_steps
 from ..metrics import psnr_from_mse
 from ..model import Codec
 from ..rates import RateLadder
@@ -183,8 +183,14 @@ BALANCED_MSE = 1e-3  # a balanced rung's loss is scaled as if its MSE were this 
 FAST_LR_SCALE = 20.0  # log-scale parameters (rung steps, noise levels) move this much faster than the weights
 
 
+def _freeze_all_but_decoder(codec: Codec) -> None:
+    """``TrainConfig.train_only = "decoder"``: only the decoder and the rungs' reconstruction gains keep gradients."""
+    for name, p in codec.named_parameters():
+        p.requires_grad_(name.startswith("decoder.") or name == "rates.log_gains")
+
+
 def _parameter_groups(codec: Codec) -> list[dict[str, Any]]:
-    """The optimiser's groups: log-scale parameters get a larger learning rate.
+    """The optimiser's groups (parameters that train): log-scale parameters get a larger learning rate.
 
     A variable-rate model's rung steps and a noise fill's levels are a few numbers on a log
     scale that must travel several units (the coarsest rung ends up tens of times coarser
@@ -194,8 +200,9 @@ def _parameter_groups(codec: Codec) -> list[dict[str, Any]]:
     ladder = codec.rates
     fast = (_ladder_scales(ladder) if ladder is not None else []) + (
         list(codec.decoder.noise.level.parameters()) if codec.decoder.noise is not None else [])
+    fast = [p for p in fast if p.requires_grad]
     ids = {id(p) for p in fast}
-    groups: list[dict[str, Any]] = [{"params": [p for p in codec.parameters() if id(p) not in ids]}]
+    groups: list[dict[str, Any]] = [{"params": [p for p in codec.parameters() if id(p) not in ids and p.requires_grad]}]
     return groups + ([{"params": fast, "lr_scale": FAST_LR_SCALE}] if fast else [])
 
 
@@ -225,7 +232,7 @@ class _Stepper:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             rung = _rung(self.codec, step, cfg.train_between_rungs)
             x_hat, losses = self.model(batch, rung, without_noise=cfg.noise_free_mse, ms_ssim=cfg.ms_ssim_weight > 0,
-                                       rounded=cfg.rounded_decoder_input)
+                                       rounded=cfg.rounded_decoder_input, ssimulacra2=cfg.ssimulacra2_weight > 0)
             waveform = losses["mse_without_noise"] if cfg.noise_free_mse else losses["mse"]
             loss = waveform + losses.get("lmbda", cfg.lmbda) * losses["bpp"]  # a rung brings its own lambda
             if cfg.subband_weight:
@@ -238,6 +245,8 @@ class _Stepper:
                 loss = loss + cfg.mel_weight * losses["mel"]
             if cfg.ms_ssim_weight:
                 loss = loss + cfg.ms_ssim_weight * (1 - losses["ms_ssim"])
+            if cfg.ssimulacra2_weight:
+                loss = loss + cfg.ssimulacra2_weight * losses["ssimulacra2_distance"]
             if cfg.balance_rungs and rung is not None:  # every rung weighs the same in dB (see TrainConfig.balance_rungs)
                 loss = loss * (BALANCED_MSE / waveform.detach().clamp_min(1e-8))
             objective = loss + 1e-3 * losses["entropy_fit"]  # fits the tables, leaves the latents alone
@@ -285,6 +294,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
     codec = Codec(cfg.codec).to(device)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "world_size": world, "rank": rank}
     start = 0
+    if cfg.train_only == "decoder":
+        _freeze_all_but_decoder(codec)
     optimizer = torch.optim.AdamW(_parameter_groups(codec), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema: dict[str, torch.Tensor] | None = None
     if resume:
@@ -322,7 +333,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
                 mse = losses["mse"].item()
                 row = {"kind": "train", "step": done, "loss": loss.item(), "mse": mse, "psnr": psnr_from_mse(max(mse, 1e-12)),
                        "bpp": losses["bpp"].item(), "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate, "skipped": skipped}
-                row.update({k: losses[k].item() for k in ("stft", "mel", "ms_ssim") if k in losses})
+                row.update({k: losses[k].item() for k in ("stft", "mel", "ms_ssim", "ssimulacra2_distance") if k in losses})
                 if (rung := _rung(codec, step, cfg.train_between_rungs)) is not None:
                     row["rung"] = rung
                 log.write(json.dumps(row) + "\n")
@@ -385,6 +396,7 @@ def export(run_dir: str | Path, out: str | Path, name: str | None = None, fit_ba
     train_ds, _ = _datasets(cfg, run_dir)
     batches = [_batch_of(train_ds, list(range(PCA_OFFSET + i * cfg.batch_size, PCA_OFFSET + (i + 1) * cfg.batch_size)))
                for i in range(fit_batches)]
+    floor_ladder_steps(codec, batches)  # before the tables are fitted at the steps
     fit_entropy(codec, batches, iid=False)  # the i.i.d. tables stay the learned ones, frozen above
     save(codec, out)
     return codec
