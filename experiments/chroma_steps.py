@@ -43,14 +43,12 @@ def shift_groups(codec: wavecodec.Codec, luma: torch.Tensor, shift: dict[str, fl
     """Make the codec's ladder give the ``luma`` channels the steps and gains of ``quality + shift["luma"]`` and the
     others those of ``quality - shift["chroma"]`` (for this experiment; encode and decode both read them)."""
     rates = codec.rates
-    steps, gains = rates.steps, (lambda q: rates._between(rates.log_gains, q))
 
     def grouped(fn):  # type: ignore[no-untyped-def]
         clip = lambda q: min(100.0, max(0.0, q))  # noqa: E731
         return lambda q: torch.where(luma, fn(clip(q + shift["luma"])), fn(clip(q - shift["chroma"])))
 
-    rates.steps = grouped(steps)
-    rates.reconstruction_steps = lambda q: grouped(steps)(q) * grouped(gains)(q)
+    rates.steps, rates.gains = grouped(rates.steps), grouped(rates.gains)  # reconstruction_steps multiplies the two
 
 
 def main() -> None:

@@ -85,9 +85,8 @@ def distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if min(a.shape[-2:]) < 8:
             break
         p, q = _xyb(a), _xyb(b)
-        mu_p, mu_q = _blur(p), _blur(q)
-        var_p, var_q = _blur(p * p) - mu_p ** 2, _blur(q * q) - mu_q ** 2
-        cov = _blur(p * q) - mu_p * mu_q
+        mu_p, mu_q, pp, qq, pq = _blur(torch.cat([p, q, p * p, q * q, p * q], dim=1)).split(3, dim=1)  # one pass
+        var_p, var_q, cov = pp - mu_p ** 2, qq - mu_q ** 2, pq - mu_p * mu_q
         ssim_error = (1 - (1 - (mu_p - mu_q) ** 2) * (2 * cov + _C2) / (var_p + var_q + _C2)).clamp_min(0)
         edges = (1 + (q - mu_q).abs()) / (1 + (p - mu_p).abs()) - 1
         terms = torch.stack([_norms(ssim_error), _norms(edges.clamp_min(0)), _norms((-edges).clamp_min(0))], dim=-1)

@@ -80,10 +80,14 @@ class RateLadder(nn.Module):
         """The per-channel steps ``(C,)`` at ``quality``: geometric interpolation between the two nearest rungs."""
         return self._between(self.log_steps, quality)
 
+    def gains(self, quality: float) -> torch.Tensor | None:
+        """The per-channel reconstruction gains ``(C,)`` at ``quality`` (interpolated as the steps are); ``None`` without gains."""
+        return None if self.log_gains is None else self._between(self.log_gains, quality)
+
     def reconstruction_steps(self, quality: float) -> torch.Tensor:
         """What a symbol is multiplied by when dequantized at ``quality``: the steps times the gains, if any."""
-        steps = self.steps(quality)
-        return steps if self.log_gains is None else steps * self._between(self.log_gains, quality)
+        steps, gains = self.steps(quality), self.gains(quality)
+        return steps if gains is None else steps * gains
 
     def rung_steps(self, rung: int) -> torch.Tensor:
         """The steps ``(C,)`` of one rung, differentiable (training)."""
