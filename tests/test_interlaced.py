@@ -247,3 +247,14 @@ def test_format_5_refuses_a_malformed_mask() -> None:
     for bad, why in ((data[:1], "cut off"), (b"\xff\x07" + data[2:], "mask is malformed"), (b"\xfe\x03" + data[2:], "mask is malformed")):
         with pytest.raises(FormatError, match=why):
             interlaced.decode(bad, q.shape, 127, version=5)
+
+
+def test_channel_bits_add_up_to_the_payload_and_follow_each_channel() -> None:
+    q = smooth_latents((1, 4, 48, 64), passes=2)
+    q[:, 2] = 0  # a channel format 5 leaves out
+    q[:, 3] = np.random.default_rng(3).integers(-60, 61, q[:, 3].shape)  # loud and unpredictable
+    bits = interlaced.channel_bits(q, 127)
+    payload = interlaced.encode(q, 127)
+    assert bits[2] == 0
+    assert bits[3] > 4 * bits[1]  # the noise costs what the smooth channel saves
+    assert 0.97 * 8 * len(payload) < bits.sum() < 8 * len(payload)  # all but the weights and the flush

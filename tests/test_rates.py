@@ -351,3 +351,52 @@ def test_export_floors_steps_under_which_symbols_would_clip() -> None:
     assert float(after[0, 0].exp()) == pytest.approx(STEP_MARGIN * float(largest[0]) / codec.bottleneck.max_symbol, rel=1e-5)
     symbols = codec.quantize(codec.encode(batches[0]), codec.rates.rung_steps(0).detach())
     assert int(symbols.abs().max()) < codec.bottleneck.max_symbol
+
+
+def test_rate_calibration_prices_a_predictable_channel_below_a_noisy_one(ladder: Codec) -> None:
+    from wavecodec.training.calibration import rate_calibration
+
+    x = torch.from_numpy(np.repeat(np.linspace(0, 255, 64), 64).reshape(1, 1, 64, 64)).repeat(2, 3, 1, 1).to(torch.uint8)
+    x[1] = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 64, 64))).to(torch.uint8)  # one smooth crop, one noise
+    ratios = rate_calibration(ladder.train(), x)
+    assert ladder.training  # the mode it was in is restored
+    ladder.eval()
+    assert ratios.shape == (3, 6) and bool(((ratios > 0) & (ratios <= 4)).all())
+    with torch.no_grad():
+        latents = ladder.encode(x)
+        q = ladder.quantize(latents, ladder.rates.rung_steps(0).view(1, -1, 1, 1))
+        estimate = ladder.rates.entropy[0].bits_integer(q.to(torch.int32)).sum((0, 2, 3)).float()
+    measured = estimate >= 64
+    assert measured.sum() >= 2
+    # relative: the rung's total estimate is what it was, only its split between the channels moves
+    assert float((ratios[0, measured] * estimate[measured]).sum()) == pytest.approx(float(estimate[measured].sum()), rel=1e-3)
+    assert float(ratios[0, measured].max() / ratios[0, measured].min()) > 1.05  # the coder's context helps channels unequally
+
+
+def test_calibrated_training_resumes_exactly(tmp_path: Path) -> None:
+    from wavecodec.training import TrainConfig, train
+    from wavecodec.training.state import load_extra
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i, img in enumerate(synthetic_images(6, size=64, seed=4)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(data / f"{i}.png")
+
+    def cfg(name: str) -> TrainConfig:
+        return TrainConfig.from_dict({
+            "run_dir": str(tmp_path / name), "train_data": str(data), "crop": 32, "batch_size": 2, "steps": 8, "workers": 0,
+            "log_every": 1, "val_every": 100, "checkpoint_every": 100, "pca_batches": 1, "val_count": 2,
+            "calibrate_rate_every": 3,
+            "codec": {"channels": 3, "levels": 2, "latent_dim": 4, "latent_bits": 10, "decoder_width": 8, "decoder_depth": 1,
+                      "rate_lambdas": [0.001, 0.01, 0.1], "rate_model": "laplace", "name": "t"}})
+
+    train(cfg("a"))
+    train(cfg("b"), until=4)  # between two calibrations: the resumed run must reuse the stored one
+    stored = load_extra(tmp_path / "b" / "checkpoint.safetensors")["rate_calibration"]
+    assert stored.shape == (3, 4)
+    train(cfg("b"), resume=True)
+    rows = {name: [json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()
+                   if json.loads(line)["kind"] == "train"] for name in "ab"}
+    assert rows["a"] == rows["b"]
+    with pytest.raises(ConfigError, match="calibrate_rate_every needs a variable-rate codec"):
+        TrainConfig.from_dict({"calibrate_rate_every": 10})

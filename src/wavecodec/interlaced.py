@@ -340,8 +340,9 @@ def live_channels(q: np.ndarray) -> np.ndarray:
     return live
 
 
-def _encode_with(q: np.ndarray, max_symbol: int, lanes: int, model: str, fixed_header: bool) -> bytes:
-    """The weights (int16, or variable-length: :func:`pack_weights`) and the rANS words of ``q`` under ``model``."""
+def _intervals(q: np.ndarray, max_symbol: int, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fitted weights of ``q`` under ``model`` and every symbol's interval in coding order: ``(weights, starts,
+    freqs, raw)`` (:func:`wavecodec.rans.code_interlaced`; scratch arrays, valid until the next call)."""
     planes = _rows(q)
     batch, channels, rows, cols = planes.shape
     symbols = q.size
@@ -351,6 +352,41 @@ def _encode_with(q: np.ndarray, max_symbol: int, lanes: int, model: str, fixed_h
     starts, freqs, raw = (scratch.array(f"interlaced.{name}", (symbols,), np.int32) for name in ("starts", "freqs", "raw"))
     rans.code_interlaced(features, weights, rans.plane_table(rows, cols), max_symbol, radii, edges, tables, cum, cells, starts, freqs,
                          raw, model == LOG, LOG_K0)
+    return weights, starts, freqs, raw
+
+
+def channel_bits(q: np.ndarray, max_symbol: int) -> np.ndarray:
+    """Bits each latent channel of ``q`` ``(B, C, *S)`` costs as format 5 codes it: ``(C,)``, 0 for a channel format 5
+    leaves out.
+
+    The ideal code length of the intervals the coder gives the channel's symbols (16 bits more for an escape's raw
+    value), under the magnitude model :func:`encode` would choose; the weights and the rANS flush, a few bytes a
+    payload, are not counted. Training calibrates its per-channel rate estimate to this
+    (:mod:`wavecodec.training.calibration`): a context coder charges a smooth channel far less than the channel's
+    marginal distribution says.
+    """
+    out = np.zeros(q.shape[1])
+    live = live_channels(q)
+    sub = np.ascontiguousarray(q[:, live])
+    quiet = np.abs(sub.reshape(-1)[:: max(1, sub.size // 8192)]).mean() < LOG_ABOVE
+    best: np.ndarray | None = None
+    for model in MODEL_IDS if quiet else (LOG,):
+        _, _, freqs, raw = _intervals(sub, max_symbol, model)
+        bits = 16.0 - np.log2(freqs) + 16.0 * (raw >= 0)
+        planes = _rows(sub)
+        sizes = rans.step_kinds_and_sizes(rans.plane_table(planes.shape[2], planes.shape[3]))[:, 1]
+        order = np.concatenate([np.repeat(np.arange(sub.shape[1]), m) for m in sizes])  # one item's symbols: step, channel, position
+        per_channel = np.bincount(np.tile(order, sub.shape[0]), weights=bits, minlength=sub.shape[1])
+        if best is None or per_channel.sum() < best.sum():
+            best = per_channel
+    out[live] = best
+    return out
+
+
+def _encode_with(q: np.ndarray, max_symbol: int, lanes: int, model: str, fixed_header: bool) -> bytes:
+    """The weights (int16, or variable-length: :func:`pack_weights`) and the rANS words of ``q`` under ``model``."""
+    weights, starts, freqs, raw = _intervals(q, max_symbol, model)
+    symbols = q.size
     out = scratch.array("interlaced.words", (4 * symbols + 2 * lanes,), np.uint16)
     n = rans.encode_symbols(starts, freqs, raw, scratch.array("interlaced.spliced", (2, 2 * symbols), np.int32), out, lanes)
     head = weights.astype("<i2").tobytes() if fixed_header else pack_weights(weights.ravel())

@@ -250,7 +250,8 @@ class Codec(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, rung: int | float | None = None, without_noise: bool = False,
-                ms_ssim: bool = False, rounded: bool = False, ssimulacra2: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                ms_ssim: bool = False, rounded: bool = False, ssimulacra2: bool = False,
+                rate_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training pass: noise instead of rounding when ``self.training``; returns ``(x_hat, losses)``.
 
         ``losses["mse"]`` is the mean squared error with the value range scaled to 1 (so
@@ -263,7 +264,8 @@ class Codec(nn.Module):
         ``without_noise`` (a noise-fill decoder), ``losses["mse_without_noise"]`` is the MSE of the
         decode without its noise. With ``ms_ssim`` (images), ``losses["ms_ssim"]`` is the batch's mean MS-SSIM;
         with ``ssimulacra2`` (RGB images), ``losses["ssimulacra2_distance"]`` the batch's mean
-        :func:`wavecodec.perceptual.distance`.
+        :func:`wavecodec.perceptual.distance`. ``rate_scale`` ``(C,)`` multiplies each channel's estimated bits in
+        ``losses["bpp"]`` (a calibration to the file coder: :mod:`wavecodec.training.calibration`).
         """
         self._check(x)
         size = x.shape[2:]
@@ -293,6 +295,8 @@ class Codec(nn.Module):
             subbands_hat = self.decoder(z)
         u_hat = self.crop(self.wpt.inverse(subbands_hat), size)
         bits = bits_noisy(v) if self.training else bits_integer(v.to(torch.int32))
+        if rate_scale is not None:
+            bits = bits * per_channel(rate_scale, bits)
         positions = x.shape[0] * math.prod(size)
         losses = {
             "mse": F.mse_loss(u_hat, self.crop(u, size)),

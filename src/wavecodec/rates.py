@@ -65,7 +65,7 @@ class RateLadder(nn.Module):
         """Where ``quality`` falls on the ladder: 0 at the finest rung (quality 100), ``L - 1`` at the coarsest (0)."""
         return (100.0 - check_quality(quality)) / 100.0 * (self.rungs - 1)
 
-    def _mix(self, logs: torch.Tensor, position: float) -> torch.Tensor:
+    def mix(self, logs: torch.Tensor, position: float) -> torch.Tensor:
         """Per-rung logarithms ``(L, C)`` (or ``(C,)`` scales of rate models, stacked) interpolated linearly to a ``position`` in ``[0, L - 1]``."""
         i = min(int(math.floor(position)), max(self.rungs - 2, 0))
         j = min(i + 1, self.rungs - 1)
@@ -74,7 +74,7 @@ class RateLadder(nn.Module):
 
     def _between(self, logs: torch.Tensor, quality: float) -> torch.Tensor:
         """``exp`` of per-rung logarithms ``(L, C)`` interpolated linearly to ``quality`` (detached: inference)."""
-        return torch.exp(self._mix(logs.detach().double(), self.position(quality))).float()
+        return torch.exp(self.mix(logs.detach().double(), self.position(quality))).float()
 
     def steps(self, quality: float) -> torch.Tensor:
         """The per-channel steps ``(C,)`` at ``quality``: geometric interpolation between the two nearest rungs."""
@@ -104,10 +104,10 @@ class RateLadder(nn.Module):
         """
         if not all(isinstance(m, LaplaceRate) for m in self.entropy):
             raise ConfigError("training between rungs needs codec.rate_model = 'laplace'")
-        steps = torch.exp(self._mix(self.log_steps, position))
-        gains = None if self.log_gains is None else torch.exp(self._mix(self.log_gains, position))
-        lmbda = math.exp(float(self._mix(torch.tensor(self.lambdas, dtype=torch.float64).log(), position)))
-        log_scale = self._mix(torch.stack([m.log_scale for m in self.entropy]), position)
+        steps = torch.exp(self.mix(self.log_steps, position))
+        gains = None if self.log_gains is None else torch.exp(self.mix(self.log_gains, position))
+        lmbda = math.exp(float(self.mix(torch.tensor(self.lambdas, dtype=torch.float64).log(), position)))
+        log_scale = self.mix(torch.stack([m.log_scale for m in self.entropy]), position)
         return steps, gains, lmbda, lambda v: laplace_bits(v, log_scale)
 
     def extra_repr(self) -> str:

@@ -50,6 +50,10 @@ class TrainConfig:
     # variable-rate models with Laplace rate models: every other batch trains at a point between two rungs (steps,
     # gains, lambda and rate model interpolated as the quality knob does), so qualities between rungs work as well
     train_between_rungs: bool = False
+    # variable-rate models: every this many steps, measure per rung and channel how many bits the file coder
+    # (wavecodec.interlaced) spends against the rate estimate, on the validation crops, and scale each channel's
+    # estimated bits by that (wavecodec.training.calibration); 0 = off
+    calibrate_rate_every: int = 0
     noise_free_mse: bool = False  # noise-fill decoders: the MSE term sees the decode without its noise, so only the spectral losses train the noise
     noise_level_start: float = 0.0  # > 0: a noise-fill decoder (with init_weights) starts every subband's noise at this level (unit range)
     # initialisation
@@ -88,6 +92,8 @@ class TrainConfig:
              "train_between_rungs needs a variable-rate codec with rate_model = 'laplace' (tables do not interpolate)"),
             (not self.pca_steps or (self.pca_init and self.codec.rate_lambdas),
              "pca_steps needs pca_init and a variable-rate codec (codec.rate_lambdas)"),
+            (self.calibrate_rate_every >= 0 and (not self.calibrate_rate_every or self.codec.rate_lambdas),
+             "calibrate_rate_every needs a variable-rate codec (codec.rate_lambdas) and must be >= 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.crop >= 1, "crop must be >= 1"),
             (self.downscale >= 1, "downscale must be >= 1"),

@@ -29,7 +29,8 @@ from .config import TrainConfig
 from .data import CropDataset, collate
 from .losses import MelLoss, MultiResolutionSTFTLoss
 from .plots import plot_curves, plot_reconstructions
-from .state import CHECKPOINT, load_state, load_weights, read_run_config, save_state
+from .calibration import rate_calibration
+from .state import CHECKPOINT, load_extra, load_state, load_weights, read_run_config, save_state
 
 PCA_OFFSET = 2**60  # item indices used for PCA, disjoint from the training steps'
 VAL_SEED_OFFSET = 7919
@@ -216,8 +217,12 @@ class _Stepper:
     """One optimisation step: schedule, loss, (scaled) backward, clipping, EMA."""
 
     def __init__(self, cfg: TrainConfig, codec: Codec, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 device: torch.device, ema: dict[str, torch.Tensor] | None) -> None:
+                 device: torch.device, ema: dict[str, torch.Tensor] | None, calibration_batch: torch.Tensor,
+                 calibration: torch.Tensor | None = None) -> None:
         self.cfg, self.codec, self.model, self.optimizer, self.ema = cfg, codec, model, optimizer, ema
+        #: per rung and channel, the file coder's bits over the estimate's (TrainConfig.calibrate_rate_every), and the
+        #: crops it is measured on
+        self.calibration, self.calibration_batch = calibration, calibration_batch
         self.device = device
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         self.use_amp = self.amp_dtype is not None and device.type == "cuda"
@@ -229,10 +234,16 @@ class _Stepper:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
+        rung = _rung(self.codec, step, cfg.train_between_rungs)
+        if cfg.calibrate_rate_every and (self.calibration is None or step % cfg.calibrate_rate_every == 0):
+            self.calibration = rate_calibration(self.codec, self.calibration_batch)
+        rate_scale = None
+        if self.calibration is not None and rung is not None:  # between rungs, interpolated as the steps are
+            rate_scale = torch.exp(self.codec.rates.mix(self.calibration.log(), rung)).to(self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            rung = _rung(self.codec, step, cfg.train_between_rungs)
             x_hat, losses = self.model(batch, rung, without_noise=cfg.noise_free_mse, ms_ssim=cfg.ms_ssim_weight > 0,
-                                       rounded=cfg.rounded_decoder_input, ssimulacra2=cfg.ssimulacra2_weight > 0)
+                                       rounded=cfg.rounded_decoder_input, ssimulacra2=cfg.ssimulacra2_weight > 0,
+                                       rate_scale=rate_scale)
             waveform = losses["mse_without_noise"] if cfg.noise_free_mse else losses["mse"]
             loss = waveform + losses.get("lmbda", cfg.lmbda) * losses["bpp"]  # a rung brings its own lambda
             if cfg.subband_weight:
@@ -263,6 +274,10 @@ class _Stepper:
                     if k in self.ema:
                         self.ema[k].lerp_(v, 1 - cfg.ema)
         return loss, losses
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps of the stepper so that a resumed run continues exactly: the rate calibration."""
+        return {} if self.calibration is None else {"rate_calibration": self.calibration}
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int], None] | None = None,
@@ -314,7 +329,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
     model: torch.nn.Module = codec
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(codec, device_ids=[device.index] if device.type == "cuda" else None)
-    stepper = _Stepper(cfg, codec, model, optimizer, device, ema)
+    stepper = _Stepper(cfg, codec, model, optimizer, device, ema, val_batch,
+                       load_extra(ckpt).get("rate_calibration") if resume else None)
     loader = _loader(cfg, train_ds, start, min(cfg.steps, until or cfg.steps), rank, world)
     skipped = 0
     t_last, step_last = time.perf_counter(), start
@@ -344,14 +360,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
                 log.flush()
                 _plots(run_dir, val_batch, recon, codec, done)
             if rank == 0 and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, until)):
-                save_state(ckpt, codec, optimizer, done, cfg.to_dict(), ema)
+                save_state(ckpt, codec, optimizer, done, cfg.to_dict(), ema, stepper.extra_state())
             if rank == 0 and progress is not None:
                 progress(done, cfg.steps)
     finally:
         if log is not None:
             log.close()
     if rank == 0 and not ckpt.exists():  # steps=0 (PCA only) still leaves an exportable run
-        save_state(ckpt, codec, optimizer, start, cfg.to_dict(), ema)
+        save_state(ckpt, codec, optimizer, start, cfg.to_dict(), ema, stepper.extra_state())
     if world > 1:
         dist.barrier()
     summary.update(

@@ -28,8 +28,10 @@ def save_state(
     step: int,
     config: dict[str, Any],
     ema: dict[str, torch.Tensor] | None,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write a resumable training checkpoint (weights, optimizer, step, config, EMA) atomically."""
+    """Write a resumable training checkpoint (weights, optimizer, step, config, EMA and the loop's ``extra``
+    state, :func:`load_extra`) atomically."""
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         tensors[f"model.{k}"] = v.detach().cpu().contiguous()
@@ -40,6 +42,8 @@ def save_state(
                 tensors[f"opt.{pid}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
     for k, v in (ema or {}).items():
         tensors[f"ema.{k}"] = v.detach().cpu().contiguous()
+    for k, v in (extra or {}).items():
+        tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {
         "step": str(step),
@@ -84,6 +88,15 @@ def load_state(
     ema = {k[4:]: v.to(device) for k, v in tensors.items() if k.startswith("ema.")} or None
     torch.set_rng_state(tensors["rng.torch"])
     return int(meta["step"]), ema
+
+
+def load_extra(path: Path) -> dict[str, torch.Tensor]:
+    """The loop's own state that :func:`save_state` stored as ``extra`` (empty if none)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("extra.")}
+    except Exception:
+        raise CheckpointError(f"{path} is not a readable training checkpoint") from None
 
 
 def read_run_config(path: Path) -> dict[str, Any]:
