@@ -369,14 +369,13 @@ def channel_bits(q: np.ndarray, max_symbol: int) -> np.ndarray:
     live = live_channels(q)
     sub = np.ascontiguousarray(q[:, live])
     quiet = np.abs(sub.reshape(-1)[:: max(1, sub.size // 8192)]).mean() < LOG_ABOVE
+    batch, channels, rows, cols = _rows(sub).shape
+    sizes = rans.step_kinds_and_sizes(rans.plane_table(rows, cols))[:, 1]
+    order = np.tile(np.concatenate([np.repeat(np.arange(channels), m) for m in sizes]), batch)  # coding order: item, step, channel
     best: np.ndarray | None = None
     for model in MODEL_IDS if quiet else (LOG,):
         _, _, freqs, raw = _intervals(sub, max_symbol, model)
-        bits = 16.0 - np.log2(freqs) + 16.0 * (raw >= 0)
-        planes = _rows(sub)
-        sizes = rans.step_kinds_and_sizes(rans.plane_table(planes.shape[2], planes.shape[3]))[:, 1]
-        order = np.concatenate([np.repeat(np.arange(sub.shape[1]), m) for m in sizes])  # one item's symbols: step, channel, position
-        per_channel = np.bincount(np.tile(order, sub.shape[0]), weights=bits, minlength=sub.shape[1])
+        per_channel = np.bincount(order, weights=16.0 - np.log2(freqs) + 16.0 * (raw >= 0), minlength=channels)
         if best is None or per_channel.sum() < best.sum():
             best = per_channel
     out[live] = best

@@ -4,8 +4,8 @@ A rung's :class:`~wavecodec.entropy.LaplaceRate` charges each latent channel the
 distribution. The files' coder (:mod:`wavecodec.interlaced`) predicts every symbol from its decoded
 neighbours, and that helps some channels far more than others: on ``rgb-storage``'s latents of training
 crops it codes the three lowpass channels in 0.3-0.6 of their estimated bits and the detail channels in
-about 0.75 (``experiments/rate_calibration.py``). Training on the estimate alone then prices smooth
-channels too high and gives them too coarse steps.
+about 0.75 (``experiments/rate_calibration.py``). Training on the estimate alone prices smooth channels
+too high against the others.
 
 :func:`rate_calibration` measures, per rung and channel, the ratio of the coder's bits to the estimate's on a
 fixed batch, relative to the rung's overall ratio; the loop multiplies each channel's estimated bits by it
