@@ -11,7 +11,8 @@ and encode/decode speed on a 768x512 photo (medians, ratios against our model).
 
 With ``--gray`` everything runs on the photos converted to gray (Pillow's ``L``), with the gray models.
 ``--photos`` scores a subset: the six opencv-doc photos are JPEG files, and JPEG re-encoding a decoded JPEG
-lands on the source's own 8x8 grid, which flatters JPEG there (``lossless-sources``: scikit-image's four).
+lands on the source's own 8x8 grid, which flatters JPEG there (``lossless-sources``: scikit-image's four;
+``experiments/jpeg_sources.py`` measures how much).
 
 Run: ``cd benchmarks && ../.venv/bin/python image_rd.py [--model NAME_OR_PATH ...] [--gray -o results/image_rd_gray.json]``
 """
