@@ -375,7 +375,7 @@ def test_rate_calibration_prices_a_predictable_channel_below_a_noisy_one(ladder:
 
 def test_calibrated_training_resumes_exactly(tmp_path: Path) -> None:
     from wavecodec.training import TrainConfig, train
-    from wavecodec.training.state import load_extra
+    from safetensors.torch import load_file
 
     data = tmp_path / "photos"
     data.mkdir()
@@ -392,7 +392,7 @@ def test_calibrated_training_resumes_exactly(tmp_path: Path) -> None:
 
     train(cfg("a"))
     train(cfg("b"), until=4)  # between two calibrations: the resumed run must reuse the stored one
-    stored = load_extra(tmp_path / "b" / "checkpoint.safetensors")["rate_calibration"]
+    stored = load_file(tmp_path / "b" / "checkpoint.safetensors")["extra.rate_calibration"]
     assert stored.shape == (3, 4)
     train(cfg("b"), resume=True)
     rows = {name: [json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()

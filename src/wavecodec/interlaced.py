@@ -325,12 +325,17 @@ def encode(q: np.ndarray, max_symbol: int, version: int = MASKED, model: str | N
     lanes, fixed_model, fixed_header = VERSIONS[version]
     if fixed_model is not None:
         return _encode_with(q, max_symbol, lanes, fixed_model, fixed_header)
-    if model is None and np.abs(q.reshape(-1)[:: max(1, q.size // 8192)]).mean() < LOG_ABOVE:  # a sample is enough
+    if model is None and _quiet(q):
         tries = [_encode_with(q, max_symbol, lanes, m, False) for m in MODEL_IDS]
         model = MODEL_IDS[int(len(tries[1]) < len(tries[0]))]
         return bytes([MODEL_IDS.index(model)]) + tries[MODEL_IDS.index(model)]
     model = model or LOG
     return bytes([MODEL_IDS.index(model)]) + _encode_with(q, max_symbol, lanes, model, False)
+
+
+def _quiet(q: np.ndarray) -> bool:
+    """Whether latents are quiet enough (mean ``|q|`` under :data:`LOG_ABOVE`, from a sample) for format 4 to try both magnitude models."""
+    return bool(np.abs(q.reshape(-1)[:: max(1, q.size // 8192)]).mean() < LOG_ABOVE)
 
 
 def live_channels(q: np.ndarray) -> np.ndarray:
@@ -368,12 +373,11 @@ def channel_bits(q: np.ndarray, max_symbol: int) -> np.ndarray:
     out = np.zeros(q.shape[1])
     live = live_channels(q)
     sub = np.ascontiguousarray(q[:, live])
-    quiet = np.abs(sub.reshape(-1)[:: max(1, sub.size // 8192)]).mean() < LOG_ABOVE
     batch, channels, rows, cols = _rows(sub).shape
     sizes = rans.step_kinds_and_sizes(rans.plane_table(rows, cols))[:, 1]
     order = np.tile(np.concatenate([np.repeat(np.arange(channels), m) for m in sizes]), batch)  # coding order: item, step, channel
     best: np.ndarray | None = None
-    for model in MODEL_IDS if quiet else (LOG,):
+    for model in MODEL_IDS if _quiet(sub) else (LOG,):
         _, _, freqs, raw = _intervals(sub, max_symbol, model)
         per_channel = np.bincount(order, weights=16.0 - np.log2(freqs) + 16.0 * (raw >= 0), minlength=channels)
         if best is None or per_channel.sum() < best.sum():

@@ -30,7 +30,7 @@ from .data import CropDataset, collate
 from .losses import MelLoss, MultiResolutionSTFTLoss
 from .plots import plot_curves, plot_reconstructions
 from .calibration import rate_calibration
-from .state import CHECKPOINT, load_extra, load_state, load_weights, read_run_config, save_state
+from .state import CHECKPOINT, load_state, load_weights, read_run_config, save_state
 
 PCA_OFFSET = 2**60  # item indices used for PCA, disjoint from the training steps'
 VAL_SEED_OFFSET = 7919
@@ -313,8 +313,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
         _freeze_all_but_decoder(codec)
     optimizer = torch.optim.AdamW(_parameter_groups(codec), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema: dict[str, torch.Tensor] | None = None
+    extra: dict[str, torch.Tensor] = {}
     if resume:
-        start, ema = load_state(ckpt, codec, optimizer, device)
+        start, ema, extra = load_state(ckpt, codec, optimizer, device)
         if rank == 0 and log_path.exists():  # drop log lines past the checkpoint
             kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= start]
             atomic_write(log_path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
@@ -329,8 +330,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Callable[[int, int],
     model: torch.nn.Module = codec
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(codec, device_ids=[device.index] if device.type == "cuda" else None)
-    stepper = _Stepper(cfg, codec, model, optimizer, device, ema, val_batch,
-                       load_extra(ckpt).get("rate_calibration") if resume else None)
+    stepper = _Stepper(cfg, codec, model, optimizer, device, ema, val_batch, extra.get("rate_calibration"))
     loader = _loader(cfg, train_ds, start, min(cfg.steps, until or cfg.steps), rank, world)
     skipped = 0
     t_last, step_last = time.perf_counter(), start

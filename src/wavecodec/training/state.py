@@ -31,7 +31,7 @@ def save_state(
     extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write a resumable training checkpoint (weights, optimizer, step, config, EMA and the loop's ``extra``
-    state, :func:`load_extra`) atomically."""
+    state, given back by :func:`load_state`) atomically."""
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         tensors[f"model.{k}"] = v.detach().cpu().contiguous()
@@ -56,8 +56,8 @@ def save_state(
 
 def load_state(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
-) -> tuple[int, dict[str, torch.Tensor] | None]:
-    """Restore everything :func:`save_state` wrote; returns ``(step, ema)``."""
+) -> tuple[int, dict[str, torch.Tensor] | None, dict[str, torch.Tensor]]:
+    """Restore everything :func:`save_state` wrote; returns ``(step, ema, extra)`` (``extra`` empty if none)."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -87,16 +87,8 @@ def load_state(
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
     ema = {k[4:]: v.to(device) for k, v in tensors.items() if k.startswith("ema.")} or None
     torch.set_rng_state(tensors["rng.torch"])
-    return int(meta["step"]), ema
-
-
-def load_extra(path: Path) -> dict[str, torch.Tensor]:
-    """The loop's own state that :func:`save_state` stored as ``extra`` (empty if none)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("extra.")}
-    except Exception:
-        raise CheckpointError(f"{path} is not a readable training checkpoint") from None
+    extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return int(meta["step"]), ema, extra
 
 
 def read_run_config(path: Path) -> dict[str, Any]:
