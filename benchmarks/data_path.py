@@ -380,8 +380,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def headroom_paragraph() -> str:
-    """What ``experiments/coder_headroom.py`` measured (its saved result), or nothing before it has run."""
+def headroom_paragraph(r: dict[str, Any]) -> str:
+    """What ``experiments/coder_headroom.py`` and ``learned_context.py`` measured (their saved results), or nothing before they have run."""
     path = Path(__file__).resolve().parents[1] / "experiments" / "results" / "coder_headroom.json"
     if not path.exists():
         return ""
@@ -394,7 +394,39 @@ each symbol also from the residuals of the channels decoded before it at the sam
 edges, half of the symbols) {100 * h['cross_channel_saving_share']:.2f}%; the whole header, escapes and rANS flush
 {100 * h['header_escape_flush_share']:.2f}%. All three together, with no header at all, would give
 {h['all_levers_ans_vs_webp_mosaic']:.3f}x the mosaic: the 5% target needs a stronger model of the latents than a context fitted
-per file (a learned hyperprior or context network), not a tuned coder."""
+per file, not a tuned coder.{learned_context_paragraph(r)}"""
+
+
+def learned_context_paragraph(r: dict[str, Any]) -> str:
+    """What ``experiments/learned_context.py`` measured (its saved results), against this run's read budget."""
+    results = Path(__file__).resolve().parents[1] / "experiments" / "results"
+    paths = [results / f"learned_context{suffix}.json" for suffix in ("", "_in_sample", "_factor2")]
+    if not all(p.exists() for p in paths):
+        return ""
+    trained, inside, factor2 = (json.loads(p.read_text()) for p in paths)
+    lin, cnn, ins, lin2 = trained["kinds"]["linear"], trained["kinds"]["cnn"], inside["kinds"]["linear"], factor2["kinds"]["linear"]
+    budget, decode = r["sample_read"]["lat16-one"]["jpeg_median_ms"] / 2, r["stages"]["coder"]["decode_ms_median"]["ans"]
+    net = r["stages"]["decoder_network"]
+    rate = net["macs_per_pixel"] * net["megapixels_s_float32"] * 1e6  # multiply-accumulates per second, one thread
+    symbols = sum(step["symbols"] for step in lin["steps"]) / len(trained["dev_photos"])  # per photo
+
+    def ms(kind: dict[str, Any]) -> float:
+        return 1e3 * kind["macs_per_symbol"] * symbols / rate
+
+    return f"""
+
+Nor does a learned context model get there. `.venv/bin/python experiments/learned_context.py`
+(`experiments/results/learned_context*.json`) trains a context model per step of the same schedule on the latents of 384 training crops
+and costs the dev photos' latents under it, as ideal code lengths (no header, no tables): a linear map of every value decoded
+within two lattice steps in all channels and of the residuals of the channels before at the same position gives
+{lin['vs_webp_mosaic']:.3f}x the mosaic ({lin['vs_payload']:.3f}x the payload; {lin2['vs_webp_mosaic']:.3f}x trained on
+photos downsampled 2x instead of 4x), three 48-wide convolutions {cnn['vs_webp_mosaic']:.3f}x: fitted to other photos they
+barely beat a context fitted to the photo itself. Only the linear map fitted to the ten photos it codes (`--in-sample`: its
+{ins['macs_per_symbol'] * trained['train_latents'][1]:,.0f} weights a step free, where a coder would have to send them) reaches {ins['vs_webp_mosaic']:.3f}x. And at {lin['macs_per_symbol']:,.0f} (linear) and
+{cnn['macs_per_symbol']:,.0f} (network) multiply-accumulates per symbol, one photo's contexts alone would take {ms(lin):.1f} and
+{ms(cnn):.1f} ms even at the {rate / 1e9:.0f} billion per second the decoder network reaches on one thread ({lin['context_ms']:.0f} and
+{cnn['context_ms']:.0f} ms as PyTorch convolutions over whole tensors), where the whole read may take half a JPEG decode
+({budget:.2f} ms; the interlaced coder decodes in {decode:.2f} ms): on these latents the two targets conflict."""
 
 
 def write_doc(r: dict[str, Any], path: Path) -> None:
@@ -474,7 +506,7 @@ Format 5 (the current one) puts a bit per latent channel in front of format 4's 
 channels that are not all 0: latents with every channel live, such as `rgb-16x`'s and `rgb-4x`'s, get format 4's
 payload plus those bytes (2 and 6); a storage model's quiet latents get much smaller files
 ([benchmarks](benchmarks.md#the-variable-rate-storage-model)).
-{headroom_paragraph()}
+{headroom_paragraph(r)}
 
 ## The whole codec next to JPEG, WebP, AVIF and JPEG XL
 
