@@ -391,7 +391,7 @@ What would it take? `.venv/bin/python experiments/coder_headroom.py` (`experimen
 upper bounds of the cheap levers on the same latents, as shares of the payload: the best generalised-Gaussian shape per
 channel instead of the Laplace tables (an oracle, its side information free) {100 * h['shape_saving_share']:.2f}%; predicting
 each symbol also from the residuals of the channels decoded before it at the same position (least squares, at the spacing-2
-edges, half of the symbols) {100 * h['cross_channel_saving_share']:.2f}%; the whole header, escapes and rANS flush
+centres and edges, three quarters of the symbols) {100 * h['cross_channel_saving_share']:.2f}%; the whole header, escapes and rANS flush
 {100 * h['header_escape_flush_share']:.2f}%. All three together, with no header at all, would give
 {h['all_levers_ans_vs_webp_mosaic']:.3f}x the mosaic: the 5% target needs a stronger model of the latents than a context fitted
 per file, not a tuned coder.{learned_context_paragraph(r)}"""

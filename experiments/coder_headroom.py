@@ -11,7 +11,7 @@ Before a new format version, this measures the three cheap levers on those laten
    ``|residual|`` as table ``k``, with the best ``beta`` and scale shift per channel (an oracle:
    the shape's side information is not charged).
 2. **Cross-channel prediction.** The coder predicts a symbol from its own channel's neighbours only
-   (two pair means). At the last steps (the spacing-2 edges, half of all symbols) each channel is
+   (two pair means). At the last three steps (the spacing-2 centres and edges, 3/4 of all symbols) each channel is
    predicted again by least squares from those pairs plus the prediction residuals of the channels
    decoded before it at the same position; the bits saved per symbol are estimated as
    ``log2`` of the ratio of mean absolute residuals (the Laplace code length's dependence on scale).
@@ -94,13 +94,17 @@ def channel_bits(k: np.ndarray, r: np.ndarray, beta: float, shift: int) -> float
 
 
 def cross_channel_saving(q: np.ndarray) -> tuple[float, int]:
-    """Estimated bits saved (sum) at the spacing-2 edge positions by predicting each channel also from the earlier
-    channels' residuals, and how many symbols that covers."""
+    """Estimated bits saved (sum) at the spacing-2 positions (centres and edges) by predicting each channel also from
+    the earlier channels' residuals, and how many symbols that covers."""
     C, H, W = q.shape
     saved, count = 0.0, 0
-    for dr, dc in ((0, 1), (1, 0)):  # the two edge steps: (even row, odd col) and (odd row, even col)
+    for dr, dc in ((1, 1), (0, 1), (1, 0)):  # the three spacing-2 steps: centres (odd, odd), then the edges
         R_, C_ = np.meshgrid(np.arange(2 + dr, H - 2, 2), np.arange(2 + dc, W - 2, 2), indexing="ij")
-        pairs = np.stack([(q[:, R_, C_ - 1] + q[:, R_, C_ + 1]) / 2, (q[:, R_ - 1, C_] + q[:, R_ + 1, C_]) / 2], -1).reshape(C, -1, 2)
+        if dr and dc:  # the two diagonal pairs
+            pairs = np.stack([(q[:, R_ - 1, C_ - 1] + q[:, R_ + 1, C_ + 1]) / 2, (q[:, R_ - 1, C_ + 1] + q[:, R_ + 1, C_ - 1]) / 2], -1)
+        else:  # the two axial pairs
+            pairs = np.stack([(q[:, R_, C_ - 1] + q[:, R_, C_ + 1]) / 2, (q[:, R_ - 1, C_] + q[:, R_ + 1, C_]) / 2], -1)
+        pairs = pairs.reshape(C, -1, 2)
         y = q[:, R_, C_].reshape(C, -1)
         own = np.stack([y[c] - pairs[c] @ np.linalg.lstsq(pairs[c], y[c], rcond=None)[0] for c in range(C)])
         for c in range(C):
