@@ -44,20 +44,24 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NORM = 1 / 32  # latents span +-127; inputs scaled to about unit size
 
 
-def step_map(rows: int, cols: int) -> tuple[np.ndarray, list[int]]:
-    """The step at which each position is coded in the interlaced schedule, and each step's lattice half-spacing."""
+SPACINGS = (8, 4, 2)
+#: each step's distance to its decoded neighbours (the dilation of its model's convolutions): the first step has none
+DILATIONS = (1, *(s // 2 for s in SPACINGS for _ in range(3)))
+
+
+def step_map(rows: int, cols: int) -> torch.Tensor:
+    """The step at which each position is coded in the interlaced schedule ``(rows, cols)``."""
     r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     order = np.full((rows, cols), -1)
     order[(r % 8 == 0) & (c % 8 == 0)] = 0
-    dil, t = [1], 1
-    for s in (8, 4, 2):
+    t = 1
+    for s in SPACINGS:
         h = s // 2
-        for rr, cc in ((h, h), (0, h), (h, 0)):
+        for rr, cc in ((h, h), (0, h), (h, 0)):  # centres, then the two edges
             order[(order < 0) & (r % s == rr) & (c % s == cc)] = t
-            dil.append(h)
             t += 1
     assert (order >= 0).all()
-    return order, dil
+    return torch.from_numpy(order)
 
 
 class StepModel(nn.Module):
@@ -122,7 +126,7 @@ def train_step_model(train: torch.Tensor, t: int, dilation: int, kind: str, iter
     model = StepModel(train.shape[1], dilation, kind)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
-    order = torch.from_numpy(step_map(*train.shape[2:])[0])
+    order = step_map(*train.shape[2:])
     count = int((order == t).sum()) * train.shape[1] * 16
     for _ in range(iterations):
         loss = step_bits(model, train[torch.randint(0, train.shape[0], (16,))], order, t) / count
@@ -133,12 +137,11 @@ def train_step_model(train: torch.Tensor, t: int, dilation: int, kind: str, iter
     return model, loss.item()
 
 
-def context_cost(models: list[StepModel], q: torch.Tensor) -> dict[str, float]:
+def context_cost(models: list[StepModel], q: torch.Tensor, order: torch.Tensor) -> dict[str, float]:
     """Multiply-accumulates per symbol of the context models (each evaluated at its step's positions only), and the
     median time (one thread) of evaluating all ten on one photo's latents as whole tensors (PyTorch convolutions;
     the rANS decoding is not included)."""
     torch.set_num_threads(1)
-    order = torch.from_numpy(step_map(*q.shape[2:])[0])
     # a convolution's weights are its multiply-accumulates per position; each step's model is needed at its own positions
     macs = sum(int((order == t).sum()) * sum(m.numel() for m in model.parameters() if m.dim() == 4) for t, model in enumerate(models))
     times = []
@@ -172,7 +175,7 @@ def main() -> None:
     payload = sum(len(coders.encode_symbols("ans", q.numpy().astype(np.int64), codec)) for q in dev.values())
     mosaic = sum(len(coders.encode_symbols("webp", q.numpy().astype(np.int64), codec)) for q in dev.values())
     names = list(dev)
-    _, dil = step_map(8, 8)
+    orders = {n: step_map(*q.shape[2:]) for n, q in dev.items()}
     report = {"experiment": "learned_context", "factor": args.factor,
               "training": "in sample: the dev photos themselves" if args.in_sample else "training photos",
               "train_latents": list(train.shape), "model": "rgb-16x", "dev_photos": names,
@@ -180,21 +183,20 @@ def main() -> None:
     for kind in args.kinds:
         per_step, models = [], []
         for t in range(10):
-            model, last = train_step_model(train, t, dil[t], kind, args.iterations)
+            model, last = train_step_model(train, t, DILATIONS[t], kind, args.iterations)
             models.append(model)
             bits, symbols = 0.0, 0
             with torch.no_grad():
-                for q in dev.values():
-                    order = torch.from_numpy(step_map(*q.shape[2:])[0])
-                    bits += float(step_bits(model, q, order, t))
-                    symbols += int((order == t).sum()) * q.shape[1]
+                for n, q in dev.items():
+                    bits += float(step_bits(model, q, orders[n], t))
+                    symbols += int((orders[n] == t).sum()) * q.shape[1]
             per_step.append({"step": t, "bits": bits, "symbols": symbols, "bits_per_symbol": bits / symbols,
                              "train_bits_per_symbol": last})
             print(f"{kind} step {t}: {bits / symbols:.3f} bits/symbol on dev ({symbols} symbols), train {last:.3f}", flush=True)
         total = sum(s["bits"] for s in per_step)
         report["kinds"][kind] = {"steps": per_step, "bits": total, "bytes": total / 8,
                                  "vs_payload": total / 8 / payload, "vs_webp_mosaic": total / 8 / mosaic,
-                                 **context_cost(models, dev[names[0]])}
+                                 **context_cost(models, dev[names[0]], orders[names[0]])}
         print(f"{kind}: {total / 8:.0f} bytes ideal, {total / 8 / payload:.4f}x the ans payload, {total / 8 / mosaic:.4f}x the mosaic", flush=True)
     report["seconds"] = time.time() - started
     report["machine"] = machine()
